@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * denvr.toml: the file the Denvr SDKs read, plus a [daemon] and a [cache]
+ * section that only denvrd reads.  Parsed with inih; values are decoded by
+ * toml_value.c.  See README.md, "Configuration reference", for every key.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cleanup.h"
+#include "secret.h"
+
+#define DENVRD_DEFAULT_PORT 3368
+#define DENVRD_DEFAULT_SERVER "https://api.cloud.denvrdata.com"
+
+enum credential_mode {
+        CREDENTIAL_NONE,
+        CREDENTIAL_APIKEY,
+        CREDENTIAL_PASSWORD,
+};
+
+/* Where a secret came from; file-backed ones are re-read when needed. */
+enum secret_source {
+        SECRET_SOURCE_NONE,
+        SECRET_SOURCE_CONFIG,      /* inline in denvr.toml */
+        SECRET_SOURCE_ENV,         /* DENVR_APIKEY / DENVR_PASSWORD */
+        SECRET_SOURCE_FILE,        /* apikey_file / password_file */
+        SECRET_SOURCE_CREDENTIAL,  /* $CREDENTIALS_DIRECTORY/denvr-... */
+};
+
+enum access_level {
+        ACCESS_OFF,
+        ACCESS_READ_ONLY,
+        ACCESS_FULL,
+};
+
+struct cache_rule {
+        char *path;          /* exact path, e.g. /api/v1/servers/virtual/GetConfigurations */
+        unsigned ttl_sec;
+};
+
+struct denvr_config {
+        char *path;          /* the file read; NULL if none existed */
+
+        /* [defaults] */
+        char *server;        /* no trailing '/' */
+        char *api;
+        char *cluster;
+        char *tenant;        /* NULL if unset */
+        char *vpcid;         /* NULL if unset (falls back to tenant) */
+        char *rpool;
+        unsigned retries;
+
+        /* [credentials] (after environment overrides) */
+        enum credential_mode mode;
+        char *username;
+        /* Inline or env secrets are held here; file-backed ones are not
+         * (secret_path says where to read them again). */
+        struct secret *apikey;
+        struct secret *password;
+        enum secret_source secret_source;
+        char *secret_path;   /* for SECRET_SOURCE_FILE/CREDENTIAL */
+
+        /* [daemon] */
+        char **listen;       /* NULL-terminated "HOST:PORT" list */
+        char *socket;        /* NULL: no unix socket */
+        mode_t socket_mode;
+        char *ca_file;
+        int log_level;       /* syslog priority */
+        unsigned request_timeout_sec;
+        size_t max_body_bytes;
+        unsigned max_upstream_connections;
+        bool allow_remote;
+        char **allowed_hosts;
+        char **cors_origins;
+        uid_t *allowed_uids;
+        size_t n_allowed_uids;
+        gid_t *allowed_groups;  /* names are resolved at load time */
+        size_t n_allowed_groups;
+        enum access_level tcp_access;
+        enum access_level socket_access;
+
+        /* [cache] */
+        struct cache_rule *cache;
+        size_t n_cache;
+};
+
+/* Command-line overrides; NULL/0 fields mean "not given". */
+struct config_overrides {
+        const char *config_path;   /* --config */
+        char **listen;             /* --listen, NULL-terminated */
+        const char *socket;        /* --socket */
+        const char *log_level;     /* --log-level */
+};
+
+/*
+ * Diagnostics collected while loading.  Errors make config_load() fail;
+ * warnings (unknown keys) are reported but do not.  Each message is
+ * "PATH:LINE: text" where a line is known.
+ */
+struct config_diag {
+        char **errors;
+        size_t n_errors;
+        char **warnings;
+        size_t n_warnings;
+};
+void config_diag_done(struct config_diag *d);
+
+/*
+ * Loads the configuration: --config PATH, else $DENVR_CONFIG, else
+ * ~/.config/denvr.toml (a missing default file is not an error; a missing
+ * explicit one is).  Applies environment overrides, SDK defaults and the
+ * command-line overrides, then validates.  Returns 0 or -EINVAL (see diag),
+ * or another negative errno.
+ */
+int config_load(const struct config_overrides *o, struct denvr_config **ret,
+                struct config_diag *diag);
+
+/* Effective vpcid: vpcid, else tenant, else NULL. */
+const char *config_vpcid(const struct denvr_config *c);
+
+/*
+ * The secret to use for login or the ApiKey header.  For file-backed secrets
+ * the file is read again on every call (nothing stays in memory between
+ * logins).  Returns 0 or a negative errno.
+ */
+int config_get_secret(const struct denvr_config *c, struct secret **ret);
+
+/* The effective configuration as a JSON text, secrets shown as "***". */
+char *config_to_json(const struct denvr_config *c);
+
+/* True when the two configs log in as the same principal with the same secret source. */
+bool config_same_credentials(const struct denvr_config *a, const struct denvr_config *b);
+
+void config_free(struct denvr_config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct denvr_config *, config_free)
+#define _cleanup_config_free_ _cleanup_(config_freep)
+
+const char *access_level_to_string(enum access_level a);
