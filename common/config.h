@@ -65,6 +65,9 @@ struct denvr_config {
         struct secret *password;
         enum secret_source secret_source;
         char *secret_path;   /* for SECRET_SOURCE_FILE/CREDENTIAL */
+        /* apikey_file / password_file as configured (absolute), for display. */
+        char *apikey_file;
+        char *password_file;
 
         /* [daemon] */
         char **listen;       /* NULL-terminated "HOST:PORT" list */
@@ -76,8 +79,8 @@ struct denvr_config {
         size_t max_body_bytes;
         unsigned max_upstream_connections;
         bool allow_remote;
-        char **allowed_hosts;
-        char **cors_origins;
+        char **allowed_hosts;   /* never NULL after config_load() (may be empty) */
+        char **cors_origins;    /* same */
         uid_t *allowed_uids;
         size_t n_allowed_uids;
         gid_t *allowed_groups;  /* names are resolved at load time */
@@ -96,6 +99,13 @@ struct config_overrides {
         char **listen;             /* --listen, NULL-terminated */
         const char *socket;        /* --socket */
         const char *log_level;     /* --log-level */
+        /*
+         * Accept a configuration without any credentials (mode
+         * CREDENTIAL_NONE) instead of failing; the quick start runs against
+         * the bundled mock this way.  Half-given credentials (a username
+         * without a password) are still an error.
+         */
+        bool allow_no_credentials;
 };
 
 /*
@@ -110,6 +120,8 @@ struct config_diag {
         size_t n_warnings;
 };
 void config_diag_done(struct config_diag *d);
+/* Logs every warning and error through log.h (for the daemon; --check-config prints them). */
+void config_diag_log(const struct config_diag *d);
 
 /*
  * Loads the configuration: --config PATH, else $DENVR_CONFIG, else
@@ -142,3 +154,15 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct denvr_config *, config_free)
 #define _cleanup_config_free_ _cleanup_(config_freep)
 
 const char *access_level_to_string(enum access_level a);
+/* "full", "read-only", "off"; returns the level or -EINVAL. */
+int access_level_from_string(const char *s);
+const char *secret_source_to_string(enum secret_source s);
+
+/*
+ * Splits and checks a listen address "HOST:PORT" ("[v6]:PORT" for IPv6).
+ * *ret_host gets the host without brackets (may be NULL if not wanted);
+ * *ret_loopback tells whether it is a loopback address or "localhost".
+ * Returns 0, -EINVAL with *ret_reason set to a static message, or -ENOMEM.
+ */
+int config_parse_listen(const char *s, char **ret_host, uint16_t *ret_port, bool *ret_loopback,
+                        const char **ret_reason);

@@ -180,6 +180,57 @@ bool redact_query_name_is_secret(const char *name, size_t len) {
         return false;
 }
 
+static int hex_digit(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+/*
+ * Whether a raw (still percent-encoded) parameter name is secret.  The server
+ * decodes names, so "refresh%54oken" is refreshToken and must match too.
+ */
+static bool raw_name_is_secret(const char *name, size_t len) {
+        char small[128] = { 0 }, *buf = len < sizeof small ? small : malloc(len + 1);
+        size_t n = 0;
+        bool r;
+
+        if (!buf)
+                return true;    /* cannot tell: redact rather than leak */
+        for (size_t i = 0; i < len; i++) {
+                int hi, lo;
+
+                if (name[i] == '%' && i + 2 < len &&
+                    (hi = hex_digit(name[i + 1])) >= 0 && (lo = hex_digit(name[i + 2])) >= 0) {
+                        buf[n++] = (char) (hi * 16 + lo);
+                        i += 2;
+                } else
+                        buf[n++] = name[i] == '+' ? ' ' : name[i];
+        }
+        r = redact_query_name_is_secret(buf, n) || redact_query_name_is_secret(name, len);
+        if (buf != small)
+                free(buf);
+        return r;
+}
+
+/*
+ * Copies one parameter (name=value) to w, redacting the value when the name
+ * is secret; returns the new end of w.
+ */
+static char *redact_param(char *w, const char *p, size_t plen) {
+        const char *eq = memchr(p, '=', plen);
+
+        if (eq && raw_name_is_secret(p, (size_t) (eq - p))) {
+                w = mempcpy(w, p, (size_t) (eq - p + 1));
+                return mempcpy(w, "***", 3);
+        }
+        return mempcpy(w, p, plen);
+}
+
 char *redact_url(const char *url) {
         const char *q;
         char *out, *w;
@@ -198,15 +249,28 @@ char *redact_url(const char *url) {
         }
         w = mempcpy(out, url, (size_t) (q - url + 1));
 
+        /*
+         * Parameters are separated by '&'.  Some servers also split on ';', so
+         * a parameter that is not secret as a whole is looked at again in its
+         * ';'-separated pieces.  A secret value always runs to the next '&':
+         * "token=abc;def" must not leave "def" behind, since for a server that
+         * does not split on ';' it is part of the token.
+         */
         for (const char *p = q + 1; *p;) {
-                size_t plen = strcspn(p, "&;");
+                size_t plen = strcspn(p, "&");
                 const char *eq = memchr(p, '=', plen);
 
-                if (eq && redact_query_name_is_secret(p, (size_t) (eq - p))) {
-                        w = mempcpy(w, p, (size_t) (eq - p + 1));
-                        w = mempcpy(w, "***", 3);
-                } else
-                        w = mempcpy(w, p, plen);
+                if ((eq && raw_name_is_secret(p, (size_t) (eq - p))) || !memchr(p, ';', plen))
+                        w = redact_param(w, p, plen);
+                else
+                        for (const char *s = p; s < p + plen;) {
+                                size_t slen = strcspn(s, ";&");
+
+                                w = redact_param(w, s, slen);
+                                s += slen;
+                                if (s < p + plen)
+                                        *w++ = *s++;
+                        }
                 p += plen;
                 if (*p)
                         *w++ = *p++;
