@@ -82,3 +82,10 @@ static inline size_t strv_length(char *const *l) {
 static inline int negative_errno(void) {
         return errno > 0 ? -errno : -EIO;
 }
+
+/* Marks code that cannot run unless the program itself is wrong. */
+#define assert_not_reached()                                    \
+        do {                                                    \
+                fprintf(stderr, "%s:%d: unreachable code reached\n", __FILE__, __LINE__); \
+                abort();                                        \
+        } while (0)

@@ -12,6 +12,9 @@
 
 #include "log.h"
 
+#include <jansson.h>
+#include <malloc.h>
+
 #define SECRET_FILE_MAX (64 * 1024)
 
 struct secret *secret_new(const char *s, size_t len) {
@@ -97,4 +100,19 @@ int secret_read_file(const char *path, struct secret **ret) {
         }
         explicit_bzero(buf, sizeof buf);
         return r;
+}
+
+/*
+ * Plain malloc() blocks, so strings from json_dumps() may be freed with
+ * free() as usual; malloc_usable_size() tells how much to wipe.
+ */
+static void wiping_free(void *p) {
+        if (!p)
+                return;
+        explicit_bzero(p, malloc_usable_size(p));
+        free(p);
+}
+
+void secret_use_wiping_json_allocator(void) {
+        json_set_alloc_funcs(malloc, wiping_free);
 }

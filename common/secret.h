@@ -40,3 +40,10 @@ static inline void erase_and_freep(char **p) {
         erase_and_free(*p);
 }
 #define _cleanup_erase_free_ _cleanup_(erase_and_freep)
+
+/*
+ * Makes jansson wipe every block it frees: login answers carry tokens and
+ * login requests the password, and jansson copies them into its own strings.
+ * Process-wide; call once at start-up before any JSON is parsed.
+ */
+void secret_use_wiping_json_allocator(void);

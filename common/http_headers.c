@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+#include "http_headers.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "cleanup.h"
+
+static bool name_in(const char *name, const char *const *list, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (strcasecmp(name, list[i]) == 0)
+                        return true;
+        return false;
+}
+
+bool http_connection_lists(const char *v, const char *name) {
+        size_t nlen = strlen(name);
+
+        if (!v || nlen == 0)
+                return false;
+        while (*v) {
+                size_t len;
+
+                v += strspn(v, " \t,");
+                len = strcspn(v, ",");
+                /* Trim trailing white space of the token. */
+                while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+                        len--;
+                if (len == nlen && strncasecmp(v, name, nlen) == 0)
+                        return true;
+                v += strcspn(v, ",");
+        }
+        return false;
+}
+
+static const char *const hop_by_hop[] = {
+        "Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+        "Proxy-Connection",
+};
+
+bool http_header_forward_request(const char *name, const char *connection_value) {
+        static const char *const ours[] = {
+                "Authorization", "Cookie", "Host", "Content-Length", "Expect",
+                "User-Agent", "X-Request-Id",
+        };
+
+        if (strncasecmp(name, "Proxy-", 6) == 0)
+                return false;
+        if (name_in(name, hop_by_hop, ELEMENTSOF(hop_by_hop)) ||
+            name_in(name, ours, ELEMENTSOF(ours)))
+                return false;
+        return !http_connection_lists(connection_value, name);
+}
+
+bool http_header_forward_response(const char *name, const char *connection_value) {
+        static const char *const dropped[] = {
+                "Set-Cookie", "Set-Cookie2", "Content-Length", "Date", "Alt-Svc",
+                "Proxy-Authenticate", "X-Request-Id",
+        };
+
+        if (name_in(name, hop_by_hop, ELEMENTSOF(hop_by_hop)) ||
+            name_in(name, dropped, ELEMENTSOF(dropped)))
+                return false;
+        return !http_connection_lists(connection_value, name);
+}
+
+bool http_request_id_is_sane(const char *v) {
+        size_t n;
+
+        if (!v)
+                return false;
+        n = strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-");
+        return n > 0 && n <= 128 && v[n] == 0;
+}
+
+bool http_header_value_is_safe(const char *v, size_t len) {
+        for (size_t i = 0; i < len; i++)
+                if (v[i] == '\r' || v[i] == '\n' || v[i] == 0)
+                        return false;
+        return true;
+}

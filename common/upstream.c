@@ -1,0 +1,461 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_MODULE "upstream"
+#include "upstream.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct upstream {
+        sd_event *event;
+        CURLM *multi;
+        sd_event_source *timer;
+        char *ca_file;
+        unsigned running;
+        long sockets_open;      /* sockets curl holds right now */
+        unsigned long sockets_opened; /* since start */
+};
+
+/* --- curl multi <-> sd-event glue ------------------------------------- */
+
+static void upstream_check_done(struct upstream *u);
+
+static int on_socket_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct upstream *u = userdata;
+        int flags = 0, running;
+
+        if (revents & EPOLLIN)
+                flags |= CURL_CSELECT_IN;
+        if (revents & EPOLLOUT)
+                flags |= CURL_CSELECT_OUT;
+        if (revents & (EPOLLERR | EPOLLHUP))
+                flags |= CURL_CSELECT_ERR;
+
+        (void) curl_multi_socket_action(u->multi, fd, flags, &running);
+        upstream_check_done(u);
+        return 0;
+}
+
+static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+        struct upstream *u = userp;
+        sd_event_source *src = socketp;
+        uint32_t events = 0;
+        int r;
+
+        if (what == CURL_POLL_REMOVE) {
+                if (src) {
+                        sd_event_source_disable_unref(src);
+                        curl_multi_assign(u->multi, fd, NULL);
+                }
+                return 0;
+        }
+
+        if (what & CURL_POLL_IN)
+                events |= EPOLLIN;
+        if (what & CURL_POLL_OUT)
+                events |= EPOLLOUT;
+
+        if (src)
+                r = sd_event_source_set_io_events(src, events);
+        else {
+                r = sd_event_add_io(u->event, &src, fd, events, on_socket_io, u);
+                if (r >= 0)
+                        curl_multi_assign(u->multi, fd, src);
+        }
+        if (r < 0) {
+                log_error_errno(r, "cannot watch socket %d", fd);
+                return -1;
+        }
+        return 0;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct upstream *u = userdata;
+        int running;
+
+        (void) curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        upstream_check_done(u);
+        return 0;
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
+        struct upstream *u = userp;
+        uint64_t now;
+
+        if (timeout_ms < 0)
+                return sd_event_source_set_enabled(u->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
+
+        if (sd_event_now(u->event, CLOCK_MONOTONIC, &now) < 0)
+                return -1;
+        if (sd_event_source_set_time(u->timer, now + (uint64_t) timeout_ms * 1000) < 0 ||
+            sd_event_source_set_enabled(u->timer, SD_EVENT_ONESHOT) < 0)
+                return -1;
+        return 0;
+}
+
+static void transfer_finish(struct upstream_transfer *t, CURLcode result) {
+        curl_off_t sent = 0;
+
+        t->result = result;
+        (void) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
+        (void) curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME, &t->total_sec);
+        (void) curl_easy_getinfo(t->easy, CURLINFO_REQUEST_SIZE, &sent);
+        t->request_sent = sent > 0;
+        if (result != CURLE_OK && t->errbuf[0] == 0)
+                snprintf(t->errbuf, sizeof t->errbuf, "%s", curl_easy_strerror(result));
+}
+
+static void upstream_check_done(struct upstream *u) {
+        CURLMsg *msg;
+        int left;
+
+        while ((msg = curl_multi_info_read(u->multi, &left))) {
+                struct upstream_transfer *t = NULL;
+
+                if (msg->msg != CURLMSG_DONE)
+                        continue;
+                (void) curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
+                assert(t);
+
+                transfer_finish(t, msg->data.result);
+                (void) curl_multi_remove_handle(u->multi, t->easy);
+                t->running = false;
+                u->running--;
+                /* May free t or start it again: do not touch t afterwards. */
+                t->done(t, t->userdata);
+        }
+}
+
+/* Counting sockets is the only way to know how many connections curl holds. */
+static curl_socket_t open_socket_cb(void *userp, curlsocktype purpose, struct curl_sockaddr *a) {
+        struct upstream *u = userp;
+        int fd;
+
+        fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+        if (fd < 0)
+                return CURL_SOCKET_BAD;
+        u->sockets_open++;
+        u->sockets_opened++;
+        return fd;
+}
+
+static int close_socket_cb(void *userp, curl_socket_t fd) {
+        struct upstream *u = userp;
+
+        u->sockets_open--;
+        return close(fd);
+}
+
+/* --- public ------------------------------------------------------------ */
+
+int upstream_new(sd_event *e, const struct upstream_options *o, struct upstream **ret) {
+        struct upstream *u;
+        int r;
+
+        assert(e && o && ret);
+        assert(o->max_connections >= 1);
+
+        u = calloc(1, sizeof *u);
+        if (!u)
+                return -ENOMEM;
+        u->event = sd_event_ref(e);
+        if (o->ca_file && !(u->ca_file = strdup(o->ca_file))) {
+                upstream_free(u);
+                return -ENOMEM;
+        }
+
+        u->multi = curl_multi_init();
+        if (!u->multi) {
+                upstream_free(u);
+                return -ENOMEM;
+        }
+        curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+        curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
+        curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+        curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+        curl_multi_setopt(u->multi, CURLMOPT_PIPELINING, (long) CURLPIPE_MULTIPLEX);
+        curl_multi_setopt(u->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) o->max_connections);
+        curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) o->max_connections);
+        curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, (long) o->max_connections);
+
+        r = sd_event_add_time(e, &u->timer, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_timer, u);
+        if (r < 0) {
+                upstream_free(u);
+                return r;
+        }
+        (void) sd_event_source_set_enabled(u->timer, SD_EVENT_OFF);
+
+        *ret = u;
+        return 0;
+}
+
+struct upstream *upstream_free(struct upstream *u) {
+        if (!u)
+                return NULL;
+        /* Transfers are owned by their callers and must be gone by now. */
+        assert(u->running == 0);
+        if (u->multi)
+                curl_multi_cleanup(u->multi);
+        sd_event_source_disable_unref(u->timer);
+        sd_event_unref(u->event);
+        free(u->ca_file);
+        free(u);
+        return NULL;
+}
+
+int upstream_reconfigure(struct upstream *u, const struct upstream_options *o) {
+        char *ca = NULL;
+
+        assert(o->max_connections >= 1);
+        if (o->ca_file && !(ca = strdup(o->ca_file)))
+                return -ENOMEM;
+        free(u->ca_file);
+        u->ca_file = ca;
+        curl_multi_setopt(u->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) o->max_connections);
+        curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) o->max_connections);
+        curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, (long) o->max_connections);
+        return 0;
+}
+
+unsigned long upstream_connections_opened(const struct upstream *u) {
+        return u->sockets_opened;
+}
+
+unsigned upstream_running(const struct upstream *u) {
+        return u->running;
+}
+
+long upstream_connections_open(const struct upstream *u) {
+        return u->sockets_open;
+}
+
+struct upstream_transfer *upstream_transfer_new(struct upstream *u, upstream_done_t done, void *userdata) {
+        struct upstream_transfer *t;
+
+        assert(u && done);
+        t = calloc(1, sizeof *t);
+        if (!t)
+                return NULL;
+        t->easy = curl_easy_init();
+        if (!t->easy) {
+                free(t);
+                return NULL;
+        }
+        t->upstream = u;
+        t->done = done;
+        t->userdata = userdata;
+        return t;
+}
+
+static void transfer_clear_response(struct upstream_transfer *t) {
+        for (size_t i = 0; i < t->n_resp_headers; i++) {
+                free(t->resp_headers[i].name);
+                free(t->resp_headers[i].value);
+        }
+        t->n_resp_headers = 0;
+        free(t->resp_body);
+        t->resp_body = NULL;
+        t->resp_body_len = t->resp_body_alloc = 0;
+        t->status = 0;
+        t->result = CURLE_OK;
+        t->too_large = false;
+        t->request_sent = false;
+        t->errbuf[0] = 0;
+        t->total_sec = 0;
+}
+
+static size_t write_cb(char *data, size_t size, size_t n, void *userdata) {
+        struct upstream_transfer *t = userdata;
+        size_t len = size * n;
+
+        if (len > UPSTREAM_MAX_BODY - t->resp_body_len) {
+                t->too_large = true;
+                return 0;
+        }
+        if (t->resp_body_len + len > t->resp_body_alloc) {
+                size_t want = t->resp_body_alloc ? t->resp_body_alloc : 16384;
+                char *p;
+
+                while (want < t->resp_body_len + len)
+                        want *= 2;
+                p = realloc(t->resp_body, want);
+                if (!p)
+                        return 0;
+                t->resp_body = p;
+                t->resp_body_alloc = want;
+        }
+        memcpy(t->resp_body + t->resp_body_len, data, len);
+        t->resp_body_len += len;
+        return len;
+}
+
+static int transfer_add_header(struct upstream_transfer *t, const char *name, size_t nlen,
+                               const char *value, size_t vlen) {
+        struct upstream_header *h;
+
+        if (t->n_resp_headers == t->resp_headers_alloc) {
+                size_t want = t->resp_headers_alloc ? t->resp_headers_alloc * 2 : 16;
+
+                h = reallocarray(t->resp_headers, want, sizeof *h);
+                if (!h)
+                        return -ENOMEM;
+                t->resp_headers = h;
+                t->resp_headers_alloc = want;
+        }
+        h = &t->resp_headers[t->n_resp_headers];
+        h->name = strndup(name, nlen);
+        h->value = strndup(value, vlen);
+        if (!h->name || !h->value) {
+                free(h->name);
+                free(h->value);
+                return -ENOMEM;
+        }
+        t->n_resp_headers++;
+        return 0;
+}
+
+static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
+        struct upstream_transfer *t = userdata;
+        size_t len = size * n, nlen, vstart;
+        const char *colon;
+
+        /* A status line starts a new response (after 1xx or a proxy's CONNECT). */
+        if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+                for (size_t i = 0; i < t->n_resp_headers; i++) {
+                        free(t->resp_headers[i].name);
+                        free(t->resp_headers[i].value);
+                }
+                t->n_resp_headers = 0;
+                return len;
+        }
+
+        while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+                len--;
+        colon = memchr(data, ':', len);
+        if (!colon || colon == data || data[0] == ' ' || data[0] == '\t')
+                return size * n;    /* blank line, obsolete folding or junk: skip */
+
+        nlen = (size_t) (colon - data);
+        vstart = nlen + 1;
+        while (vstart < len && (data[vstart] == ' ' || data[vstart] == '\t'))
+                vstart++;
+        while (len > vstart && (data[len - 1] == ' ' || data[len - 1] == '\t'))
+                len--;
+        if (transfer_add_header(t, data, nlen, data + vstart, len - vstart) < 0)
+                return 0;
+        return size * n;
+}
+
+static void transfer_setup(struct upstream_transfer *t) {
+        struct upstream *u = t->upstream;
+        CURL *c = t->easy;
+        bool has_body = t->body || strcmp(t->method, "POST") == 0 ||
+                        strcmp(t->method, "PUT") == 0 || strcmp(t->method, "PATCH") == 0;
+
+        curl_easy_reset(c);
+        curl_easy_setopt(c, CURLOPT_PRIVATE, (char *) t);
+        curl_easy_setopt(c, CURLOPT_URL, t->url);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
+        curl_easy_setopt(c, CURLOPT_PIPEWAIT, 1L);
+        curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+        curl_easy_setopt(c, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long) UPSTREAM_CONNECT_TIMEOUT_MS);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) t->timeout_ms);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, t->errbuf);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
+        curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+        curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, u);
+        curl_easy_setopt(c, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
+        curl_easy_setopt(c, CURLOPT_CLOSESOCKETDATA, u);
+        /* CAINFO replaces the default bundle but the default CApath stays, so
+         * ca_file adds to the system's CAs instead of replacing them. */
+        if (u->ca_file)
+                curl_easy_setopt(c, CURLOPT_CAINFO, u->ca_file);
+        if (t->headers)
+                curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->headers);
+
+        if (strcmp(t->method, "HEAD") == 0)
+                curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+        else if (has_body) {
+                curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) t->body_len);
+                curl_easy_setopt(c, CURLOPT_POSTFIELDS, t->body ? t->body : "");
+                curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, t->method);
+        } else if (strcmp(t->method, "GET") != 0)
+                curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, t->method);
+}
+
+int upstream_transfer_start(struct upstream_transfer *t) {
+        CURLMcode mc;
+
+        assert(t && t->method && t->url);
+        assert(!t->running);
+
+        transfer_clear_response(t);
+        transfer_setup(t);
+        mc = curl_multi_add_handle(t->upstream->multi, t->easy);
+        if (mc != CURLM_OK)
+                return log_error_errno(ENOMEM, "cannot start transfer: %s", curl_multi_strerror(mc));
+        t->running = true;
+        t->upstream->running++;
+        return 0;
+}
+
+void upstream_transfer_cancel(struct upstream_transfer *t) {
+        if (!t || !t->running)
+                return;
+        (void) curl_multi_remove_handle(t->upstream->multi, t->easy);
+        t->running = false;
+        t->upstream->running--;
+}
+
+void upstream_transfer_free(struct upstream_transfer *t) {
+        if (!t)
+                return;
+        upstream_transfer_cancel(t);
+        transfer_clear_response(t);
+        free(t->resp_headers);
+        curl_easy_cleanup(t->easy);
+        free(t);
+}
+
+const char *upstream_transfer_header(const struct upstream_transfer *t, const char *name) {
+        for (size_t i = 0; i < t->n_resp_headers; i++)
+                if (strcasecmp(t->resp_headers[i].name, name) == 0)
+                        return t->resp_headers[i].value;
+        return NULL;
+}
+
+long upstream_parse_retry_after(const char *v) {
+        char *end;
+        time_t when;
+        long n;
+
+        if (!v || !*v)
+                return -1;
+        if (isdigit((unsigned char) v[0])) {
+                errno = 0;
+                n = strtol(v, &end, 10);
+                if (errno || *end || n < 0)
+                        return -1;
+                return n;
+        }
+        when = curl_getdate(v, NULL);
+        if (when < 0)
+                return -1;
+        n = (long) (when - time(NULL));
+        return n < 0 ? 0 : n;
+}

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_MODULE "daemon"
+#include "daemon.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "auth.h"
+#include "listener.h"
+#include "log.h"
+#include "notify.h"
+#include "proxy.h"
+#include "reload.h"
+#include "request.h"
+#include "server.h"
+#include "upstream.h"
+
+#define LOGOUT_BOUND_USEC (2 * 1000000ull)
+
+uint64_t daemon_now(const struct daemon *d) {
+        uint64_t n = 0;
+
+        (void) sd_event_now(d->event, CLOCK_MONOTONIC, &n);
+        return n;
+}
+
+static void on_auth_event(enum auth_event ev, void *userdata) {
+        struct daemon *d = userdata;
+
+        switch (ev) {
+        case AUTH_EVENT_LOGIN_OK:
+                d->metrics.logins_ok++;
+                break;
+        case AUTH_EVENT_LOGIN_FAILED:
+                d->metrics.logins_failed++;
+                break;
+        case AUTH_EVENT_REFRESH_OK:
+                d->metrics.refreshes_ok++;
+                break;
+        case AUTH_EVENT_REFRESH_FAILED:
+                d->metrics.refreshes_failed++;
+                break;
+        case AUTH_EVENT_LOGOUT:
+                break;
+        }
+        notify_status(d);
+}
+
+static int listeners_add(struct daemon *d, struct listener *l) {
+        struct listener **a = reallocarray(d->listeners, d->n_listeners + 1, sizeof *a);
+
+        if (!a) {
+                listener_free(l);
+                return -ENOMEM;
+        }
+        d->listeners = a;
+        l->daemon = d;
+        d->listeners[d->n_listeners++] = l;
+        return 0;
+}
+
+/* Sockets passed by systemd win over the configuration's listeners. */
+static int listeners_from_systemd(struct daemon *d) {
+        char **names = NULL;
+        int n, r = 0;
+
+        n = sd_listen_fds_with_names(true, &names);
+        if (n <= 0) {
+                strv_free(names);
+                return n;
+        }
+        for (int i = 0; i < n; i++) {
+                struct listener *l;
+
+                r = listener_adopt(SD_LISTEN_FDS_START + i, d->config->allow_remote, &l);
+                if (r < 0)
+                        break;
+                r = listeners_add(d, l);
+                if (r < 0)
+                        break;
+        }
+        strv_free(names);
+        if (r < 0)
+                return r;
+        d->socket_activated = true;
+        log_info("using %d socket(s) passed by systemd; the configuration's listen and socket "
+                 "settings are ignored", n);
+        return n;
+}
+
+int daemon_open_listeners(struct daemon *d, const struct denvr_config *c,
+                          struct listener ***ret, size_t *ret_n) {
+        struct listener **list = NULL, *l;
+        size_t n = 0;
+        int r = 0;
+
+        for (char **a = c->listen; a && *a; a++) {
+                r = listener_open_tcp(*a, c->allow_remote, &l);
+                if (r < 0)
+                        goto fail;
+                struct listener **m = reallocarray(list, n + 1, sizeof *m);
+                if (!m) {
+                        listener_free(l);
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                list = m;
+                l->daemon = d;
+                list[n++] = l;
+        }
+        if (c->socket) {
+                r = listener_open_unix(c->socket, c->socket_mode, &l);
+                if (r < 0)
+                        goto fail;
+                struct listener **m = reallocarray(list, n + 1, sizeof *m);
+                if (!m) {
+                        listener_free(l);
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                list = m;
+                l->daemon = d;
+                list[n++] = l;
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
+fail:
+        for (size_t i = 0; i < n; i++)
+                listener_free(list[i]);
+        free(list);
+        return r;
+}
+
+static int daemon_listen(struct daemon *d) {
+        int r;
+
+        r = listeners_from_systemd(d);
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                r = daemon_open_listeners(d, d->config, &d->listeners, &d->n_listeners);
+                if (r < 0)
+                        return r;
+        }
+        if (d->n_listeners == 0)
+                return log_error_errno(EINVAL, "nothing to listen on: set [daemon] listen or socket");
+        for (size_t i = 0; i < d->n_listeners; i++) {
+                r = server_start(d->listeners[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        struct daemon *d = userdata;
+
+        if (si->ssi_signo == SIGHUP) {
+                daemon_reload(d);
+                return 0;
+        }
+        log_info("received %s; shutting down", si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        daemon_begin_shutdown(d);
+        return 0;
+}
+
+int daemon_new(struct denvr_config *config, const struct config_overrides *o, struct daemon **ret) {
+        struct upstream_options uo = {
+                .ca_file = config->ca_file,
+                .max_connections = config->max_upstream_connections,
+        };
+        struct daemon *d;
+        struct timespec ts;
+        int r;
+
+        d = calloc(1, sizeof *d);
+        if (!d)
+                return -ENOMEM;
+        d->config = config;
+        d->overrides = *o;
+        *ret = d;   /* partially built daemons are freed by the caller */
+
+        r = sd_event_default(&d->event);
+        if (r < 0)
+                return log_error_errno(r, "cannot create the event loop");
+        d->started_usec = daemon_now(d);
+        clock_gettime(CLOCK_REALTIME, &ts);
+        d->started_realtime_usec = (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000;
+
+        r = sd_event_add_signal(d->event, NULL, SIGTERM, on_signal, d);
+        if (r >= 0)
+                r = sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d);
+        if (r >= 0)
+                r = sd_event_add_signal(d->event, NULL, SIGHUP, on_signal, d);
+        if (r < 0)
+                return log_error_errno(r, "cannot watch signals");
+        /* Pings the service manager from the loop that serves requests, at
+         * half of WATCHDOG_USEC, so a wedged loop gets the service restarted. */
+        (void) sd_event_set_watchdog(d->event, true);
+
+        r = upstream_new(d->event, &uo, &d->upstream);
+        if (r < 0)
+                return log_error_errno(r, "cannot set up the upstream client");
+        r = auth_new(d->event, d->upstream, d->config, on_auth_event, d, &d->auth);
+        if (r < 0)
+                return r;
+        return daemon_listen(d);
+}
+
+int daemon_run(struct daemon *d) {
+        int r;
+
+        notify_ready(d);
+        auth_start(d->auth);
+        r = sd_event_loop(d->event);
+        return r < 0 ? log_error_errno(r, "event loop failed") : 0;
+}
+
+static void abort_requests(struct daemon *d) {
+        for (struct request *r = d->requests; r; r = r->next) {
+                proxy_free(r->proxy);
+                r->proxy = NULL;
+                r->aborted = true;
+                if (r->suspended) {
+                        r->suspended = false;
+                        r->hangup_watch = sd_event_source_disable_unref(r->hangup_watch);
+                        MHD_resume_connection(r->conn);
+                        server_wake(r->listener);
+                }
+        }
+}
+
+void daemon_stop_listeners(struct daemon *d) {
+        abort_requests(d);
+        for (size_t i = 0; i < d->n_listeners; i++)
+                server_stop(d->listeners[i]);
+}
+
+static void on_logout_done(void *userdata) {
+        struct daemon *d = userdata;
+
+        (void) sd_event_exit(d->event, 0);
+}
+
+static int on_logout_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct daemon *d = userdata;
+
+        log_warning("logout did not finish within 2 s; exiting anyway");
+        return sd_event_exit(d->event, 0);
+}
+
+void daemon_begin_shutdown(struct daemon *d) {
+        if (d->quitting)
+                return;
+        d->quitting = true;
+        notify_stopping(d);
+        daemon_stop_listeners(d);
+        /* Log out with the current token, bounded to 2 s, then leave. */
+        if (auth_logout(d->auth, on_logout_done, d) > 0 &&
+            sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, LOGOUT_BOUND_USEC, 10000,
+                                       on_logout_timeout, d) >= 0)
+                return;
+        (void) sd_event_exit(d->event, 0);
+}
+
+struct daemon *daemon_free(struct daemon *d) {
+        if (!d)
+                return NULL;
+        daemon_stop_listeners(d);
+        /* Run libmicrohttpd's shutdown of resumed connections before freeing. */
+        for (size_t i = 0; i < d->n_listeners; i++)
+                listener_free(d->listeners[i]);
+        free(d->listeners);
+        assert(d->requests == NULL);
+        auth_free(d->auth);
+        upstream_free(d->upstream);
+        sd_event_unref(d->event);
+        config_free(d->config);
+        free(d);
+        return NULL;
+}

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The daemon context: one instance, created in main() and passed explicitly
+ * to everything.  There is no other global state except signal handling,
+ * which sd-event turns into ordinary events.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "config.h"
+#include "metrics.h"
+
+struct listener;
+struct request;
+struct upstream;
+struct auth;
+
+struct daemon {
+        sd_event *event;
+        struct denvr_config *config;
+        struct config_overrides overrides;   /* from the command line, for reloads */
+
+        struct listener **listeners;
+        size_t n_listeners;
+        bool socket_activated;               /* listeners came from systemd */
+
+        struct upstream *upstream;
+        struct auth *auth;
+
+        struct request *requests;            /* in flight, for shutdown and stats */
+        unsigned n_requests;
+
+        struct metrics metrics;
+        uint64_t started_usec;               /* CLOCK_MONOTONIC */
+        uint64_t started_realtime_usec;
+        bool quitting;
+};
+
+/* Monotonic "now" of the event loop, in microseconds. */
+uint64_t daemon_now(const struct daemon *d);
+
+/* Takes ownership of config; *ret is set even on failure (free it with daemon_free). */
+int daemon_new(struct denvr_config *config, const struct config_overrides *o, struct daemon **ret);
+int daemon_run(struct daemon *d);
+struct daemon *daemon_free(struct daemon *d);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct daemon *, daemon_free)
+
+/* Opens the configuration's TCP and unix listeners (not started). */
+int daemon_open_listeners(struct daemon *d, const struct denvr_config *c,
+                          struct listener ***ret, size_t *ret_n);
+/* Stops every listener and aborts requests in flight. */
+void daemon_stop_listeners(struct daemon *d);
+/* SIGTERM: stop listening, log out (bounded), leave the loop. */
+void daemon_begin_shutdown(struct daemon *d);

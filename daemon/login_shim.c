@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_MODULE "login-shim"
+#include "login_shim.h"
+
+#include <jansson.h>
+#include <string.h>
+#include <strings.h>
+
+#include "envelope.h"
+#include "log.h"
+#include "request.h"
+
+/* Ten years: the SDKs then never try to refresh. */
+#define PLACEHOLDER_LIFE_SEC 315360000
+#define PLACEHOLDER_TOKEN "denvrd-local-session"
+
+static const char *const shim_paths[] = {
+        "/api/TokenAuth/Authenticate",
+        "/api/TokenAuth/RefreshToken",
+        "/api/TokenAuth/LogOut",
+};
+
+int login_shim_matches(const char *path) {
+        for (size_t i = 0; i < ELEMENTSOF(shim_paths); i++)
+                if (strcasecmp(path, shim_paths[i]) == 0)
+                        return (int) i + 1;
+        return 0;
+}
+
+void login_shim_handle(struct request *r) {
+        json_t *result;
+
+        switch (login_shim_matches(r->path)) {
+        case 1:
+                result = json_pack("{s:s, s:s, s:i, s:s, s:i, s:i, s:b, s:b, s:n, s:n}",
+                                   "accessToken", PLACEHOLDER_TOKEN,
+                                   "encryptedAccessToken", PLACEHOLDER_TOKEN,
+                                   "expireInSeconds", PLACEHOLDER_LIFE_SEC,
+                                   "refreshToken", PLACEHOLDER_TOKEN "-refresh",
+                                   "refreshTokenExpireInSeconds", PLACEHOLDER_LIFE_SEC,
+                                   "userId", 0,
+                                   "requiresTwoFactorVerification", 0,
+                                   "shouldResetPassword", 0,
+                                   "passwordResetCode", "twoFactorRememberClientToken");
+                break;
+        case 2:
+                result = json_pack("{s:s, s:s, s:i}",
+                                   "accessToken", PLACEHOLDER_TOKEN,
+                                   "encryptedAccessToken", PLACEHOLDER_TOKEN,
+                                   "expireInSeconds", PLACEHOLDER_LIFE_SEC);
+                break;
+        case 3:
+                result = json_null();
+                break;
+        default:
+                request_reply_error(r, 404, NULL, "no such login endpoint: %s", r->path);
+                return;
+        }
+        log_debug("%s: answered %s locally (denvrd holds the real login)", r->id, r->path);
+        request_reply_json(r, 200, envelope_success(result));
+}

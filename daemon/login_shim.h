@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The Denvr SDKs log in before every session.  Pointed at denvrd, they get
+ * their login answered here: a placeholder token with a long life, which
+ * denvrd ignores (it injects its own credential).  Never forwarded, so no
+ * client ever needs the real password.
+ */
+
+struct request;
+
+/* True if the path is one of /api/TokenAuth/{Authenticate,RefreshToken,LogOut}. */
+int login_shim_matches(const char *path);
+void login_shim_handle(struct request *r);

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Counters behind /_denvrd/status and /_denvrd/metrics. */
+
+#include <stdint.h>
+
+enum metrics_method {
+        METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_PUT, METHOD_PATCH,
+        METHOD_DELETE, METHOD_OPTIONS, METHOD_OTHER, _METHOD_MAX,
+};
+
+#define METRICS_LATENCY_BUCKETS 12
+
+struct metrics {
+        uint64_t requests[_METHOD_MAX][6];     /* by method and status class 0..5 (0: none) */
+        uint64_t requests_total;
+        uint64_t upstream_requests;
+        uint64_t retries;
+        uint64_t upstream_errors;
+        uint64_t latency_buckets[METRICS_LATENCY_BUCKETS]; /* cumulative is computed on output */
+        uint64_t latency_count;
+        double latency_sum_sec;
+        uint64_t logins_ok, logins_failed;
+        uint64_t refreshes_ok, refreshes_failed;
+        uint64_t denied;                        /* refused by the access rules */
+};
+
+extern const double metrics_latency_bounds[METRICS_LATENCY_BUCKETS];
+
+enum metrics_method metrics_method_from_string(const char *m);
+const char *metrics_method_to_string(enum metrics_method m);
+void metrics_count_request(struct metrics *m, const char *method, unsigned status);
+void metrics_observe_upstream(struct metrics *m, double seconds);

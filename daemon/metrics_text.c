@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_MODULE "metrics"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "auth.h"
+#include "daemon.h"
+#include "denvrd-version.h"
+#include "local_api.h"
+#include "log.h"
+#include "request.h"
+#include "upstream.h"
+
+static const char *const status_classes[6] = { "none", "1xx", "2xx", "3xx", "4xx", "5xx" };
+
+static void header(FILE *f, const char *name, const char *type, const char *help) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void write_requests(FILE *f, const struct metrics *m) {
+        header(f, "denvrd_requests_total", "counter", "Requests answered, by method and status class.");
+        for (unsigned i = 0; i < _METHOD_MAX; i++)
+                for (unsigned c = 0; c < 6; c++)
+                        if (m->requests[i][c] || (i == METHOD_GET && c == 2))
+                                fprintf(f, "denvrd_requests_total{method=\"%s\",code=\"%s\"} %" PRIu64 "\n",
+                                        metrics_method_to_string(i), status_classes[c], m->requests[i][c]);
+}
+
+static void write_latency(FILE *f, const struct metrics *m) {
+        uint64_t cum = 0;
+
+        header(f, "denvrd_upstream_request_duration_seconds", "histogram",
+               "Duration of upstream requests that got an answer.");
+        for (unsigned i = 0; i < METRICS_LATENCY_BUCKETS; i++) {
+                cum += m->latency_buckets[i];
+                fprintf(f, "denvrd_upstream_request_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                        metrics_latency_bounds[i], cum);
+        }
+        fprintf(f, "denvrd_upstream_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+                m->latency_count);
+        fprintf(f, "denvrd_upstream_request_duration_seconds_sum %.6f\n", m->latency_sum_sec);
+        fprintf(f, "denvrd_upstream_request_duration_seconds_count %" PRIu64 "\n", m->latency_count);
+}
+
+static void write_auth(FILE *f, struct daemon *d) {
+        const struct metrics *m = &d->metrics;
+        struct auth_state s;
+
+        auth_get_state(d->auth, &s);
+        header(f, "denvrd_logins_total", "counter", "Upstream logins, by result.");
+        fprintf(f, "denvrd_logins_total{result=\"ok\"} %" PRIu64 "\n", m->logins_ok);
+        fprintf(f, "denvrd_logins_total{result=\"failed\"} %" PRIu64 "\n", m->logins_failed);
+        header(f, "denvrd_token_refreshes_total", "counter", "Access token refreshes, by result.");
+        fprintf(f, "denvrd_token_refreshes_total{result=\"ok\"} %" PRIu64 "\n", m->refreshes_ok);
+        fprintf(f, "denvrd_token_refreshes_total{result=\"failed\"} %" PRIu64 "\n", m->refreshes_failed);
+        header(f, "denvrd_token_expiry_seconds", "gauge",
+               "Seconds until the access token expires (-1: none held or not applicable).");
+        fprintf(f, "denvrd_token_expiry_seconds %ld\n", s.access_expires_in);
+        header(f, "denvrd_logged_in", "gauge", "1 while a usable token or API key is held.");
+        fprintf(f, "denvrd_logged_in %d\n", s.logged_in ? 1 : 0);
+}
+
+void local_api_metrics(struct request *r) {
+        struct daemon *d = r->daemon;
+        const struct metrics *m = &d->metrics;
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        f = open_memstream(&buf, &len);
+        if (!f) {
+                request_reply_error(r, 503, NULL, "out of memory");
+                return;
+        }
+        header(f, "denvrd_build_info", "gauge", "Always 1; the version is a label.");
+        fprintf(f, "denvrd_build_info{version=\"%s\"} 1\n", DENVRD_VERSION);
+        write_requests(f, m);
+        header(f, "denvrd_requests_in_flight", "gauge", "Requests being handled now.");
+        fprintf(f, "denvrd_requests_in_flight %u\n", d->n_requests);
+        header(f, "denvrd_upstream_requests_total", "counter", "Requests sent upstream, retries included.");
+        fprintf(f, "denvrd_upstream_requests_total %" PRIu64 "\n", m->upstream_requests);
+        header(f, "denvrd_upstream_retries_total", "counter", "Upstream requests retried.");
+        fprintf(f, "denvrd_upstream_retries_total %" PRIu64 "\n", m->retries);
+        header(f, "denvrd_upstream_errors_total", "counter", "Requests that failed for want of an upstream answer.");
+        fprintf(f, "denvrd_upstream_errors_total %" PRIu64 "\n", m->upstream_errors);
+        write_latency(f, m);
+        header(f, "denvrd_upstream_connections_open", "gauge", "Connections to upstream held open now.");
+        fprintf(f, "denvrd_upstream_connections_open %ld\n", upstream_connections_open(d->upstream));
+        header(f, "denvrd_upstream_connections_opened_total", "counter", "Connections to upstream opened.");
+        fprintf(f, "denvrd_upstream_connections_opened_total %lu\n", upstream_connections_opened(d->upstream));
+        header(f, "denvrd_requests_denied_total", "counter", "Requests refused by the local access rules.");
+        fprintf(f, "denvrd_requests_denied_total %" PRIu64 "\n", m->denied);
+        write_auth(f, d);
+        if (fclose(f) != 0) {
+                free(buf);
+                request_reply_error(r, 503, NULL, "out of memory");
+                return;
+        }
+        request_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len);
+}

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_MODULE "notify"
+#include "notify.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+
+#include "auth.h"
+#include "daemon.h"
+#include "log.h"
+
+static void format_duration(long sec, char *buf, size_t size) {
+        if (sec >= 120)
+                snprintf(buf, size, "%ld min", sec / 60);
+        else
+                snprintf(buf, size, "%ld s", sec);
+}
+
+void notify_status_text(struct daemon *d, char *buf, unsigned size) {
+        struct auth_state s;
+        char left[32];
+
+        auth_get_state(d->auth, &s);
+        if (s.mode == CREDENTIAL_APIKEY)
+                snprintf(buf, size, "using an API key, %" PRIu64 " requests", d->metrics.requests_total);
+        else if (s.logged_in) {
+                format_duration(s.access_expires_in, left, sizeof left);
+                snprintf(buf, size, "logged in as %s, token valid %s, %" PRIu64 " requests", s.user, left,
+                         d->metrics.requests_total);
+        } else if (s.failure) {
+                if (s.next_attempt_in >= 0) {
+                        format_duration(s.next_attempt_in, left, sizeof left);
+                        snprintf(buf, size, "login failing: %s; next try in %s", s.failure, left);
+                } else
+                        snprintf(buf, size, "login failing: %s", s.failure);
+        } else
+                snprintf(buf, size, "logging in as %s", s.user ? s.user : "?");
+}
+
+void notify_status(struct daemon *d) {
+        char text[512];
+
+        notify_status_text(d, text, sizeof text);
+        (void) sd_notifyf(false, "STATUS=%s", text);
+}
+
+void notify_ready(struct daemon *d) {
+        char text[512];
+
+        notify_status_text(d, text, sizeof text);
+        (void) sd_notifyf(false, "READY=1\nSTATUS=%s", text);
+}
+
+void notify_reloading(struct daemon *d) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        (void) sd_notifyf(false, "RELOADING=1\nSTATUS=reloading the configuration\nMONOTONIC_USEC=%" PRIu64,
+                          (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000);
+}
+
+void notify_stopping(struct daemon *d) {
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=shutting down");
+}

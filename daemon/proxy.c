@@ -1,0 +1,399 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_MODULE "proxy"
+#include "proxy.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth.h"
+#include "daemon.h"
+#include "denvrd-version.h"
+#include "http_headers.h"
+#include "log.h"
+#include "request.h"
+#include "secret.h"
+#include "upstream.h"
+
+#define RETRY_BASE_MS 500u
+#define RETRY_CAP_MS 8000u
+
+struct proxy {
+        struct request *r;
+        struct upstream_transfer *t;
+        char *url;
+        struct curl_slist *headers;     /* client's forwardable headers + ours */
+        struct curl_slist *auth_node;   /* Authorization, prepended per attempt */
+        const char *body;
+        size_t body_len;
+        char *owned_body;               /* when the body was rewritten */
+        uint64_t deadline_usec;
+        unsigned attempts;
+        bool replayed_401;
+        uint64_t auth_generation;
+        struct auth_waiter waiter;
+        sd_event_source *retry_timer;
+};
+
+static void proxy_attempt(struct proxy *p);
+
+static void auth_node_free(struct proxy *p) {
+        if (!p->auth_node)
+                return;
+        /* The node holds a credential: wipe it before curl frees it. */
+        explicit_bzero(p->auth_node->data, strlen(p->auth_node->data));
+        p->auth_node->next = NULL;
+        curl_slist_free_all(p->auth_node);
+        p->auth_node = NULL;
+}
+
+void proxy_free(struct proxy *p) {
+        if (!p)
+                return;
+        p->retry_timer = sd_event_source_disable_unref(p->retry_timer);
+        auth_unwait(p->r->daemon->auth, &p->waiter);
+        upstream_transfer_free(p->t);
+        auth_node_free(p);
+        curl_slist_free_all(p->headers);
+        free(p->owned_body);
+        free(p->url);
+        free(p);
+}
+
+static bool method_is_idempotent(const char *m) {
+        return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "PUT") == 0 ||
+               strcmp(m, "DELETE") == 0 || strcmp(m, "OPTIONS") == 0;
+}
+
+static const char *upstream_host(const struct daemon *d) {
+        const char *s = d->config->server;
+        const char *h = strstr(s, "://");
+
+        return h ? h + 3 : s;
+}
+
+/* --- building the upstream request ------------------------------------ */
+
+struct header_walk {
+        struct curl_slist *list;
+        const char *connection;
+        bool failed;
+        bool has_content_type;
+};
+
+static enum MHD_Result add_forwarded_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                            const char *value) {
+        struct header_walk *w = cls;
+        _cleanup_free_ char *line = NULL;
+        struct curl_slist *n;
+
+        if (!http_header_forward_request(key, w->connection))
+                return MHD_YES;
+        if (strcasecmp(key, "Content-Type") == 0)
+                w->has_content_type = true;
+        /* "Name;" is curl's way to send a header with an empty value. */
+        if ((value && *value ? asprintf(&line, "%s: %s", key, value) : asprintf(&line, "%s;", key)) < 0) {
+                w->failed = true;
+                return MHD_NO;
+        }
+        n = curl_slist_append(w->list, line);
+        if (!n) {
+                w->failed = true;
+                return MHD_NO;
+        }
+        w->list = n;
+        return MHD_YES;
+}
+
+static int slist_add(struct curl_slist **l, const char *fmt, ...) _printf_(2, 3);
+static int slist_add(struct curl_slist **l, const char *fmt, ...) {
+        _cleanup_free_ char *line = NULL;
+        struct curl_slist *n;
+        va_list ap;
+        int k;
+
+        va_start(ap, fmt);
+        k = vasprintf(&line, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        n = curl_slist_append(*l, line);
+        if (!n)
+                return -ENOMEM;
+        *l = n;
+        return 0;
+}
+
+static int proxy_build_headers(struct proxy *p) {
+        struct request *r = p->r;
+        struct header_walk w = { .connection = request_header(r, "Connection") };
+        const char *ua = request_header(r, "User-Agent");
+        _cleanup_free_ char *agent = NULL;
+
+        (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_forwarded_header, &w);
+        p->headers = w.list;
+        if (w.failed)
+                return -ENOMEM;
+
+        if (asprintf(&agent, "%s%sdenvrd/%s", ua && *ua ? ua : "", ua && *ua ? " " : "",
+                     DENVRD_VERSION) < 0)
+                return -ENOMEM;
+        if (slist_add(&p->headers, "User-Agent: %s", agent) < 0 ||
+            slist_add(&p->headers, "X-Request-Id: %s", r->id) < 0 ||
+            /* curl would otherwise add "Expect: 100-continue" for big bodies
+             * and a form Content-Type for bodies without one. */
+            slist_add(&p->headers, "%s", "Expect:") < 0)
+                return -ENOMEM;
+        if (!w.has_content_type && slist_add(&p->headers, "%s", "Content-Type:") < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* --- answering the client --------------------------------------------- */
+
+static void proxy_deliver(struct proxy *p) {
+        struct request *r = p->r;
+        struct upstream_transfer *t = p->t;
+        const char *connection = upstream_transfer_header(t, "Connection");
+        char *body = TAKE_PTR(t->resp_body);
+        size_t len = t->resp_body_len;
+
+        t->resp_body_len = 0;
+        if (request_reply(r, (unsigned) t->status, NULL, body, len) < 0)
+                return;
+        for (size_t i = 0; i < t->n_resp_headers; i++) {
+                const struct upstream_header *h = &t->resp_headers[i];
+
+                if (http_header_forward_response(h->name, connection) &&
+                    http_header_value_is_safe(h->value, strlen(h->value)))
+                        (void) request_reply_header(r, h->name, h->value);
+        }
+}
+
+static void proxy_fail(struct proxy *p) {
+        struct request *r = p->r;
+        struct upstream_transfer *t = p->t;
+        const char *host = upstream_host(r->daemon);
+        unsigned timeout = r->daemon->config->request_timeout_sec;
+
+        r->daemon->metrics.upstream_errors++;
+        if (t->too_large) {
+                request_reply_error(r, 502, NULL, "upstream %s sent an answer larger than %u MiB, "
+                                    "which denvrd does not buffer", host, UPSTREAM_MAX_BODY >> 20);
+                return;
+        }
+        switch (t->result) {
+        case CURLE_PEER_FAILED_VERIFICATION:
+                request_reply_error(r, 502, t->errbuf, "TLS certificate of %s not trusted: set ca_file "
+                                    "in [daemon] if it uses a private CA", host);
+                break;
+        case CURLE_SSL_CONNECT_ERROR:
+                request_reply_error(r, 502, t->errbuf, "TLS handshake with upstream %s failed", host);
+                break;
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_RESOLVE_PROXY:
+                request_reply_error(r, 502, t->errbuf, "upstream %s unreachable: name not resolved "
+                                    "(check [defaults] server and your network)", host);
+                break;
+        case CURLE_COULDNT_CONNECT:
+                request_reply_error(r, 502, t->errbuf, "upstream %s unreachable: connection refused or "
+                                    "no route (check [defaults] server and your network)", host);
+                break;
+        case CURLE_OPERATION_TIMEDOUT:
+                if (!t->request_sent)
+                        request_reply_error(r, 504, t->errbuf, "upstream %s did not accept a connection "
+                                            "in time", host);
+                else
+                        request_reply_error(r, 504, t->errbuf, "upstream %s did not answer within %u s "
+                                            "(request_timeout)", host, timeout);
+                break;
+        case CURLE_WEIRD_SERVER_REPLY:
+        case CURLE_UNSUPPORTED_PROTOCOL:
+        case CURLE_BAD_CONTENT_ENCODING:
+        case CURLE_HTTP2:
+                request_reply_error(r, 502, t->errbuf, "upstream %s sent an invalid HTTP answer", host);
+                break;
+        default:
+                request_reply_error(r, 502, t->errbuf, "upstream %s closed or reset the connection "
+                                    "before answering completely", host);
+                break;
+        }
+}
+
+/* --- retries ------------------------------------------------------------ */
+
+static bool result_is_retryable(const struct upstream_transfer *t) {
+        if (t->too_large)
+                return false;
+        switch (t->result) {
+        case CURLE_OK:
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_URL_MALFORMAT:
+        case CURLE_OUT_OF_MEMORY:
+                return false;
+        default:
+                return true;
+        }
+}
+
+static bool status_is_retryable(long s) {
+        return s == 429 || s == 502 || s == 503 || s == 504;
+}
+
+static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct proxy *p = userdata;
+
+        p->retry_timer = sd_event_source_disable_unref(p->retry_timer);
+        proxy_attempt(p);
+        return 0;
+}
+
+/* Schedules another attempt if the budget allows; false when it does not. */
+static bool proxy_schedule_retry(struct proxy *p, long retry_after_sec) {
+        struct request *r = p->r;
+        struct daemon *d = r->daemon;
+        uint64_t now = daemon_now(d), delay_us;
+
+        if (p->attempts > d->config->retries)
+                return false;
+        if (retry_after_sec >= 0)
+                delay_us = (uint64_t) retry_after_sec * 1000000u;
+        else {
+                unsigned shift = p->attempts - 1 < 5 ? p->attempts - 1 : 5;
+                uint64_t ms = (uint64_t) RETRY_BASE_MS << shift;
+
+                delay_us = (ms < RETRY_CAP_MS ? ms : RETRY_CAP_MS) * 1000u;
+        }
+        /* A retry that cannot finish before the deadline is pointless. */
+        if (now + delay_us + 100000u >= p->deadline_usec)
+                return false;
+        if (sd_event_add_time(d->event, &p->retry_timer, CLOCK_MONOTONIC, now + delay_us, 1000,
+                              on_retry_timer, p) < 0)
+                return false;
+        r->retries++;
+        d->metrics.retries++;
+        log_debug("%s: retrying %s in %llu ms (attempt %u)", r->id, r->path,
+                  (unsigned long long) (delay_us / 1000), p->attempts + 1);
+        return true;
+}
+
+static void on_transfer_done(struct upstream_transfer *t, void *userdata) {
+        struct proxy *p = userdata;
+        struct request *r = p->r;
+        struct daemon *d = r->daemon;
+        bool idempotent = method_is_idempotent(r->method);
+
+        auth_node_free(p);
+        r->upstream_status = t->status ? t->status : -1;
+        if (t->result == CURLE_OK)
+                metrics_observe_upstream(&d->metrics, t->total_sec);
+        auth_note_upstream_contact(d->auth, t->result == CURLE_OK && t->status < 500);
+
+        if (t->result == CURLE_OK) {
+                if (t->status == 401 && !p->replayed_401) {
+                        /* Our token was refused: get a fresh one and replay once. */
+                        p->replayed_401 = true;
+                        auth_unauthorized(d->auth, p->auth_generation);
+                        log_info("%s: upstream answered 401; replaying with a fresh token", r->id);
+                        proxy_attempt(p);
+                        return;
+                }
+                if (idempotent && status_is_retryable(t->status) &&
+                    proxy_schedule_retry(p, upstream_parse_retry_after(upstream_transfer_header(t, "Retry-After"))))
+                        return;
+                proxy_deliver(p);
+                return;
+        }
+
+        log_debug("%s: upstream transfer failed: %s", r->id, t->errbuf);
+        if (result_is_retryable(t) && (idempotent || !t->request_sent) && proxy_schedule_retry(p, -1))
+                return;
+        proxy_fail(p);
+}
+
+static void on_auth_ready(struct auth_waiter *w, int error, void *userdata) {
+        struct proxy *p = userdata;
+
+        if (error < 0) {
+                const char *why = auth_failure(p->r->daemon->auth);
+                request_reply_error(p->r, 503, NULL, "not logged in: %s", why ? why : "login failed");
+                return;
+        }
+        proxy_attempt(p);
+}
+
+static void proxy_attempt(struct proxy *p) {
+        struct request *r = p->r;
+        struct daemon *d = r->daemon;
+        _cleanup_(erase_and_freep) char *authz = NULL;
+        uint64_t now = daemon_now(d);
+        int k;
+
+        if (now >= p->deadline_usec) {
+                request_reply_error(r, 504, NULL, "no answer from upstream %s within %u s (request_timeout)",
+                                    upstream_host(d), d->config->request_timeout_sec);
+                return;
+        }
+
+        k = auth_authorization(d->auth, &authz, &p->auth_generation);
+        if (k == -EAGAIN) {
+                auth_wait(d->auth, &p->waiter, on_auth_ready, p);
+                return;
+        }
+        if (k < 0) {
+                const char *why = auth_failure(d->auth);
+                request_reply_error(r, 503, NULL, "not logged in: %s", why ? why : "no credentials");
+                return;
+        }
+
+        auth_node_free(p);
+        p->auth_node = curl_slist_append(NULL, authz);
+        if (!p->auth_node) {
+                request_reply_error(r, 503, NULL, "out of memory");
+                return;
+        }
+        p->auth_node->next = p->headers;
+
+        p->t->method = r->method;
+        p->t->url = p->url;
+        p->t->headers = p->auth_node;
+        p->t->body = p->body;
+        p->t->body_len = p->body_len;
+        p->t->timeout_ms = (unsigned long) ((p->deadline_usec - now) / 1000) + 1;
+        p->attempts++;
+        d->metrics.upstream_requests++;
+        if (upstream_transfer_start(p->t) < 0) {
+                auth_node_free(p);
+                request_reply_error(r, 503, NULL, "cannot start the upstream transfer");
+        }
+}
+
+void proxy_start(struct request *r) {
+        struct daemon *d = r->daemon;
+        struct proxy *p;
+
+        assert(!r->proxy);
+        p = calloc(1, sizeof *p);
+        if (!p) {
+                request_reply_error(r, 503, NULL, "out of memory");
+                return;
+        }
+        p->r = r;
+        r->proxy = p;
+        p->deadline_usec = r->start_usec + (uint64_t) d->config->request_timeout_sec * 1000000u;
+        p->body = r->body;
+        p->body_len = r->body_len;
+
+        if (asprintf(&p->url, "%s%s", d->config->server, r->raw_uri) < 0 ||
+            proxy_build_headers(p) < 0 ||
+            !(p->t = upstream_transfer_new(d->upstream, on_transfer_done, p))) {
+                request_reply_error(r, 503, NULL, "out of memory");
+                return;
+        }
+        proxy_attempt(p);
+}

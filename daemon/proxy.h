@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Forwarding: {server}{path}?{query} byte-exact, same method and body, the
+ * credential's Authorization added, hop-by-hop headers dropped both ways.
+ * Idempotent methods are retried on connection failures, 429, 502, 503 and
+ * 504 with exponential backoff (0.5 s doubling, capped at 8 s) or the
+ * server's Retry-After, all within request_timeout; POST and PATCH only
+ * when nothing of the request was sent.  A 401 drops the token and replays
+ * the request once with a fresh one.
+ */
+
+struct request;
+struct proxy;
+
+void proxy_start(struct request *r);
+/* Aborts whatever is in flight (transfer, retry timer, token wait). */
+void proxy_free(struct proxy *p);

@@ -1,0 +1,351 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_MODULE "request"
+#include "request.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+
+#include "daemon.h"
+#include "denvrd-version.h"
+#include "envelope.h"
+#include "http_headers.h"
+#include "listener.h"
+#include "local_api.h"
+#include "log.h"
+#include "proxy.h"
+#include "router.h"
+#include "server.h"
+
+#define MAX_URL_BYTES 8192u
+#define MAX_HEADER_BYTES 16384u
+
+static void request_make_id(struct request *r) {
+        const char *given = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Id");
+        uint8_t raw[12];
+
+        if (http_request_id_is_sane(given)) {
+                snprintf(r->id, sizeof r->id, "%s", given);
+                return;
+        }
+        if (getrandom(raw, sizeof raw, GRND_NONBLOCK) != (ssize_t) sizeof raw) {
+                static const char hex[] = "0123456789abcdef";
+                /* Fallback only: uniqueness matters here, not secrecy. */
+                uint64_t x = (uint64_t) (uintptr_t) r ^ daemon_now(r->daemon);
+                for (size_t i = 0; i < sizeof raw; i++, x >>= 5)
+                        raw[i] = (uint8_t) (hex[x & 15] ^ i);
+        }
+        for (size_t i = 0; i < sizeof raw; i++)
+                snprintf(r->id + 2 * i, 3, "%02x", raw[i]);
+}
+
+struct request *request_new(struct listener *l, struct conn_ctx *ctx, struct MHD_Connection *conn,
+                            const char *method, const char *url) {
+        struct daemon *d = l->daemon;
+        struct request *r;
+        const char *q;
+
+        r = calloc(1, sizeof *r);
+        if (!r)
+                return NULL;
+        r->daemon = d;
+        r->listener = l;
+        r->conn_ctx = ctx;
+        r->conn = conn;
+        r->start_usec = daemon_now(d);
+        r->upstream_status = -1;
+        snprintf(r->method, sizeof r->method, "%s", method);
+
+        /* Prefer the raw target; fall back to MHD's (decoded) path if we missed it. */
+        r->raw_uri = TAKE_PTR(ctx->raw_uri);
+        if (!r->raw_uri)
+                r->raw_uri = strdup(url);
+        if (!r->raw_uri) {
+                free(r);
+                return NULL;
+        }
+        q = strchr(r->raw_uri, '?');
+        r->query = q ? q + 1 : NULL;
+        r->path = strndup(r->raw_uri, q ? (size_t) (q - r->raw_uri) : strlen(r->raw_uri));
+        if (!r->path) {
+                free(r->raw_uri);
+                free(r);
+                return NULL;
+        }
+        request_make_id(r);
+
+        r->next = d->requests;
+        if (d->requests)
+                d->requests->prev = r;
+        d->requests = r;
+        d->n_requests++;
+        return r;
+}
+
+static void hangup_watch_stop(struct request *r) {
+        r->hangup_watch = sd_event_source_disable_unref(r->hangup_watch);
+}
+
+static void request_log_access(struct request *r, bool completed_ok) {
+        struct daemon *d = r->daemon;
+        char status[8], up[8], dur[32], uid[16] = "", who[96];
+        uint64_t us = daemon_now(d) - r->start_usec;
+        const struct peer *p = &r->conn_ctx->peer;
+        unsigned shown = completed_ok ? r->status : 499;   /* 499: client went away */
+
+        snprintf(status, sizeof status, "%u", shown);
+        snprintf(up, sizeof up, "%ld", r->upstream_status);
+        snprintf(dur, sizeof dur, "%" PRIu64 ".%03" PRIu64, us / 1000, us % 1000);
+        if (p->is_unix && p->has_cred) {
+                snprintf(uid, sizeof uid, "%u", (unsigned) p->uid);
+                snprintf(who, sizeof who, "uid=%u", (unsigned) p->uid);
+        } else
+                snprintf(who, sizeof who, "%s", p->is_unix ? "unix" : p->addr);
+
+        const struct log_field fields[] = {
+                { "REQUEST_ID", r->id },
+                { "METHOD", r->method },
+                { "PATH", r->path },
+                { "STATUS", status },
+                { "UPSTREAM_STATUS", r->upstream_status >= 0 ? up : NULL },
+                { "DURATION_MS", dur },
+                { "PEER_UID", uid[0] ? uid : NULL },
+        };
+        log_fields(LOG_INFO, fields, ELEMENTSOF(fields),
+                   "%s %s %s %s %s upstream=%s bytes=%zu ms=%s retries=%u", r->id, who, r->method,
+                   r->path, status, r->upstream_status >= 0 ? up : "-", r->response_bytes, dur,
+                   r->retries);
+}
+
+void request_free(struct request *r, bool completed_ok) {
+        struct daemon *d;
+
+        if (!r)
+                return;
+        d = r->daemon;
+        hangup_watch_stop(r);
+        proxy_free(r->proxy);
+        r->proxy = NULL;
+
+        request_log_access(r, completed_ok);
+        metrics_count_request(&d->metrics, r->method, completed_ok ? r->status : 0);
+
+        if (r->prev)
+                r->prev->next = r->next;
+        else
+                d->requests = r->next;
+        if (r->next)
+                r->next->prev = r->prev;
+        d->n_requests--;
+
+        if (r->response)
+                MHD_destroy_response(r->response);
+        free(r->body);
+        free(r->path);
+        free(r->raw_uri);
+        free(r);
+}
+
+const char *request_header(const struct request *r, const char *name) {
+        return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static enum MHD_Result sum_header_bytes(void *cls, enum MHD_ValueKind kind, const char *key,
+                                        const char *value) {
+        size_t *sum = cls;
+
+        *sum += strlen(key) + (value ? strlen(value) : 0) + 4;   /* ": " and CRLF */
+        return MHD_YES;
+}
+
+static bool method_supported(const char *m) {
+        static const char *const methods[] = {
+                "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(methods); i++)
+                if (strcmp(m, methods[i]) == 0)
+                        return true;
+        return false;
+}
+
+void request_begin(struct request *r) {
+        const struct denvr_config *c = r->daemon->config;
+        const char *cl;
+        size_t header_bytes = 0;
+
+        if (strlen(r->raw_uri) > MAX_URL_BYTES) {
+                request_reply_error(r, 414, NULL, "URL longer than %u bytes", MAX_URL_BYTES);
+                return;
+        }
+        (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, sum_header_bytes, &header_bytes);
+        if (header_bytes > MAX_HEADER_BYTES) {
+                request_reply_error(r, 431, NULL, "request headers larger than %u bytes", MAX_HEADER_BYTES);
+                return;
+        }
+        if (!method_supported(r->method)) {
+                request_reply_error(r, 405, NULL, "method %s is not supported by denvrd", r->method);
+                (void) request_reply_header(r, "Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+                return;
+        }
+        if (!router_check(r))
+                return;   /* the router replied */
+
+        cl = request_header(r, "Content-Length");
+        if (cl) {
+                char *end;
+                unsigned long long n;
+
+                errno = 0;
+                n = strtoull(cl, &end, 10);
+                if (!errno && *end == 0 && n > c->max_body_bytes) {
+                        r->body_too_large = true;
+                        request_reply_error(r, 413, NULL,
+                                            "request body of %llu bytes is larger than max_body_bytes (%zu)",
+                                            n, c->max_body_bytes);
+                }
+        }
+}
+
+void request_append_body(struct request *r, const char *data, size_t len) {
+        size_t max = r->daemon->config->max_body_bytes;
+
+        if (r->body_too_large || r->response)
+                return;   /* already answered; discard */
+        if (len > max - r->body_len) {
+                r->body_too_large = true;
+                request_reply_error(r, 413, NULL, "request body is larger than max_body_bytes (%zu)", max);
+                return;
+        }
+        if (r->body_len + len + 1 > r->body_alloc) {
+                size_t want = r->body_alloc ? r->body_alloc : 4096;
+                char *p;
+
+                while (want < r->body_len + len + 1)
+                        want *= 2;
+                p = realloc(r->body, want);
+                if (!p) {
+                        request_reply_error(r, 503, NULL, "out of memory reading the request body");
+                        return;
+                }
+                r->body = p;
+                r->body_alloc = want;
+        }
+        memcpy(r->body + r->body_len, data, len);
+        r->body_len += len;
+        r->body[r->body_len] = 0;
+}
+
+void request_dispatch(struct request *r) {
+        router_dispatch(r);
+}
+
+static int on_hangup(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct request *r = userdata;
+
+        log_debug("%s: client closed the connection; aborting", r->id);
+        hangup_watch_stop(r);
+        r->aborted = true;
+        proxy_free(r->proxy);
+        r->proxy = NULL;
+        if (r->suspended) {
+                r->suspended = false;
+                MHD_resume_connection(r->conn);
+                server_wake(r->listener);
+        }
+        return 0;
+}
+
+void request_suspend(struct request *r) {
+        int fd = r->conn_ctx->fd;
+
+        assert(!r->suspended);
+        MHD_suspend_connection(r->conn);
+        r->suspended = true;
+
+        /* libmicrohttpd does not watch suspended connections; we do, so a
+         * client that goes away aborts its upstream transfer at once. */
+        if (fd >= 0 && sd_event_add_io(r->daemon->event, &r->hangup_watch, fd, EPOLLRDHUP,
+                                       on_hangup, r) < 0)
+                r->hangup_watch = NULL;
+}
+
+static void request_resume(struct request *r) {
+        hangup_watch_stop(r);
+        if (r->suspended) {
+                r->suspended = false;
+                MHD_resume_connection(r->conn);
+                server_wake(r->listener);
+        }
+}
+
+int request_reply(struct request *r, unsigned status, const char *content_type, char *body, size_t len) {
+        struct MHD_Response *resp;
+
+        assert(r);
+        if (r->response) {
+                /* Already answered (e.g. 413 while reading): keep the first reply. */
+                free(body);
+                return -EALREADY;
+        }
+
+        if (len == 0) {
+                free(body);
+                resp = MHD_create_response_from_buffer(0, (void *) "", MHD_RESPMEM_PERSISTENT);
+        } else {
+                resp = MHD_create_response_from_buffer_with_free_callback(len, body, free);
+                if (!resp)
+                        free(body);
+        }
+        if (!resp) {
+                log_error("%s: out of memory creating a response", r->id);
+                r->aborted = true;
+                request_resume(r);
+                return -ENOMEM;
+        }
+        if (content_type)
+                (void) MHD_add_response_header(resp, "Content-Type", content_type);
+        (void) MHD_add_response_header(resp, "X-Request-Id", r->id);
+        r->response = resp;
+        r->status = status;
+        r->response_bytes = len;
+        request_resume(r);
+        return 0;
+}
+
+int request_reply_json(struct request *r, unsigned status, char *json) {
+        if (!json) {
+                r->aborted = true;
+                request_resume(r);
+                return -ENOMEM;
+        }
+        return request_reply(r, status, "application/json; charset=utf-8", json, strlen(json));
+}
+
+int request_reply_error(struct request *r, unsigned status, const char *details, const char *format, ...) {
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+        int n;
+
+        va_start(ap, format);
+        n = vasprintf(&msg, format, ap);
+        va_end(ap);
+        if (n < 0)
+                msg = NULL;
+        return request_reply_json(r, status,
+                                  envelope_error(msg ? msg : "denvrd error", details, status == 401, NULL, 0));
+}
+
+int request_reply_header(struct request *r, const char *name, const char *value) {
+        if (!r->response)
+                return -ENOENT;
+        return MHD_add_response_header(r->response, name, value) == MHD_YES ? 0 : -EINVAL;
+}

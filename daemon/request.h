@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * One HTTP request from a local client, from its headers to the moment
+ * libmicrohttpd reports it complete.  A request that waits (for upstream or
+ * for a token) suspends its connection; whoever finishes it calls one of the
+ * request_reply_*() functions, which resumes the connection.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "cleanup.h"
+
+struct daemon;
+struct listener;
+struct MHD_Connection;
+struct MHD_Response;
+struct proxy;
+
+/* Who is on the other end of a connection. */
+struct peer {
+        bool is_unix;
+        bool has_cred;          /* SO_PEERCRED worked */
+        pid_t pid;
+        uid_t uid;
+        gid_t gid;
+        char addr[64];          /* TCP: "127.0.0.1:54321" */
+        unsigned port;          /* TCP client port */
+        int tcp_uid;            /* owner of a TCP peer's socket, -1 unknown, -2 not looked up */
+};
+
+/* Per-connection state, libmicrohttpd's socket context. */
+struct conn_ctx {
+        struct listener *listener;
+        int fd;
+        struct peer peer;
+        char *raw_uri;          /* request line's target, byte-exact, for the next request */
+};
+
+struct request {
+        struct daemon *daemon;
+        struct listener *listener;
+        struct conn_ctx *conn_ctx;
+        struct MHD_Connection *conn;
+        struct request *prev, *next;
+
+        char *raw_uri;          /* path?query exactly as the client sent it */
+        char *path;             /* raw path part (not percent-decoded) */
+        const char *query;      /* into raw_uri after '?', or NULL */
+        char method[16];
+        char id[129];
+        uint64_t start_usec;
+
+        char *body;
+        size_t body_len, body_alloc;
+        bool body_too_large;
+        bool dispatched;
+
+        struct proxy *proxy;    /* for forwarded requests */
+
+        struct MHD_Response *response;
+        unsigned status;
+        long upstream_status;
+        size_t response_bytes;
+        unsigned retries;
+
+        bool suspended;
+        bool aborted;           /* client went away */
+        sd_event_source *hangup_watch;
+};
+
+/* Lifecycle, driven by server.c. */
+struct request *request_new(struct listener *l, struct conn_ctx *ctx, struct MHD_Connection *conn,
+                            const char *method, const char *url);
+void request_free(struct request *r, bool completed_ok);
+/* Checks run once the headers are in: limits, access rules, routing. */
+void request_begin(struct request *r);
+/* Appends a body chunk; enforces max_body_bytes. */
+void request_append_body(struct request *r, const char *data, size_t len);
+/* Called once the whole body is in: local answer, or start forwarding. */
+void request_dispatch(struct request *r);
+/* Suspends the connection until a reply is set. */
+void request_suspend(struct request *r);
+
+/* Headers of the client's request (case-insensitive). */
+const char *request_header(const struct request *r, const char *name);
+
+/* Replies; each takes ownership of body (malloc'ed) and resumes if suspended. */
+int request_reply(struct request *r, unsigned status, const char *content_type, char *body, size_t len);
+int request_reply_json(struct request *r, unsigned status, char *json);
+int request_reply_error(struct request *r, unsigned status, const char *details,
+                        const char *format, ...) _printf_(4, 5);
+/* Adds a header to the pending reply (after request_reply*). */
+int request_reply_header(struct request *r, const char *name, const char *value);

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_MODULE "router"
+#include "router.h"
+
+#include "local_api.h"
+#include "log.h"
+#include "login_shim.h"
+#include "proxy.h"
+#include "request.h"
+
+bool router_check(struct request *r) {
+        if (path_has_prefix(r->path, "/_denvrd/") || path_has_prefix(r->path, "/api/"))
+                return true;
+
+        request_reply_error(r, 404, NULL,
+                            "no such endpoint: %s (denvrd serves /api/... like the Denvr API, "
+                            "and /_denvrd/healthz, readyz, status, metrics)", r->path);
+        return false;
+}
+
+void router_dispatch(struct request *r) {
+        if (path_has_prefix(r->path, "/_denvrd/"))
+                local_api_handle(r);
+        else if (login_shim_matches(r->path))
+                login_shim_handle(r);
+        else
+                proxy_start(r);
+}

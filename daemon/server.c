@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_MODULE "server"
+#include "server.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+
+#include "daemon.h"
+#include "listener.h"
+#include "log.h"
+#include "request.h"
+
+/* Large enough that our own 16 KiB header and 8 KiB URL checks see the
+ * request and answer with an envelope; pages are touched only as used. */
+#define CONNECTION_MEMORY_LIMIT (64u * 1024u)
+#define CONNECTION_LIMIT 8192u
+#define CONNECTION_IDLE_TIMEOUT_SEC 120u
+
+static void server_rearm_timer(struct listener *l) {
+        MHD_UNSIGNED_LONG_LONG ms;
+        uint64_t now;
+
+        if (MHD_get_timeout(l->mhd, &ms) != MHD_YES) {
+                (void) sd_event_source_set_enabled(l->timer_source, SD_EVENT_OFF);
+                return;
+        }
+        if (sd_event_now(l->daemon->event, CLOCK_MONOTONIC, &now) < 0)
+                return;
+        (void) sd_event_source_set_time(l->timer_source, now + ms * 1000);
+        (void) sd_event_source_set_enabled(l->timer_source, SD_EVENT_ONESHOT);
+}
+
+static int on_mhd_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct listener *l = userdata;
+
+        (void) MHD_run(l->mhd);
+        server_rearm_timer(l);
+        return 0;
+}
+
+static int on_mhd_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        return on_mhd_io(s, -1, 0, userdata);
+}
+
+static int on_mhd_wake(sd_event_source *s, void *userdata) {
+        return on_mhd_io(s, -1, 0, userdata);
+}
+
+void server_wake(struct listener *l) {
+        if (l->wake_source)
+                (void) sd_event_source_set_enabled(l->wake_source, SD_EVENT_ONESHOT);
+}
+
+static void peer_fill(struct conn_ctx *ctx, struct MHD_Connection *conn) {
+        const union MHD_ConnectionInfo *ci;
+
+        ctx->peer.tcp_uid = -2;
+        if (ctx->listener->kind == LISTENER_UNIX) {
+                struct ucred cred;
+                socklen_t len = sizeof cred;
+
+                ctx->peer.is_unix = true;
+                if (getsockopt(ctx->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+                        ctx->peer.has_cred = true;
+                        ctx->peer.pid = cred.pid;
+                        ctx->peer.uid = cred.uid;
+                        ctx->peer.gid = cred.gid;
+                }
+                return;
+        }
+
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+                const struct sockaddr *sa = ci->client_addr;
+                char host[INET6_ADDRSTRLEN] = "?";
+
+                if (sa->sa_family == AF_INET) {
+                        const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
+                        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+                        ctx->peer.port = ntohs(in->sin_port);
+                        snprintf(ctx->peer.addr, sizeof ctx->peer.addr, "%s:%u", host, ctx->peer.port);
+                } else if (sa->sa_family == AF_INET6) {
+                        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
+                        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+                        ctx->peer.port = ntohs(in6->sin6_port);
+                        snprintf(ctx->peer.addr, sizeof ctx->peer.addr, "[%s]:%u", host, ctx->peer.port);
+                }
+        }
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+        struct listener *l = cls;
+        struct conn_ctx *ctx = *socket_context;
+
+        if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+                const union MHD_ConnectionInfo *ci;
+
+                ctx = calloc(1, sizeof *ctx);
+                if (!ctx)
+                        return;   /* handled: requests on it get refused */
+                ctx->listener = l;
+                ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+                ctx->fd = ci ? ci->connect_fd : -1;
+                peer_fill(ctx, conn);
+                *socket_context = ctx;
+                return;
+        }
+
+        if (ctx) {
+                free(ctx->raw_uri);
+                free(ctx);
+                *socket_context = NULL;
+        }
+}
+
+static struct conn_ctx *conn_ctx_of(struct MHD_Connection *conn) {
+        const union MHD_ConnectionInfo *ci;
+
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        return ci ? ci->socket_context : NULL;
+}
+
+/* The only place the request target is seen before libmicrohttpd decodes it. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
+        struct conn_ctx *ctx = conn_ctx_of(conn);
+
+        if (ctx) {
+                free(ctx->raw_uri);
+                ctx->raw_uri = strdup(uri);
+        }
+        return NULL;
+}
+
+static enum MHD_Result queue_reply(struct request *r) {
+        enum MHD_Result ret;
+
+        ret = MHD_queue_response(r->conn, r->status, r->response);
+        MHD_destroy_response(r->response);
+        r->response = NULL;
+        return ret;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls) {
+        struct listener *l = cls;
+        struct request *r = *con_cls;
+
+        if (!r) {
+                struct conn_ctx *ctx = conn_ctx_of(conn);
+
+                if (!ctx)
+                        return MHD_NO;
+                r = request_new(l, ctx, conn, method, url);
+                if (!r)
+                        return MHD_NO;
+                *con_cls = r;
+                request_begin(r);
+                return r->response ? queue_reply(r) : MHD_YES;
+        }
+
+        if (r->aborted)
+                return MHD_NO;
+
+        if (*upload_data_size > 0) {
+                request_append_body(r, upload_data, *upload_data_size);
+                *upload_data_size = 0;
+                return r->response ? queue_reply(r) : MHD_YES;
+        }
+
+        if (r->response)
+                return queue_reply(r);
+        if (r->dispatched)
+                return MHD_YES;   /* woken without a reply yet; keep waiting */
+
+        r->dispatched = true;
+        request_dispatch(r);
+        if (r->response)
+                return queue_reply(r);
+        request_suspend(r);
+        return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+        struct request *r = *con_cls;
+
+        if (r) {
+                request_free(r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+                *con_cls = NULL;
+        }
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) _printf_(2, 0);
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+        char buf[512];
+        size_t n;
+
+        (void) vsnprintf(buf, sizeof buf, fmt, ap);
+        n = strlen(buf);
+        if (n > 0 && buf[n - 1] == '\n')
+                buf[n - 1] = 0;
+        log_debug("libmicrohttpd: %s", buf);
+}
+
+int server_start(struct listener *l) {
+        struct daemon *d = l->daemon;
+        const union MHD_DaemonInfo *di;
+        int r;
+
+        assert(l->fd >= 0);
+
+        l->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+                                  0, NULL, NULL, on_access, l,
+                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, l,
+                                  MHD_OPTION_LISTEN_SOCKET, l->fd,
+                                  MHD_OPTION_URI_LOG_CALLBACK, on_uri, l,
+                                  MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
+                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
+                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY_LIMIT,
+                                  MHD_OPTION_CONNECTION_LIMIT, CONNECTION_LIMIT,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_IDLE_TIMEOUT_SEC,
+                                  MHD_OPTION_END);
+        if (!l->mhd)
+                return log_error_errno(EIO, "cannot start HTTP server on %s", l->address);
+        l->fd = -1;   /* libmicrohttpd owns and closes it now */
+
+        di = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+        if (!di)
+                return log_error_errno(EIO, "no epoll fd from libmicrohttpd for %s", l->address);
+
+        r = sd_event_add_io(d->event, &l->io_source, di->epoll_fd, EPOLLIN, on_mhd_io, l);
+        if (r < 0)
+                return log_error_errno(r, "cannot watch HTTP server of %s", l->address);
+        r = sd_event_add_time(d->event, &l->timer_source, CLOCK_MONOTONIC, UINT64_MAX, 1000,
+                              on_mhd_timer, l);
+        if (r < 0)
+                return log_error_errno(r, "cannot add timer for %s", l->address);
+        r = sd_event_add_defer(d->event, &l->wake_source, on_mhd_wake, l);
+        if (r < 0)
+                return log_error_errno(r, "cannot add wake-up source for %s", l->address);
+        (void) sd_event_source_set_enabled(l->wake_source, SD_EVENT_OFF);
+        server_rearm_timer(l);
+
+        log_info("listening on %s %s%s", l->kind == LISTENER_UNIX ? "unix" : "tcp", l->address,
+                 l->activated ? " (from systemd)" : "");
+        return 0;
+}
+
+void server_stop(struct listener *l) {
+        l->io_source = sd_event_source_disable_unref(l->io_source);
+        l->timer_source = sd_event_source_disable_unref(l->timer_source);
+        l->wake_source = sd_event_source_disable_unref(l->wake_source);
+        if (l->mhd) {
+                MHD_stop_daemon(l->mhd);
+                l->mhd = NULL;
+        }
+}
