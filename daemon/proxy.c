@@ -13,6 +13,8 @@
 
 #include "auth.h"
 #include "daemon.h"
+#include "fillin.h"
+#include "optable.h"
 #include "denvrd-version.h"
 #include "http_headers.h"
 #include "log.h"
@@ -84,6 +86,7 @@ struct header_walk {
         const char *connection;
         bool failed;
         bool has_content_type;
+        bool json_content_type;   /* replace the client's Content-Type */
 };
 
 static enum MHD_Result add_forwarded_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -94,8 +97,11 @@ static enum MHD_Result add_forwarded_header(void *cls, enum MHD_ValueKind kind, 
 
         if (!http_header_forward_request(key, w->connection))
                 return MHD_YES;
-        if (strcasecmp(key, "Content-Type") == 0)
+        if (strcasecmp(key, "Content-Type") == 0) {
+                if (w->json_content_type)
+                        return MHD_YES;
                 w->has_content_type = true;
+        }
         /* "Name;" is curl's way to send a header with an empty value. */
         if ((value && *value ? asprintf(&line, "%s: %s", key, value) : asprintf(&line, "%s;", key)) < 0) {
                 w->failed = true;
@@ -129,9 +135,12 @@ static int slist_add(struct curl_slist **l, const char *fmt, ...) {
         return 0;
 }
 
-static int proxy_build_headers(struct proxy *p) {
+static int proxy_build_headers(struct proxy *p, bool json_content_type) {
         struct request *r = p->r;
-        struct header_walk w = { .connection = request_header(r, "Connection") };
+        struct header_walk w = {
+                .connection = request_header(r, "Connection"),
+                .json_content_type = json_content_type,
+        };
         const char *ua = request_header(r, "User-Agent");
         _cleanup_free_ char *agent = NULL;
 
@@ -149,6 +158,8 @@ static int proxy_build_headers(struct proxy *p) {
              * and a form Content-Type for bodies without one. */
             slist_add(&p->headers, "%s", "Expect:") < 0)
                 return -ENOMEM;
+        if (json_content_type)
+                return slist_add(&p->headers, "%s", "Content-Type: application/json");
         if (!w.has_content_type && slist_add(&p->headers, "%s", "Content-Type:") < 0)
                 return -ENOMEM;
         return 0;
@@ -373,9 +384,67 @@ static void proxy_attempt(struct proxy *p) {
         }
 }
 
+/*
+ * Known operations get their absent parameters filled from [defaults] and
+ * are validated before any round trip.  Returns 1 when a reply (400) was
+ * sent, 0 to go on, or a negative errno.
+ */
+static int proxy_fill_in(struct proxy *p, bool *ret_json) {
+        struct request *r = p->r;
+        const struct denvr_config *c = r->daemon->config;
+        const struct fillin_defaults defaults = {
+                .cluster = c->cluster,
+                .vpcid = config_vpcid(c),
+                .rpool = c->rpool,
+        };
+        struct fillin_result fr = { .query = NULL };
+        const struct operation *op;
+        char *envelope = NULL;
+        int k;
+
+        *ret_json = false;
+        op = optable_lookup(r->method, r->path);
+        if (!op)
+                return 0;   /* unknown operations pass through untouched */
+
+        k = fillin_apply(op, &defaults, r->query ? r->query : "", r->query ? strlen(r->query) : 0,
+                         request_header(r, "Content-Type"), r->body, r->body_len, &fr);
+        if (k < 0)
+                return k;
+        k = fillin_result_envelope(&fr, &envelope);
+        if (k != 0) {
+                fillin_result_done(&fr);
+                if (k < 0)
+                        return k;
+                request_reply_json(r, 400, envelope);
+                return 1;
+        }
+        if (fr.query) {
+                k = asprintf(&p->url, "%s%s?%.*s", c->server, r->path, (int) fr.query_len, fr.query);
+                if (k < 0) {
+                        p->url = NULL;
+                        fillin_result_done(&fr);
+                        return -ENOMEM;
+                }
+        }
+        if (fr.body) {
+                p->owned_body = TAKE_PTR(fr.body);
+                p->body = p->owned_body;
+                p->body_len = fr.body_len;
+        }
+        if (fr.n_added_query + fr.n_added_body > 0)
+                log_debug("%s: filled in %zu query and %zu body default(s)", r->id, fr.n_added_query,
+                          fr.n_added_body);
+        *ret_json = fr.content_type_json;
+        fillin_result_done(&fr);
+        return 0;
+}
+
 void proxy_start(struct request *r) {
         struct daemon *d = r->daemon;
         struct proxy *p;
+        bool json = false;
+        int k;
 
         assert(!r->proxy);
         p = calloc(1, sizeof *p);
@@ -389,10 +458,16 @@ void proxy_start(struct request *r) {
         p->body = r->body;
         p->body_len = r->body_len;
 
-        if (asprintf(&p->url, "%s%s", d->config->server, r->raw_uri) < 0 ||
-            proxy_build_headers(p) < 0 ||
+        k = proxy_fill_in(p, &json);
+        if (k > 0)
+                return;
+        if (k >= 0 && !p->url && asprintf(&p->url, "%s%s", d->config->server, r->raw_uri) < 0) {
+                p->url = NULL;   /* undefined after a failed asprintf() */
+                k = -ENOMEM;
+        }
+        if (k < 0 || proxy_build_headers(p, json) < 0 ||
             !(p->t = upstream_transfer_new(d->upstream, on_transfer_done, p))) {
-                request_reply_error(r, 503, NULL, "out of memory");
+                request_reply_error(r, 503, NULL, "out of memory preparing the upstream request");
                 return;
         }
         proxy_attempt(p);

@@ -3,14 +3,23 @@
 #include "router.h"
 
 #include "local_api.h"
+#include "daemon.h"
 #include "log.h"
 #include "login_shim.h"
 #include "proxy.h"
 #include "request.h"
+#include "shorthand.h"
 
 bool router_check(struct request *r) {
         if (path_has_prefix(r->path, "/_denvrd/") || path_has_prefix(r->path, "/api/"))
                 return true;
+        if (shorthand_matches(r->path)) {
+                if (shorthand_rewrite(r, r->daemon->config->api) < 0) {
+                        request_reply_error(r, 503, NULL, "out of memory");
+                        return false;
+                }
+                return true;
+        }
 
         request_reply_error(r, 404, NULL,
                             "no such endpoint: %s (denvrd serves /api/... like the Denvr API, "

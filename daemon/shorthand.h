@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Service shorthand: the SDKs name services like "servers/virtual"; denvrd
+ * serves /servers/virtual/GetServers as /api/{api}/servers/virtual/GetServers
+ * using [defaults] api.  Only the services of the operation table count, so
+ * a typo still gets a 404 instead of a confusing upstream error.
+ */
+
+#include <stdbool.h>
+
+struct request;
+
+/* True if the path's first segment is a Denvr service (clusters, servers, vpcs...). */
+bool shorthand_matches(const char *path);
+/* Rewrites the request's target in place; negative errno on OOM. */
+int shorthand_rewrite(struct request *r, const char *api);
