@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "cache.h"
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
@@ -22,6 +23,9 @@
 #include "upstream.h"
 
 #define LOGOUT_BOUND_USEC (2 * 1000000ull)
+/* STATUS= carries a request count and the token's remaining life: refresh it this
+ * often (only sent when the text changed). */
+#define STATUS_INTERVAL_USEC (2 * 1000000ull)
 
 uint64_t daemon_now(const struct daemon *d) {
         uint64_t n = 0;
@@ -211,13 +215,31 @@ int daemon_new(struct denvr_config *config, const struct config_overrides *o, st
         r = auth_new(d->event, d->upstream, d->config, on_auth_event, d, &d->auth);
         if (r < 0)
                 return r;
+        r = cache_new(&d->cache);
+        if (r < 0)
+                return r;
         return daemon_listen(d);
+}
+
+static int on_status_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct daemon *d = userdata;
+
+        if (d->quitting)
+                return 0;
+        notify_status(d);
+        (void) sd_event_source_set_time_relative(s, STATUS_INTERVAL_USEC);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
 int daemon_run(struct daemon *d) {
         int r;
 
         notify_ready(d);
+        /* Without a service manager listening there is nobody to keep current. */
+        if (getenv("NOTIFY_SOCKET") &&
+            sd_event_add_time_relative(d->event, &d->status_timer, CLOCK_MONOTONIC, STATUS_INTERVAL_USEC,
+                                       500000, on_status_timer, d) < 0)
+                log_warning("cannot schedule STATUS= updates; the status shown by systemd may lag");
         auth_start(d->auth);
         r = sd_event_loop(d->event);
         return r < 0 ? log_error_errno(r, "event loop failed") : 0;
@@ -260,6 +282,7 @@ void daemon_begin_shutdown(struct daemon *d) {
         if (d->quitting)
                 return;
         d->quitting = true;
+        d->status_timer = sd_event_source_disable_unref(d->status_timer);
         notify_stopping(d);
         daemon_stop_listeners(d);
         /* Log out with the current token, bounded to 2 s, then leave. */
@@ -273,6 +296,7 @@ void daemon_begin_shutdown(struct daemon *d) {
 struct daemon *daemon_free(struct daemon *d) {
         if (!d)
                 return NULL;
+        d->status_timer = sd_event_source_disable_unref(d->status_timer);
         daemon_stop_listeners(d);
         /* Run libmicrohttpd's shutdown of resumed connections before freeing. */
         for (size_t i = 0; i < d->n_listeners; i++)
@@ -280,6 +304,7 @@ struct daemon *daemon_free(struct daemon *d) {
         free(d->listeners);
         assert(d->requests == NULL);
         auth_free(d->auth);
+        cache_free(d->cache);
         upstream_free(d->upstream);
         sd_event_unref(d->event);
         config_free(d->config);

@@ -18,6 +18,7 @@ struct listener;
 struct request;
 struct upstream;
 struct auth;
+struct cache;
 
 struct daemon {
         sd_event *event;
@@ -30,6 +31,7 @@ struct daemon {
 
         struct upstream *upstream;
         struct auth *auth;
+        struct cache *cache;
 
         struct request *requests;            /* in flight, for shutdown and stats */
         unsigned n_requests;
@@ -38,6 +40,9 @@ struct daemon {
         uint64_t started_usec;               /* CLOCK_MONOTONIC */
         uint64_t started_realtime_usec;
         bool quitting;
+
+        sd_event_source *status_timer;       /* keeps STATUS= current (only under systemd) */
+        char status_sent[512];               /* the last STATUS= text sent */
 };
 
 /* Monotonic "now" of the event loop, in microseconds. */

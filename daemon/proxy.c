@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "auth.h"
+#include "cache.h"
 #include "daemon.h"
 #include "fillin.h"
 #include "optable.h"
@@ -40,6 +41,12 @@ struct proxy {
         uint64_t auth_generation;
         struct auth_waiter waiter;
         sd_event_source *retry_timer;
+
+        /* GET cache and coalescing (cache.h); NULL key: not cacheable. */
+        char *cache_key;
+        unsigned cache_ttl;
+        struct cache_flight *flight;
+        bool waiting;                   /* a follower of another request's flight */
 };
 
 static void proxy_attempt(struct proxy *p);
@@ -54,9 +61,18 @@ static void auth_node_free(struct proxy *p) {
         p->auth_node = NULL;
 }
 
+static void flight_leader_gone(struct proxy *p);
+
 void proxy_free(struct proxy *p) {
         if (!p)
                 return;
+        if (p->flight) {
+                if (p->waiting)
+                        cache_flight_leave(p->flight, p);
+                else
+                        flight_leader_gone(p);
+        }
+        free(p->cache_key);
         p->retry_timer = sd_event_source_disable_unref(p->retry_timer);
         auth_unwait(p->r->daemon->auth, &p->waiter);
         upstream_transfer_free(p->t);
@@ -167,27 +183,128 @@ static int proxy_build_headers(struct proxy *p, bool json_content_type) {
 
 /* --- answering the client --------------------------------------------- */
 
-static void proxy_deliver(struct proxy *p) {
+/* Sends an answer (taking its body) with the cache's headers when it applies. */
+static void reply_answer(struct proxy *p, struct cache_answer *a, const char *x_cache, unsigned age) {
         struct request *r = p->r;
-        struct upstream_transfer *t = p->t;
-        const char *connection = upstream_transfer_header(t, "Connection");
-        char *body = TAKE_PTR(t->resp_body);
-        size_t len = t->resp_body_len;
+        char agebuf[16];
 
-        t->resp_body_len = 0;
-        if (request_reply(r, (unsigned) t->status, NULL, body, len) < 0)
+        if (request_reply(r, a->status, NULL, TAKE_PTR(a->body), a->body_len) < 0)
                 return;
+        for (size_t i = 0; i < a->n_headers; i++)
+                (void) request_reply_header(r, a->headers[i].name, a->headers[i].value);
+        if (x_cache) {
+                snprintf(agebuf, sizeof agebuf, "%u", age);
+                (void) request_reply_header(r, "X-Cache", x_cache);
+                (void) request_reply_header(r, "Age", agebuf);
+        }
+}
+
+static int answer_from_transfer(struct upstream_transfer *t, struct cache_answer *a) {
+        const char *connection = upstream_transfer_header(t, "Connection");
+
+        *a = (struct cache_answer) {
+                .status = (unsigned) t->status,
+                .body_len = t->resp_body_len,
+        };
+        a->headers = calloc(t->n_resp_headers ? t->n_resp_headers : 1, sizeof *a->headers);
+        if (!a->headers)
+                return -ENOMEM;
         for (size_t i = 0; i < t->n_resp_headers; i++) {
                 const struct upstream_header *h = &t->resp_headers[i];
 
-                if (http_header_forward_response(h->name, connection) &&
-                    http_header_value_is_safe(h->value, strlen(h->value)))
-                        (void) request_reply_header(r, h->name, h->value);
+                if (!http_header_forward_response(h->name, connection) ||
+                    !http_header_value_is_safe(h->value, strlen(h->value)))
+                        continue;
+                a->headers[a->n_headers].name = strdup(h->name);
+                a->headers[a->n_headers].value = strdup(h->value);
+                a->n_headers++;
+                if (!a->headers[a->n_headers - 1].name || !a->headers[a->n_headers - 1].value) {
+                        cache_answer_done(a);
+                        return -ENOMEM;
+                }
         }
+        a->body = TAKE_PTR(t->resp_body);
+        t->resp_body_len = 0;
+        if (!a->body)
+                a->body_len = 0;
+        return 0;
+}
+
+/* Ends this leader's flight: stores a 2xx answer, and answers every follower with a copy. */
+static void flight_finish(struct proxy *p, const struct cache_answer *a) {
+        struct daemon *d = p->r->daemon;
+        void **waiters;
+
+        if (!p->flight)
+                return;
+        if (a)
+                cache_store(d->cache, p->cache_key, p->r->path, p->cache_ttl, a, daemon_now(d));
+        waiters = cache_flight_end(d->cache, p->flight);
+        p->flight = NULL;
+        for (void **w = waiters; w && *w; w++) {
+                struct proxy *f = *w;
+                struct cache_answer copy;
+
+                f->flight = NULL;
+                f->waiting = false;
+                if (!a || cache_answer_copy(a, &copy) < 0) {
+                        request_reply_error(f->r, 502, NULL, "the shared upstream request for %s failed",
+                                            f->r->path);
+                        continue;
+                }
+                f->r->upstream_status = (long) a->status;
+                reply_answer(f, &copy, "MISS", 0);
+                cache_answer_done(&copy);
+        }
+        free(waiters);
+}
+
+/* The leader ends without an answer to share: the next follower takes over. */
+static void flight_leader_gone(struct proxy *p) {
+        struct proxy *next = cache_flight_promote(p->flight);
+
+        if (!next) {
+                free(cache_flight_end(p->r->daemon->cache, p->flight));
+                p->flight = NULL;
+                return;
+        }
+        p->flight = NULL;
+        next->waiting = false;
+        proxy_attempt(next);
+}
+
+static void proxy_deliver(struct proxy *p) {
+        struct cache_answer a;
+
+        if (answer_from_transfer(p->t, &a) < 0) {
+                request_reply_error(p->r, 503, NULL, "out of memory");
+                return;
+        }
+        flight_finish(p, &a);
+        reply_answer(p, &a, p->cache_key ? "MISS" : NULL, 0);
+        cache_answer_done(&a);
 }
 
 static void proxy_fail(struct proxy *p) {
         struct request *r = p->r;
+
+        if (p->flight) {
+                /* Followers get the same verdict, not one failing attempt each. */
+                void **waiters = cache_flight_end(r->daemon->cache, p->flight);
+
+                p->flight = NULL;
+                for (void **w = waiters; w && *w; w++) {
+                        struct proxy *f = *w;
+                        struct upstream_transfer *own = f->t;
+
+                        f->flight = NULL;
+                        f->waiting = false;
+                        f->t = p->t;   /* borrowed for the message only */
+                        proxy_fail(f);
+                        f->t = own;
+                }
+                free(waiters);
+        }
         struct upstream_transfer *t = p->t;
         const char *host = upstream_host(r->daemon);
         unsigned timeout = r->daemon->config->request_timeout_sec;
@@ -440,6 +557,73 @@ static int proxy_fill_in(struct proxy *p, bool *ret_json) {
         return 0;
 }
 
+static const struct cache_rule *cache_rule_for(const struct denvr_config *c, const char *path) {
+        for (size_t i = 0; i < c->n_cache; i++)
+                if (strcasecmp(c->cache[i].path, path) == 0)
+                        return &c->cache[i];
+        return NULL;
+}
+
+static bool client_says_no_cache(const struct request *r) {
+        const char *cc = request_header(r, "Cache-Control");
+        const char *pragma = request_header(r, "Pragma");
+
+        return (cc && (strcasestr(cc, "no-cache") || strcasestr(cc, "no-store"))) ||
+               (pragma && strcasestr(pragma, "no-cache"));
+}
+
+/*
+ * Cache and coalescing before going upstream.  Returns 1 when the request
+ * is taken care of (answered from the cache, or waiting for an identical
+ * request in flight), 0 to go upstream, negative errno on OOM.
+ */
+static int proxy_cache_step(struct proxy *p) {
+        struct request *r = p->r;
+        struct daemon *d = r->daemon;
+        const struct cache_rule *rule;
+        const struct cache_answer *hit;
+        struct cache_flight *f;
+        const char *ae, *accept;
+        unsigned age;
+
+        if (strcmp(r->method, "GET") != 0) {
+                if (strcmp(r->method, "HEAD") != 0)
+                        cache_invalidate_service(d->cache, r->path);
+                return 0;
+        }
+        rule = cache_rule_for(d->config, r->path);
+        if (!rule || client_says_no_cache(r))
+                return 0;
+
+        ae = request_header(r, "Accept-Encoding");
+        accept = request_header(r, "Accept");
+        if (asprintf(&p->cache_key, "%s\n%s\n%s", p->url, ae ? ae : "", accept ? accept : "") < 0) {
+                p->cache_key = NULL;
+                return 0;   /* just not cached */
+        }
+        p->cache_ttl = rule->ttl_sec;
+
+        hit = cache_lookup(d->cache, p->cache_key, daemon_now(d), &age);
+        if (hit) {
+                struct cache_answer copy;
+
+                if (cache_answer_copy(hit, &copy) < 0)
+                        return 0;
+                r->upstream_status = -1;
+                reply_answer(p, &copy, "HIT", age);
+                cache_answer_done(&copy);
+                return 1;
+        }
+        f = cache_flight_find(d->cache, p->cache_key);
+        if (f && cache_flight_join(f, p) == 0) {
+                p->flight = f;
+                p->waiting = true;
+                return 1;
+        }
+        p->flight = cache_flight_begin(d->cache, p->cache_key, p);
+        return 0;
+}
+
 void proxy_start(struct request *r) {
         struct daemon *d = r->daemon;
         struct proxy *p;
@@ -470,5 +654,7 @@ void proxy_start(struct request *r) {
                 request_reply_error(r, 503, NULL, "out of memory preparing the upstream request");
                 return;
         }
+        if (proxy_cache_step(p) > 0)
+                return;
         proxy_attempt(p);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "cache.h"
 #include "daemon.h"
 #include "listener.h"
 #include "log.h"
@@ -102,6 +103,9 @@ void daemon_reload(struct daemon *d) {
         };
         (void) upstream_reconfigure(d->upstream, &uo);
         log_set_max_level(newc->log_level);
+        /* Cached answers belong to the credential that fetched them. */
+        if (!config_same_credentials(old, newc) || strcmp(old->server, newc->server) != 0)
+                cache_clear(d->cache);
         d->config = newc;
         auth_set_config(d->auth, newc);
         config_free(old);
