@@ -56,16 +56,17 @@ static void on_auth_event(enum auth_event ev, void *userdata) {
         notify_status(d);
 }
 
-static int listeners_add(struct daemon *d, struct listener *l) {
-        struct listener **a = reallocarray(d->listeners, d->n_listeners + 1, sizeof *a);
+/* Appends l to a listener array; frees l on failure. */
+static int listener_list_append(struct daemon *d, struct listener ***list, size_t *n, struct listener *l) {
+        struct listener **m = reallocarray(*list, *n + 1, sizeof *m);
 
-        if (!a) {
+        if (!m) {
                 listener_free(l);
                 return -ENOMEM;
         }
-        d->listeners = a;
         l->daemon = d;
-        d->listeners[d->n_listeners++] = l;
+        m[(*n)++] = l;
+        *list = m;
         return 0;
 }
 
@@ -85,7 +86,7 @@ static int listeners_from_systemd(struct daemon *d) {
                 r = listener_adopt(SD_LISTEN_FDS_START + i, d->config->allow_remote, &l);
                 if (r < 0)
                         break;
-                r = listeners_add(d, l);
+                r = listener_list_append(d, &d->listeners, &d->n_listeners, l);
                 if (r < 0)
                         break;
         }
@@ -104,42 +105,25 @@ int daemon_open_listeners(struct daemon *d, const struct denvr_config *c,
         size_t n = 0;
         int r = 0;
 
-        for (char **a = c->listen; a && *a; a++) {
+        for (char **a = c->listen; a && *a && r >= 0; a++) {
                 r = listener_open_tcp(*a, c->allow_remote, &l);
-                if (r < 0)
-                        goto fail;
-                struct listener **m = reallocarray(list, n + 1, sizeof *m);
-                if (!m) {
-                        listener_free(l);
-                        r = -ENOMEM;
-                        goto fail;
-                }
-                list = m;
-                l->daemon = d;
-                list[n++] = l;
+                if (r >= 0)
+                        r = listener_list_append(d, &list, &n, l);
         }
-        if (c->socket) {
+        if (r >= 0 && c->socket) {
                 r = listener_open_unix(c->socket, c->socket_mode, &l);
-                if (r < 0)
-                        goto fail;
-                struct listener **m = reallocarray(list, n + 1, sizeof *m);
-                if (!m) {
-                        listener_free(l);
-                        r = -ENOMEM;
-                        goto fail;
-                }
-                list = m;
-                l->daemon = d;
-                list[n++] = l;
+                if (r >= 0)
+                        r = listener_list_append(d, &list, &n, l);
+        }
+        if (r < 0) {
+                for (size_t i = 0; i < n; i++)
+                        listener_free(list[i]);
+                free(list);
+                return r;
         }
         *ret = list;
         *ret_n = n;
         return 0;
-fail:
-        for (size_t i = 0; i < n; i++)
-                listener_free(list[i]);
-        free(list);
-        return r;
 }
 
 static int daemon_listen(struct daemon *d) {
