@@ -1516,10 +1516,18 @@ static void resolve_credentials(struct loader *l, const struct config_overrides 
                 else
                         error_plain(l, "DENVR_USERNAME is set but there is no password: set DENVR_PASSWORD, "
                                     "or 'password' or 'password_file' in [credentials]");
-        } else if (have_password)
-                error_plain(l, "a password is set but no username: set 'username' in [credentials] "
-                            "or DENVR_USERNAME");
-        else if (!o->allow_no_credentials) {
+        } else if (have_password) {
+                /* A password from the file is reported at its line, like every other file error. */
+                unsigned line = c->secret_source == SECRET_SOURCE_CONFIG ? l->key_line[KEY_PASSWORD] :
+                                c->secret_source == SECRET_SOURCE_FILE ? l->key_line[KEY_PASSWORD_FILE] : 0;
+
+                if (line)
+                        error_at(l, line, "a password is set but no username: set 'username' in [credentials] "
+                                 "or DENVR_USERNAME");
+                else
+                        error_plain(l, "a password is set but no username: set 'username' in [credentials] "
+                                    "or DENVR_USERNAME");
+        } else if (!o->allow_no_credentials) {
                 const char *hint = "set 'apikey' or 'apikey_file', or 'username' with 'password' or "
                                    "'password_file' in [credentials]; or the environment variables "
                                    "DENVR_APIKEY, or DENVR_USERNAME and DENVR_PASSWORD";

@@ -16,7 +16,7 @@ trap 'rm -rf "$work"' EXIT
 found=0
 rc=0
 for exe in "$build"/tests/fuzz/fuzz-*; do
-        [ -x "$exe" ] || continue
+        [ -f "$exe" ] && [ -x "$exe" ] || continue
         found=1
         name=$(basename "$exe")
         seeds="$here/corpus/${name#fuzz-}"

@@ -352,6 +352,16 @@ static void test_credentials(void) {
         o = ov(p);
         load_fail(&o, 0, "no username");
         clean_env();
+        /* A password in the file without a username: reported at the password's line (fuzz-config). */
+        p = write_file("half3.toml", 0600, "[credentials]\nusername = \"u\\u0000\"\npassword = \"pw\"\n");
+        o = ov(p);
+        o.allow_no_credentials = true;
+        load_fail(&o, 3, "no username");
+        p = write_file("pwfile", 0600, "pw\n");
+        p = write_file("half4.toml", 0600, "[credentials]\n\npassword_file = \"pwfile\"\n");
+        o = ov(p);
+        o.allow_no_credentials = true;
+        load_fail(&o, 3, "no username");
 
         /* apikey wins over username/password in the file too; the unused password is dropped. */
         p = write_file("both.toml", 0600, CREDS "apikey = \"KEY-SECRET-2\"\n");
