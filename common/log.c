@@ -12,6 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* sd_journal_sendv() would otherwise add CODE_FILE/CODE_LINE/CODE_FUNC naming this
+ * file's log_to_journal() on every entry: a location, but never the caller's. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
 /* Process-wide logging settings: written once at start-up (and on reload). */

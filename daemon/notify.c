@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
@@ -39,17 +40,28 @@ void notify_status_text(struct daemon *d, char *buf, unsigned size) {
                 snprintf(buf, size, "logging in as %s", s.user ? s.user : "?");
 }
 
-void notify_status(struct daemon *d) {
-        char text[512];
+/* Remembers the STATUS= text sent, so that an unchanged one is not sent again. */
+static void status_sent(struct daemon *d, const char *text) {
+        snprintf(d->status_sent, sizeof d->status_sent, "%s", text);
+}
 
+void notify_status(struct daemon *d) {
+        char text[sizeof d->status_sent];
+
+        if (d->quitting)
+                return;   /* "shutting down" stays */
         notify_status_text(d, text, sizeof text);
+        if (strcmp(text, d->status_sent) == 0)
+                return;
+        status_sent(d, text);
         (void) sd_notifyf(false, "STATUS=%s", text);
 }
 
 void notify_ready(struct daemon *d) {
-        char text[512];
+        char text[sizeof d->status_sent];
 
         notify_status_text(d, text, sizeof text);
+        status_sent(d, text);
         (void) sd_notifyf(false, "READY=1\nSTATUS=%s", text);
 }
 
@@ -57,10 +69,12 @@ void notify_reloading(struct daemon *d) {
         struct timespec ts;
 
         clock_gettime(CLOCK_MONOTONIC, &ts);
+        status_sent(d, "reloading the configuration");
         (void) sd_notifyf(false, "RELOADING=1\nSTATUS=reloading the configuration\nMONOTONIC_USEC=%" PRIu64,
                           (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000);
 }
 
 void notify_stopping(struct daemon *d) {
+        status_sent(d, "shutting down");
         (void) sd_notify(false, "STOPPING=1\nSTATUS=shutting down");
 }
