@@ -117,7 +117,8 @@ def start_mock(request, harness_logdir, harness_certdir, harness_token_log):
 def start_denvrd(request, mock, tmp_path, harness_logdir):
     """Factory: start_denvrd(config_text_extra="", env=None, args=(), credentials="apikey",
     *, upstream=None, listen="127.0.0.1:0", socket=True, ca_file=True, log_level="debug",
-    defaults=None, daemon=None, config_text=None, wait=True, timeout=15) -> Denvrd
+    defaults=None, daemon=None, config_text=None, wait=True, timeout=15, wrapper=(),
+    journal_stream=False) -> Denvrd
 
     credentials: "apikey" (the mock's key), "password" (the mock's user and password), None
       (no [credentials] section) or a dict written as the [credentials] section.
@@ -130,6 +131,9 @@ def start_denvrd(request, mock, tmp_path, harness_logdir):
     config_text: the whole file, verbatim (everything above ignored).
     env: extra environment variables (None value = unset); args: extra CLI arguments.
     wait: wait for /_denvrd/healthz (else the caller uses .wait_ready() / .wait_exit()).
+    wrapper: a command prefix run before DENVRD_WRAPPER and denvrd (e.g.
+      ["systemd-socket-activate", "-l", ...]); it must exec denvrd in its own process.
+    journal_stream: set $JOURNAL_STREAM to the dev:ino of denvrd's stderr (journal output).
     """
     started = []
     request.node._harness_daemons = started
@@ -138,7 +142,7 @@ def start_denvrd(request, mock, tmp_path, harness_logdir):
     def _start(config_text_extra="", env=None, args=(), credentials="apikey", *,
                upstream=None, listen="127.0.0.1:0", socket=True, ca_file=True,
                log_level="debug", defaults=None, daemon=None, config_text=None, wait=True,
-               timeout=15):
+               timeout=15, wrapper=(), journal_stream=False):
         if not binary.exists():
             pytest.fail("denvrd binary %s not found: build it (meson compile -C build) or set "
                         "DENVRD_BIN" % binary)
@@ -178,8 +182,9 @@ def start_denvrd(request, mock, tmp_path, harness_logdir):
                                          "daemon": dm}, config_text_extra)
         cfg = H.write_private(work / "denvr.toml", config_text)
         log = harness_logdir / ("denvrd-%s-%d.log" % (_slug(request.node.nodeid), n))
-        d = H.Denvrd(binary, cfg, log, H.denvrd_env(home, env), args, H.denvrd_wrapper(),
-                     expected_socket=sock_path)
+        d = H.Denvrd(binary, cfg, log, H.denvrd_env(home, env), args,
+                     list(wrapper) + H.denvrd_wrapper(), expected_socket=sock_path,
+                     journal_stream=journal_stream)
         d.workdir = work
         started.append(d)
         if wait:

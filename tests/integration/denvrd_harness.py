@@ -443,7 +443,10 @@ class Denvrd:
     """One denvrd process started with a temporary config."""
 
     def __init__(self, binary, config_path, log_path, env, args=(), wrapper=(),
-                 expected_socket=None):
+                 expected_socket=None, journal_stream=False):
+        """wrapper: a command prefix (e.g. systemd-socket-activate ..., or DENVRD_WRAPPER);
+        journal_stream: set $JOURNAL_STREAM to the dev:ino of the log file denvrd gets as
+        stderr, as journald does for the services it collects."""
         self.binary = Path(binary)
         self.config_path = Path(config_path)
         self.log_path = Path(log_path)
@@ -452,6 +455,9 @@ class Denvrd:
         self.returncode = None
         self.tcp4, self.tcp6, self.unix = [], [], []
         self._logf = open(self.log_path, "ab")
+        if journal_stream:
+            st = os.fstat(self._logf.fileno())
+            env = dict(env, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
         self.cmd = list(wrapper) + [str(self.binary), "--config", str(self.config_path)] + \
             list(args)
         self.proc = subprocess.Popen(self.cmd, stdout=self._logf, stderr=subprocess.STDOUT,
