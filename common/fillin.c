@@ -403,6 +403,81 @@ static bool object_has(json_t *obj, const char *name) {
         return false;
 }
 
+static bool is_digit(char c) {
+        return c >= '0' && c <= '9';
+}
+
+/* Length of the JSON number (RFC 8259 grammar) starting at s, 0 if there is none. */
+static size_t json_number_length(const char *s, size_t len) {
+        size_t i = 0;
+
+        if (i < len && s[i] == '-')
+                i++;
+        if (i < len && s[i] == '0')
+                i++;
+        else if (i < len && s[i] >= '1' && s[i] <= '9')
+                while (i < len && is_digit(s[i]))
+                        i++;
+        else
+                return 0;
+        if (i + 1 < len && s[i] == '.' && is_digit(s[i + 1]))
+                for (i += 2; i < len && is_digit(s[i]); i++)
+                        ;
+        if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+                size_t j = i + 1;
+
+                if (j < len && (s[j] == '+' || s[j] == '-'))
+                        j++;
+                if (j < len && is_digit(s[j]))
+                        for (i = j; i < len && is_digit(s[i]); i++)
+                                ;
+        }
+        return i;
+}
+
+/*
+ * jansson turns every number into a double (JSON_DECODE_INT_AS_REAL) and
+ * refuses one beyond DBL_MAX ("real number overflow"), yet 1e400 or a
+ * 400-digit integer is valid JSON, and we never use number values.  For that
+ * error the body is parsed again from this copy, in which every number
+ * outside strings is "0" padded with blanks to the same length: structure,
+ * keys and the position of any other error stay as they were.
+ */
+static char *neutralise_numbers(const char *s, size_t len) {
+        bool in_string = false;
+        char *c;
+
+        c = malloc(len ? len : 1);
+        if (!c)
+                return NULL;
+        memcpy(c, s, len);
+        for (size_t i = 0; i < len; ) {
+                size_t n;
+
+                if (in_string) {
+                        if (c[i] == '\\')
+                                i += 2;
+                        else
+                                in_string = c[i++] != '"';
+                        continue;
+                }
+                if (c[i] == '"') {
+                        in_string = true;
+                        i++;
+                        continue;
+                }
+                n = json_number_length(c + i, len - i);
+                if (n == 0) {
+                        i++;
+                        continue;
+                }
+                c[i] = '0';
+                memset(c + i + 1, ' ', n - 1);
+                i += n;
+        }
+        return c;
+}
+
 /* Appends "name":"value" with value escaped as a JSON string (value is valid UTF-8). */
 static int append_member(struct buf *b, const char *name, const char *value) {
         static const char hex[] = "0123456789abcdef";
@@ -453,6 +528,14 @@ static int fill_body(const struct operation *op, const struct fillin_defaults *d
                  */
                 root = json_loadb(body + bom, body_len - bom,
                                   JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &error);
+                if (!root && json_error_code(&error) == json_error_numeric_overflow) {
+                        _cleanup_free_ char *copy = neutralise_numbers(body + bom, body_len - bom);
+
+                        if (!copy)
+                                return -ENOMEM;
+                        root = json_loadb(copy, body_len - bom,
+                                          JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &error);
+                }
                 if (!root) {
                         if (json_error_code(&error) == json_error_out_of_memory)
                                 return -ENOMEM;
@@ -606,6 +689,7 @@ bool fillin_result_is_valid(const struct fillin_result *r) {
 int fillin_result_envelope(const struct fillin_result *r, char **ret) {
         struct envelope_violation v[OPTABLE_MAX_PARAMS];
         char hints[OPTABLE_MAX_PARAMS][128];
+        char *members[OPTABLE_MAX_PARAMS] = { NULL };
         _cleanup_free_ char *message = NULL;
         char *e;
 
@@ -640,15 +724,27 @@ int fillin_result_envelope(const struct fillin_result *r, char **ret) {
                                 snprintf(hints[i], sizeof(hints[i]),
                                          "The %s field is required (no [defaults] %s is configured).",
                                          p->name, key);
+                        else
+                                snprintf(hints[i], sizeof(hints[i]), "The %s field is required.", p->name);
+                        /* ABP camelCases member names ("Id" -> "id"), as upstream answers. */
+                        members[i] = strdup(p->name);
+                        if (!members[i]) {
+                                for (size_t j = 0; j < i; j++)
+                                        free(members[j]);
+                                return -ENOMEM;
+                        }
+                        members[i][0] = (char) ascii_lower((unsigned char) members[i][0]);
                         v[i] = (struct envelope_violation) {
-                                .message = key ? hints[i] : NULL,
-                                .member = p->name,
+                                .message = hints[i],
+                                .member = members[i],
                         };
                 }
                 /* ABP's own wording, so clients that match on it keep working. */
                 e = envelope_error("Your request is not valid!",
                                    "The following errors were detected during validation.",
                                    false, v, r->n_missing);
+                for (size_t i = 0; i < r->n_missing; i++)
+                        free(members[i]);
                 break;
         }
         if (!e)

@@ -133,6 +133,7 @@ static void check_body(const struct operation *op, const char *ct, const char *b
                        const struct fillin_result *r) {
         size_t bom = b_len >= 3 && memcmp(b, "\xef\xbb\xbf", 3) == 0 ? 3 : 0, brace = bom;
         const int flags = JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL;
+        json_error_t error;
         json_t *in, *out;
         const char *key;
         json_t *value;
@@ -159,7 +160,21 @@ static void check_body(const struct operation *op, const char *ct, const char *b
                 return;
         }
 
-        in = json_loadb(b + bom, b_len - bom, flags, NULL);
+        in = json_loadb(b + bom, b_len - bom, flags, &error);
+        if (!in && json_error_code(&error) == json_error_numeric_overflow) {
+                /* Valid JSON that jansson cannot hold (1e400): fill-in takes it, so
+                 * only the byte promises can be checked here. */
+                CHECK(r->body_error == FILLIN_BODY_OK || r->body_error == FILLIN_BODY_INVALID_JSON ||
+                      r->body_error == FILLIN_BODY_NOT_OBJECT);
+                if (r->body) {
+                        size_t rest = b_len - brace - 1;
+
+                        CHECK(r->body_error == FILLIN_BODY_OK && brace < b_len && b[brace] == '{' && r->body_len > b_len);
+                        CHECK(memcmp(r->body, b, brace + 1) == 0);
+                        CHECK(memcmp(r->body + r->body_len - rest, b + brace + 1, rest) == 0);
+                }
+                return;
+        }
         if (!in) {
                 CHECK(r->body_error == FILLIN_BODY_INVALID_JSON && !r->body);
                 CHECK(memchr(r->error_text, 0, sizeof(r->error_text)));

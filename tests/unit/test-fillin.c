@@ -184,6 +184,8 @@ static void check_round_trip(int line, const char *in, size_t in_len, const char
         }
 
         a = in_len ? json_loadb(in + bom_in, in_len - bom_in, flags, &e) : json_object();
+        if (!a && json_error_code(&e) == json_error_numeric_overflow)
+                return;   /* numbers beyond a double: jansson cannot compare; the bytes were checked */
         b = json_loadb(out + bom_out, out_len - bom_out, flags, &e);
         CHECK(b && json_is_object(b), "line %d: output is not a JSON object: %s", line, b ? "" : e.text);
         if (!a || !b)
@@ -278,6 +280,18 @@ static void test_body_exact_bytes(void) {
                     "{\"id\":12345678901234567890,\"x\":0.1000000000000000055511151231257827,\"y\":-1e-400,\"z\":1E+300}",
                     .expected = "{" NS_CL ",\"id\":12345678901234567890,\"x\":0.1000000000000000055511151231257827,"
                                 "\"y\":-1e-400,\"z\":1E+300}");
+        /* Beyond a double: jansson alone says "real number overflow", yet it is valid JSON. */
+        EXPECT_BODY(START, &D, JSON, "{\"id\":1e400,\"s\":\"1e400 \\\"\",\"a\":[-1E+999,"
+                    "1000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+                    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+                    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+                    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000]}",
+                    .expected = "{" NS_CL ",\"id\":1e400,\"s\":\"1e400 \\\"\",\"a\":[-1E+999,"
+                    "1000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+                    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+                    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+                    "0000000000000000000000000000000000000000000000000000000000000000000000000000000000]}");
+        EXPECT_BODY(START, &D, JSON, "{\"cluster\":1e400,\"namespace\":-2E999,\"id\":1}");
         /* Unicode escapes kept as written; an escaped key name still counts as present. */
         EXPECT_BODY(START, &D, JSON, "{\"id\":\"\\u00e9\\ud83d\\ude00\\/\",\"n\\u0061mespace\":\"x\"}",
                     .expected = "{\"cluster\":\"Msc1\",\"id\":\"\\u00e9\\ud83d\\ude00\\/\",\"n\\u0061mespace\":\"x\"}");
@@ -359,7 +373,10 @@ static void test_body_errors(void) {
         EXPECT_BODY(START, &D, JSON, " ", .error = FILLIN_BODY_INVALID_JSON);
         EXPECT_BODY(START, &D, JSON, "{\"id\":\"\xff\"}", .error = FILLIN_BODY_INVALID_JSON);
         EXPECT_BODY(START, &D, JSON, "{\"id\":\"a\0b\"}", .body_len = 12, .error = FILLIN_BODY_INVALID_JSON);
-        EXPECT_BODY(START, &D, JSON, "{\"id\":1e999}", .error = FILLIN_BODY_INVALID_JSON);
+        /* An overflowing number does not hide the real error, nor become one. */
+        EXPECT_BODY(START, &D, JSON, "{\"id\":1e999,}", .error = FILLIN_BODY_INVALID_JSON);
+        EXPECT_BODY(START, &D, JSON, "{\"id\":1e999 01}", .error = FILLIN_BODY_INVALID_JSON);
+        EXPECT_BODY(START, &D, JSON, "[1e999]", .error = FILLIN_BODY_NOT_OBJECT);
         EXPECT_BODY(START, &D, JSON, "[{\"id\":1}]", .error = FILLIN_BODY_NOT_OBJECT);
         EXPECT_BODY(START, &D, JSON, "\"{}\"", .error = FILLIN_BODY_NOT_OBJECT);
         EXPECT_BODY(START, &D, JSON, " 42 ", .error = FILLIN_BODY_NOT_OBJECT);
@@ -450,7 +467,7 @@ static void test_envelopes(void) {
                 ve = json_object_get(json_object_get(j, "error"), "validationErrors");
                 CHECK(json_array_size(ve) == 2, "two violations");
                 CHECK(strcmp(json_string_value(json_array_get(json_object_get(json_array_get(ve, 0), "members"), 0)),
-                             "Id") == 0, "Id first");
+                             "id") == 0, "Id first, camelCased as ABP names members");
                 CHECK(strcmp(json_string_value(json_object_get(json_array_get(ve, 0), "message")),
                              "The Id field is required.") == 0, "plain message");
                 CHECK(strcmp(json_string_value(json_object_get(json_array_get(ve, 1), "message")),
