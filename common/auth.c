@@ -22,7 +22,11 @@
 #define LOGOUT_TIMEOUT_MS 2000ul
 #define BACKOFF_BASE_USEC (1 * USEC_PER_SEC)
 #define BACKOFF_CAP_USEC (300 * USEC_PER_SEC)
-/* A token this close to expiry is not handed out any more. */
+/*
+ * A token this close to expiry is not handed out any more: 1 s, or a tenth of
+ * the token's life if that is shorter, so that the margin always ends after
+ * the renewal at 80% (a 2 s token is renewed at 1.6 s and used until 1.8 s).
+ */
 #define EXPIRY_MARGIN_USEC (1 * USEC_PER_SEC)
 
 /* journald catalog ids for login, refresh and logout events. */
@@ -49,9 +53,11 @@ struct auth {
         struct secret *access;              /* password mode */
         struct secret *refresh;
         uint64_t access_expires, refresh_expires;   /* CLOCK_MONOTONIC usec */
+        uint64_t access_margin, refresh_margin;     /* see EXPIRY_MARGIN_USEC */
         uint64_t generation;
 
         enum auth_op op;
+        uint64_t op_started;                /* monotonic: tokens live from here */
         struct upstream_transfer *t;
         char *op_url;
         struct secret *op_body;
@@ -151,20 +157,40 @@ static void wake_waiters(struct auth *a, int error) {
 
 /* --- tokens -------------------------------------------------------------- */
 
+static uint64_t expiry_margin(uint64_t life) {
+        return life / 10 < EXPIRY_MARGIN_USEC ? life / 10 : EXPIRY_MARGIN_USEC;
+}
+
 static void tokens_drop(struct auth *a) {
         secret_free(a->access);
         secret_free(a->refresh);
         a->access = a->refresh = NULL;
         a->access_expires = a->refresh_expires = 0;
+        a->access_margin = a->refresh_margin = 0;
         a->refresh_timer = sd_event_source_disable_unref(a->refresh_timer);
 }
 
 static bool access_valid(const struct auth *a) {
-        return a->access && now_usec(a) + EXPIRY_MARGIN_USEC < a->access_expires;
+        return a->access && now_usec(a) + a->access_margin < a->access_expires;
+}
+
+/* While a renewal is on its way, the current token serves until it really
+ * expires: the margin must not make requests wait for it. */
+static bool access_usable(const struct auth *a) {
+        return access_valid(a) ||
+               ((a->op == OP_REFRESH || a->op == OP_LOGIN) && a->access &&
+                now_usec(a) < a->access_expires);
 }
 
 static bool refresh_valid(const struct auth *a) {
-        return a->refresh && now_usec(a) + EXPIRY_MARGIN_USEC < a->refresh_expires;
+        return a->refresh && now_usec(a) + a->refresh_margin < a->refresh_expires;
+}
+
+/* What is left of the access token's life (counted from the request that got it). */
+static uint64_t life_left(const struct auth *a) {
+        uint64_t now = now_usec(a);
+
+        return a->access_expires > now ? a->access_expires - now : 0;
 }
 
 static void op_start(struct auth *a, enum auth_op op);
@@ -179,8 +205,9 @@ static int on_refresh_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 /*
- * Renew at 80% of the access token's life, or of the refresh token's if that
- * ends sooner, so in steady state no request ever waits for a token.
+ * Renew at 80% of the access token's life (what is left of it when it
+ * arrives), or of the refresh token's remaining life if that ends sooner, so
+ * in steady state no request ever waits for a token.
  */
 static void schedule_renewal(struct auth *a, uint64_t access_life, uint64_t refresh_life) {
         uint64_t now = now_usec(a), at;
@@ -204,7 +231,9 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
         a->retry_timer = sd_event_source_disable_unref(a->retry_timer);
         a->next_attempt = 0;
-        if (a->op == OP_NONE && !access_valid(a))
+        /* A failed background renewal leaves a still valid token without a renewal
+         * scheduled: renew it now rather than when a request finds it expired. */
+        if (a->op == OP_NONE && (!access_valid(a) || !a->refresh_timer))
                 op_start(a, refresh_valid(a) ? OP_REFRESH : OP_LOGIN);
         return 0;
 }
@@ -318,7 +347,11 @@ static void login_done(struct auth *a, struct upstream_transfer *t) {
                 a->last_contact_ok = false;
                 a->last_login_result = "upstream unreachable";
                 emit(a, AUTH_EVENT_LOGIN_FAILED);
-                fail(a, "upstream %s unreachable: %s", a->config->server, t->errbuf);
+                /* curl's errbuf varies between attempts ("after 5001 ms"): the reason
+                 * uses the stable text so that it is logged once. */
+                log_debug("login request failed: %s", t->errbuf);
+                fail(a, "upstream %s unreachable: %s", a->config->server,
+                     curl_easy_strerror(t->result));
                 return;
         }
         a->last_contact_ok = true;
@@ -339,16 +372,24 @@ static void login_done(struct auth *a, struct upstream_transfer *t) {
                 rt = json_string_value(json_object_get(res, "refreshToken"));
                 a->access = secret_new_str(at);
                 a->refresh = rt && *rt && rlife ? secret_new_str(rt) : NULL;
-                a->access_expires = now_usec(a) + alife;
-                a->refresh_expires = a->refresh ? now_usec(a) + rlife : 0;
+                /* The token's life began somewhere between our request and its
+                 * answer: count it from the request, the safe end. */
+                a->access_expires = a->op_started + alife;
+                a->access_margin = expiry_margin(alife);
+                a->refresh_expires = a->refresh ? a->op_started + rlife : 0;
+                a->refresh_margin = expiry_margin(rlife);
                 a->last_login_result = "ok";
                 log_event(LOG_INFO, MESSAGE_ID_LOGIN, "logged in as %s; token valid %llu s",
                           user, (unsigned long long) (alife / USEC_PER_SEC));
-                schedule_renewal(a, alife, rlife);
+                schedule_renewal(a, life_left(a), rlife);
                 emit(a, AUTH_EVENT_LOGIN_OK);
                 json_decref(root);
                 succeed(a);
                 return;
+        } else if (t->status == 429 || t->status == 502 || t->status == 503 || t->status == 504) {
+                a->last_login_result = "upstream unavailable";
+                fail(a, "upstream %s unavailable: HTTP %ld%s%s", a->config->server, t->status,
+                     msg ? ", " : "", msg ? msg : "");
         } else if (t->status == 401 || t->status == 403 || (t->status >= 400 && t->status < 600 && msg)) {
                 a->last_login_result = "rejected";
                 fail(a, "upstream rejected the password for %s (%s)", user,
@@ -384,7 +425,9 @@ static void refresh_done(struct auth *a, struct upstream_transfer *t) {
                         schedule_renewal(a, (a->access_expires - now_usec(a)) / 2, 0);
                         return;
                 }
-                fail(a, "upstream %s unreachable: %s", a->config->server, t->errbuf);
+                log_debug("refresh request failed: %s", t->errbuf);
+                fail(a, "upstream %s unreachable: %s", a->config->server,
+                     curl_easy_strerror(t->result));
                 return;
         }
         a->last_contact_ok = true;
@@ -393,11 +436,12 @@ static void refresh_done(struct auth *a, struct upstream_transfer *t) {
                 secret_free(a->access);
                 a->access = secret_new_str(at);
                 alife = seconds_field(res, "expireInSeconds", 300 * USEC_PER_SEC);
-                a->access_expires = now_usec(a) + alife;
+                a->access_expires = a->op_started + alife;
+                a->access_margin = expiry_margin(alife);
                 a->last_refresh_result = "ok";
                 log_event(LOG_INFO, MESSAGE_ID_REFRESH, "token refreshed; valid %llu s",
                           (unsigned long long) (alife / USEC_PER_SEC));
-                schedule_renewal(a, alife, 1);
+                schedule_renewal(a, life_left(a), 1);
                 emit(a, AUTH_EVENT_REFRESH_OK);
                 json_decref(root);
                 succeed(a);
@@ -528,6 +572,7 @@ static void op_start(struct auth *a, enum auth_op op) {
                 return;
         }
         a->op = op;
+        a->op_started = now_usec(a);
         if (op == OP_LOGIN) {
                 r = login_prepare(a);
         } else if (op == OP_REFRESH) {
@@ -627,8 +672,25 @@ void auth_set_config(struct auth *a, const struct denvr_config *c) {
         bool same = config_same_credentials(a->config, c);
 
         a->config = c;
-        if (same)
+        if (same) {
+                /* A secret file may hold a new secret: read an API key again, and
+                 * take a reload while logins fail as the signal to try again now. */
+                if (c->mode == CREDENTIAL_APIKEY && c->secret_source != SECRET_SOURCE_CONFIG &&
+                    c->secret_source != SECRET_SOURCE_ENV) {
+                        if (apikey_load(a) < 0)
+                                snprintf(a->failure, sizeof a->failure, "cannot read the API key");
+                        else
+                                a->failure[0] = 0;
+                } else if (c->mode == CREDENTIAL_PASSWORD && a->failures > 0 && a->op == OP_NONE) {
+                        log_info("configuration reloaded while logins fail; trying again now");
+                        a->failures = 0;
+                        a->next_attempt = 0;
+                        a->logged_failure[0] = 0;
+                        a->retry_timer = sd_event_source_disable_unref(a->retry_timer);
+                        op_start(a, OP_LOGIN);
+                }
                 return;
+        }
         log_info("credentials changed; logging in again");
         op_clear(a);
         tokens_drop(a);
@@ -664,7 +726,7 @@ int auth_authorization(struct auth *a, char **ret_header, uint64_t *ret_generati
                 snprintf(a->failure, sizeof a->failure, "no credentials configured");
                 return -EACCES;
         }
-        if (access_valid(a)) {
+        if (access_usable(a)) {
                 if (asprintf(ret_header, "Authorization: Bearer %s", a->access->data) < 0)
                         return -ENOMEM;
                 return 0;
@@ -677,9 +739,11 @@ int auth_authorization(struct auth *a, char **ret_header, uint64_t *ret_generati
         return a->op == OP_NONE ? -EACCES : -EAGAIN;
 }
 
-void auth_unauthorized(struct auth *a, uint64_t generation) {
-        if (a->config->mode != CREDENTIAL_PASSWORD || generation != a->generation)
-                return;   /* API keys cannot be renewed; a stale 401 is already handled */
+bool auth_unauthorized(struct auth *a, uint64_t generation) {
+        if (a->config->mode != CREDENTIAL_PASSWORD)
+                return false;   /* an API key cannot be renewed: a replay would get 401 again */
+        if (generation != a->generation)
+                return true;    /* a newer token exists already: replay with it */
         /* A token refused before its expiry means the session is gone:
          * the refresh token is no better, so log in afresh. */
         log_info("upstream refused the access token; logging in again");
@@ -687,6 +751,7 @@ void auth_unauthorized(struct auth *a, uint64_t generation) {
         a->generation++;
         if (a->op == OP_NONE && !(a->next_attempt && now_usec(a) < a->next_attempt))
                 op_start(a, OP_LOGIN);
+        return true;
 }
 
 const char *auth_failure(const struct auth *a) {
@@ -729,7 +794,7 @@ void auth_get_state(const struct auth *a, struct auth_state *s) {
         if (a->config->mode == CREDENTIAL_APIKEY)
                 s->logged_in = a->apikey_header != NULL;
         else if (a->config->mode == CREDENTIAL_PASSWORD) {
-                s->logged_in = access_valid(a);
+                s->logged_in = access_usable(a);
                 if (a->access && a->access_expires > now)
                         s->access_expires_in = (long) ((a->access_expires - now) / USEC_PER_SEC);
                 if (a->refresh && a->refresh_expires > now)

@@ -70,8 +70,12 @@ int auth_authorization(struct auth *a, char **ret_header, uint64_t *ret_generati
 void auth_wait(struct auth *a, struct auth_waiter *w, auth_ready_t cb, void *userdata);
 void auth_unwait(struct auth *a, struct auth_waiter *w);
 
-/* Upstream said 401 to a request made with this generation's token. */
-void auth_unauthorized(struct auth *a, uint64_t generation);
+/*
+ * Upstream said 401 to a request made with this generation's token.  Drops
+ * the token and logs in afresh (once per generation).  Returns true when a
+ * replay of the request can succeed (a new token is, or will be, held).
+ */
+bool auth_unauthorized(struct auth *a, uint64_t generation);
 
 /* Human reason why no token is held ("upstream rejected the password for X"), or NULL. */
 const char *auth_failure(const struct auth *a);

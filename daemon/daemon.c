@@ -34,6 +34,13 @@ uint64_t daemon_now(const struct daemon *d) {
         return n;
 }
 
+uint64_t clock_now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000;
+}
+
 static void on_auth_event(enum auth_event ev, void *userdata) {
         struct daemon *d = userdata;
 

@@ -45,8 +45,10 @@ struct daemon {
         char status_sent[512];               /* the last STATUS= text sent */
 };
 
-/* Monotonic "now" of the event loop, in microseconds. */
+/* Monotonic "now" of the event loop (its wake-up time), in microseconds. */
 uint64_t daemon_now(const struct daemon *d);
+/* CLOCK_MONOTONIC read now, for durations shorter than one loop iteration. */
+uint64_t clock_now_usec(void);
 
 /* Takes ownership of config; *ret is set even on failure (free it with daemon_free). */
 int daemon_new(struct denvr_config *config, const struct config_overrides *o, struct daemon **ret);

@@ -99,7 +99,7 @@ static const char *upstream_host(const struct daemon *d) {
 
 struct header_walk {
         struct curl_slist *list;
-        const char *connection;
+        char *connection;               /* every Connection value, joined */
         bool failed;
         bool has_content_type;
         bool json_content_type;   /* replace the client's Content-Type */
@@ -151,16 +151,42 @@ static int slist_add(struct curl_slist **l, const char *fmt, ...) {
         return 0;
 }
 
+/* Every Connection header line counts, not only the first: "a, b" joined. */
+static int connection_join(char **joined, const char *value) {
+        char *n;
+
+        if (!value || !*value)
+                return 0;
+        if (asprintf(&n, "%s%s%s", *joined ? *joined : "", *joined ? ", " : "", value) < 0)
+                return -ENOMEM;
+        free(*joined);
+        *joined = n;
+        return 0;
+}
+
+static enum MHD_Result collect_connection(void *cls, enum MHD_ValueKind kind, const char *key,
+                                          const char *value) {
+        struct header_walk *w = cls;
+
+        if (strcasecmp(key, "Connection") == 0 && connection_join(&w->connection, value) < 0) {
+                w->failed = true;
+                return MHD_NO;
+        }
+        return MHD_YES;
+}
+
 static int proxy_build_headers(struct proxy *p, bool json_content_type) {
         struct request *r = p->r;
         struct header_walk w = {
-                .connection = request_header(r, "Connection"),
                 .json_content_type = json_content_type,
         };
         const char *ua = request_header(r, "User-Agent");
         _cleanup_free_ char *agent = NULL;
 
-        (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_forwarded_header, &w);
+        (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, collect_connection, &w);
+        if (!w.failed)
+                (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_forwarded_header, &w);
+        free(w.connection);
         p->headers = w.list;
         if (w.failed)
                 return -ENOMEM;
@@ -200,12 +226,16 @@ static void reply_answer(struct proxy *p, struct cache_answer *a, const char *x_
 }
 
 static int answer_from_transfer(struct upstream_transfer *t, struct cache_answer *a) {
-        const char *connection = upstream_transfer_header(t, "Connection");
+        _cleanup_free_ char *connection = NULL;
 
         *a = (struct cache_answer) {
                 .status = (unsigned) t->status,
                 .body_len = t->resp_body_len,
         };
+        for (size_t i = 0; i < t->n_resp_headers; i++)
+                if (strcasecmp(t->resp_headers[i].name, "Connection") == 0 &&
+                    connection_join(&connection, t->resp_headers[i].value) < 0)
+                        return -ENOMEM;
         a->headers = calloc(t->n_resp_headers ? t->n_resp_headers : 1, sizeof *a->headers);
         if (!a->headers)
                 return -ENOMEM;
@@ -423,10 +453,10 @@ static void on_transfer_done(struct upstream_transfer *t, void *userdata) {
         auth_note_upstream_contact(d->auth, t->result == CURLE_OK && t->status < 500);
 
         if (t->result == CURLE_OK) {
-                if (t->status == 401 && !p->replayed_401) {
-                        /* Our token was refused: get a fresh one and replay once. */
+                if (t->status == 401 && !p->replayed_401 &&
+                    auth_unauthorized(d->auth, p->auth_generation)) {
+                        /* Our token was refused: replay once with a fresh one. */
                         p->replayed_401 = true;
-                        auth_unauthorized(d->auth, p->auth_generation);
                         log_info("%s: upstream answered 401; replaying with a fresh token", r->id);
                         proxy_attempt(p);
                         return;

@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,7 +14,10 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 
+#include "access.h"
+#include "audit.h"
 #include "daemon.h"
 #include "denvrd-version.h"
 #include "envelope.h"
@@ -28,7 +32,25 @@
 #define MAX_URL_BYTES 8192u
 #define MAX_HEADER_BYTES 16384u
 
+/* Random bytes for request ids, fetched in batches: one getrandom() per 21
+ * requests instead of one each.  Only uniqueness matters, not secrecy. */
+static bool request_id_random(uint8_t *out, size_t n) {
+        static uint8_t pool[252];
+        static size_t left;
+
+        assert(n <= sizeof pool);
+        if (left < n) {
+                if (getrandom(pool, sizeof pool, GRND_NONBLOCK) != (ssize_t) sizeof pool)
+                        return false;
+                left = sizeof pool;
+        }
+        memcpy(out, pool + sizeof pool - left, n);
+        left -= n;
+        return true;
+}
+
 static void request_make_id(struct request *r) {
+        static const char hex[] = "0123456789abcdef";
         const char *given = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "X-Request-Id");
         uint8_t raw[12];
 
@@ -36,15 +58,17 @@ static void request_make_id(struct request *r) {
                 snprintf(r->id, sizeof r->id, "%s", given);
                 return;
         }
-        if (getrandom(raw, sizeof raw, GRND_NONBLOCK) != (ssize_t) sizeof raw) {
-                static const char hex[] = "0123456789abcdef";
+        if (!request_id_random(raw, sizeof raw)) {
                 /* Fallback only: uniqueness matters here, not secrecy. */
                 uint64_t x = (uint64_t) (uintptr_t) r ^ daemon_now(r->daemon);
                 for (size_t i = 0; i < sizeof raw; i++, x >>= 5)
                         raw[i] = (uint8_t) (hex[x & 15] ^ i);
         }
-        for (size_t i = 0; i < sizeof raw; i++)
-                snprintf(r->id + 2 * i, 3, "%02x", raw[i]);
+        for (size_t i = 0; i < sizeof raw; i++) {
+                r->id[2 * i] = hex[raw[i] >> 4];
+                r->id[2 * i + 1] = hex[raw[i] & 15];
+        }
+        r->id[2 * sizeof raw] = 0;
 }
 
 struct request *request_new(struct listener *l, struct conn_ctx *ctx, struct MHD_Connection *conn,
@@ -60,7 +84,7 @@ struct request *request_new(struct listener *l, struct conn_ctx *ctx, struct MHD
         r->listener = l;
         r->conn_ctx = ctx;
         r->conn = conn;
-        r->start_usec = daemon_now(d);
+        r->start_usec = clock_now_usec();
         r->upstream_status = -1;
         snprintf(r->method, sizeof r->method, "%s", method);
 
@@ -90,16 +114,44 @@ struct request *request_new(struct listener *l, struct conn_ctx *ctx, struct MHD
         return r;
 }
 
+/* Once no request has been running for a while, hand the heap's free pages
+ * back to the system: a burst of load otherwise leaves the RSS at its peak. */
+#define IDLE_TRIM_USEC (2u * 1000000u)
+static bool idle_trim_pending;
+
+static int on_idle_trim(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct daemon *d = userdata;
+
+        idle_trim_pending = false;
+        if (d->n_requests == 0)
+                (void) malloc_trim(0);
+        else if (sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, IDLE_TRIM_USEC, 100000,
+                                            on_idle_trim, d) >= 0)
+                idle_trim_pending = true;
+        return 0;
+}
+
+static void idle_trim_schedule(struct daemon *d) {
+        if (idle_trim_pending)
+                return;
+        /* A floating source: the event loop owns it. */
+        if (sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, IDLE_TRIM_USEC, 100000,
+                                       on_idle_trim, d) >= 0)
+                idle_trim_pending = true;
+}
+
 static void hangup_watch_stop(struct request *r) {
         r->hangup_watch = sd_event_source_disable_unref(r->hangup_watch);
 }
 
 static void request_log_access(struct request *r, bool completed_ok) {
-        struct daemon *d = r->daemon;
         char status[8], up[8], dur[32], uid[16] = "", who[96];
-        uint64_t us = daemon_now(d) - r->start_usec;
+        uint64_t us = clock_now_usec() - r->start_usec;
         const struct peer *p = &r->conn_ctx->peer;
         unsigned shown = completed_ok ? r->status : 499;   /* 499: client went away */
+
+        if (log_get_max_level() < LOG_INFO)
+                return;   /* not logged: skip the formatting too */
 
         snprintf(status, sizeof status, "%u", shown);
         snprintf(up, sizeof up, "%ld", r->upstream_status);
@@ -132,6 +184,7 @@ void request_free(struct request *r, bool completed_ok) {
                 return;
         d = r->daemon;
         hangup_watch_stop(r);
+        audit_request(r, completed_ok);   /* needs r->proxy: before proxy_free() */
         proxy_free(r->proxy);
         r->proxy = NULL;
 
@@ -145,6 +198,8 @@ void request_free(struct request *r, bool completed_ok) {
         if (r->next)
                 r->next->prev = r->prev;
         d->n_requests--;
+        if (d->n_requests == 0)
+                idle_trim_schedule(d);
 
         if (r->response)
                 MHD_destroy_response(r->response);
@@ -251,9 +306,20 @@ void request_dispatch(struct request *r) {
 static int on_hangup(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct request *r = userdata;
 
-        log_debug("%s: client closed the connection; aborting", r->id);
         hangup_watch_stop(r);
         r->aborted = true;
+        if (!r->suspended) {
+                /* Still reading the request.  libmicrohttpd's edge-triggered
+                 * epoll can miss an EOF that came right behind the last bytes
+                 * it read, and would keep the connection until its idle
+                 * timeout; shutting the socket down (it stays libmicrohttpd's
+                 * to close) gives it an event and an EOF to see. */
+                log_debug("%s: client closed the connection before its request was complete", r->id);
+                (void) shutdown(fd, SHUT_RDWR);
+                server_wake(r->listener);
+                return 0;
+        }
+        log_debug("%s: client closed the connection; aborting", r->id);
         proxy_free(r->proxy);
         r->proxy = NULL;
         if (r->suspended) {
@@ -264,18 +330,23 @@ static int on_hangup(sd_event_source *s, int fd, uint32_t revents, void *userdat
         return 0;
 }
 
-void request_suspend(struct request *r) {
+void request_watch_hangup(struct request *r) {
         int fd = r->conn_ctx->fd;
 
+        if (r->hangup_watch || fd < 0)
+                return;
+        if (sd_event_add_io(r->daemon->event, &r->hangup_watch, fd, EPOLLRDHUP, on_hangup, r) < 0)
+                r->hangup_watch = NULL;
+}
+
+void request_suspend(struct request *r) {
         assert(!r->suspended);
         MHD_suspend_connection(r->conn);
         r->suspended = true;
 
         /* libmicrohttpd does not watch suspended connections; we do, so a
          * client that goes away aborts its upstream transfer at once. */
-        if (fd >= 0 && sd_event_add_io(r->daemon->event, &r->hangup_watch, fd, EPOLLRDHUP,
-                                       on_hangup, r) < 0)
-                r->hangup_watch = NULL;
+        request_watch_hangup(r);
 }
 
 static void request_resume(struct request *r) {
@@ -315,6 +386,7 @@ int request_reply(struct request *r, unsigned status, const char *content_type, 
                 (void) MHD_add_response_header(resp, "Content-Type", content_type);
         (void) MHD_add_response_header(resp, "X-Request-Id", r->id);
         r->response = resp;
+        access_add_cors_headers(r);
         r->status = status;
         r->response_bytes = len;
         request_resume(r);

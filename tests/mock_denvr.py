@@ -33,7 +33,10 @@ Prints "PORT <n>" on stdout once listening.  With --tls, DIR gets (if absent) ca
 with --untrusted, untrusted.pem/untrusted.key (self-signed, same names) which is then served.
 
 CONTROL API (JSON in and out):
-  GET  /_mock/requests[?since=SEQ&path=PREFIX]  every recorded (non-control) request
+  GET  /_mock/requests[?since=SEQ&path=PREFIX]  every recorded (non-control) request; each
+                               has t_start (headers read) and t_end (answer complete, about to
+                               be written; None when dropped), both time.monotonic(), which is
+                               CLOCK_MONOTONIC: comparable with other processes' clocks
   POST /_mock/reset            clear records, knobs, stats; restore the startup config
   GET  /_mock/stats            counters
   GET  /_mock/tokens           every token ever issued, and every secret ever configured
@@ -46,7 +49,14 @@ CONTROL API (JSON in and out):
   POST /_mock/drop    {count, mode: "before_response"|"reset"|"mid_body"|"tls_corrupt"}
   POST /_mock/garbage {count}
   POST /_mock/reject_logins {mode: "password"|"two_factor"|"reset_password"|"off"}
-  POST /_mock/chaos   {enabled, seed, rate}
+  POST /_mock/chaos   {enabled, seed, rate, tls_rate}  random faults on /api/v1/ requests:
+                       with probability rate a delay (0.05-2 s, before the answer or in the
+                       middle of its body), a 500/502/503/504, a reset, a drop mid-body or
+                       before the answer, garbage, or a corrupt TLS record; with probability
+                       tls_rate (default 0: off) a NEW connection's TLS handshake is dropped
+                       (RST at once, or FIN after reading the ClientHello). Handshake drops
+                       hit any client, the control API included: a test that turns them on
+                       retries its own control calls and uses a mock of its own.
   POST /_mock/close_idle {rst: bool}  close every kept-alive connection waiting for a request
                        (the upstream dropping pooled connections: a proxy's next request on
                        one fails before any byte of it is answered)
@@ -655,7 +665,8 @@ class State:
                           "connections": 0, "active_connections": 0,
                           "max_active_connections": 0, "tls_handshake_failures": 0,
                           "requests": 0, "api_v1_requests": 0, "unauthorized": 0,
-                          "faults": 0, "client_aborts": 0, "by_path": {}}
+                          "faults": 0, "client_aborts": 0, "chaos_tls_drops": 0,
+                          "by_path": {}}
             # active_connections must survive a reset: recount from live handlers
             self.stats["active_connections"] = getattr(self, "_live", 0)
             self.stats["max_active_connections"] = self.stats["active_connections"]
@@ -782,7 +793,10 @@ class State:
             return None, None
         x = r.random()
         if x < 0.2:
-            return None, {"seconds": r.uniform(0.05, 2.0)}
+            secs = r.uniform(0.05, 2.0)
+            # the phase from the draw itself: the seeded sequence stays what it was
+            return None, {"seconds": secs,
+                          "phase": "mid_body" if int(secs * 1000) % 2 else "before_response"}
         if x < 0.4:
             return ("fail", {"status": r.choice([500, 502, 503, 504])}), None
         if x < 0.55:
@@ -794,6 +808,16 @@ class State:
         if x < 0.9:
             return ("garbage", {}), None
         return ("drop", {"mode": "tls_corrupt"}), None
+
+    def chaos_tls_drop(self):
+        """For a new TLS connection: None, or how chaos drops its handshake ("rst"/"fin")."""
+        with self.lock:
+            c = self.chaos
+            if not c or c["tls_rate"] <= 0 or c["rng"].random() >= c["tls_rate"]:
+                return None
+            self.stats["chaos_tls_drops"] += 1
+            self.stats["faults"] += 1
+            return c["rng"].choice(("rst", "fin"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -831,7 +855,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with st.lock:
             st.handlers[self.conn_id] = self
         self.is_tls = isinstance(self.request, ssl.SSLSocket)
-        if self.is_tls:
+        drop = st.chaos_tls_drop() if self.is_tls else None
+        if drop:
+            self.drop_handshake(drop)
+            self._handshake_failed = True
+        elif self.is_tls:
             try:
                 self.request.settimeout(10)
                 self.request.do_handshake()
@@ -842,6 +870,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self.conn_id, type(e).__name__))
                 self._handshake_failed = True
         super().setup()
+
+    def drop_handshake(self, how):
+        """Chaos: drop a TLS connection in its handshake, with a RST at once or with a FIN
+        after reading the ClientHello (the socket itself is closed by the server later)."""
+        sock = self.request
+        self.server.log("conn=%d chaos: tls handshake dropped (%s)" % (self.conn_id, how))
+        try:
+            if how == "rst":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                return
+            if select.select([sock.fileno()], [], [], 2)[0]:
+                try:
+                    os.read(sock.fileno(), 16384)
+                except (BlockingIOError, InterruptedError):
+                    pass
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except (OSError, ValueError):
+            pass
 
     def handle(self):
         if getattr(self, "_handshake_failed", False):
@@ -890,8 +936,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def handle_one_request(self):
         self._idle = True    # waiting for a request line on a kept-alive connection
+        self.rec = None
         super().handle_one_request()
         self._idle = True
+        self.stamp_end()
+
+    def stamp_end(self):
+        """t_end of the current request: its answer is complete and being written."""
+        rec = getattr(self, "rec", None)
+        if rec is not None and rec["t_end"] is None:
+            rec["t_end"] = time.monotonic()
 
     def read_body(self):
         te = (self.headers.get("Transfer-Encoding") or "").lower()
@@ -931,6 +985,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def dispatch(self):
         self._idle = False
+        t_start = time.monotonic()   # request line and headers read; CLOCK_MONOTONIC
         # byte-exact target from the request line (self.path collapses a leading '//')
         words = self.raw_requestline.decode("iso-8859-1").rstrip("\r\n").split()
         raw_path = words[1] if len(words) >= 2 else self.path
@@ -953,7 +1008,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             seq = st.req_seq
             rec = {"seq": seq, "conn": self.conn_id, "client_port": self.client_address[1],
                    "client_addr": self.client_address[0], "tls": self.is_tls,
-                   "time": time.time(), "method": method, "path": raw_path,
+                   "time": time.time(), "t_start": t_start, "t_end": None,
+                   "method": method, "path": raw_path,
                    "version": self.request_version,
                    "headers": [[k, v] for k, v in self.headers.items()],
                    "body": base64.b64encode(body).decode(), "chunked": chunked,
@@ -1013,6 +1069,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_full(status, hdrs, payload, cut=len(payload) // 2)
             self.wait_or_abort(mid_delay)
             try:
+                self.stamp_end()
                 self.wfile.write(payload[len(payload) // 2:] if method != "HEAD" else b"")
                 self.wfile.flush()
             except OSError:
@@ -1035,8 +1092,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
     # -- faults --------------------------------------------------------------------------
     def _peer_gone(self):
         try:
-            s = socket.socket(fileno=os.dup(self.request.fileno()))
-        except OSError:
+            fd = self.request.fileno()
+            # POLLRDHUP: the peer closed its side even when unread bytes wait before the EOF
+            # (a TLS client's close_notify alert, or a request it had pipelined)
+            p = select.poll()
+            p.register(fd, select.POLLRDHUP)
+            if any(ev & (select.POLLRDHUP | select.POLLHUP | select.POLLERR)
+                   for _, ev in p.poll(0)):
+                return True
+            s = socket.socket(fileno=os.dup(fd))
+        except (OSError, ValueError):
             return True
         try:
             r, _, _ = select.select([s], [], [], 0)
@@ -1157,6 +1222,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._headers_buffer.append(b"\r\n")
             if self.command != "HEAD" and status not in (204, 304):
                 self._headers_buffer.append(payload if cut is None else payload[:cut])
+            if cut is None:
+                self.stamp_end()
             self.flush_headers()
             self.wfile.flush()
         except OSError:
@@ -1446,7 +1513,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with st.lock:
                 if spec.get("enabled", True):
                     st.chaos = {"rng": random.Random(spec.get("seed", 1)),
-                                "rate": float(spec.get("rate", 0.3))}
+                                "rate": float(spec.get("rate", 0.3)),
+                                "tls_rate": float(spec.get("tls_rate", 0))}
                 else:
                     st.chaos = None
             return {"ok": True}
