@@ -61,6 +61,13 @@ bool http_header_forward_response(const char *name, const char *connection_value
         if (name_in(name, hop_by_hop, ELEMENTSOF(hop_by_hop)) ||
             name_in(name, dropped, ELEMENTSOF(dropped)))
                 return false;
+        /*
+         * CORS is denvrd's decision (cors_origins), never upstream's: an
+         * "Access-Control-Allow-Origin: *" from upstream would let any page
+         * read what denvrd fetched with the user's login.
+         */
+        if (strncasecmp(name, "Access-Control-", 15) == 0)
+                return false;
         return !http_connection_lists(connection_value, name);
 }
 

@@ -32,6 +32,15 @@ struct peer {
         char addr[64];          /* TCP: "127.0.0.1:54321" */
         unsigned port;          /* TCP client port */
         int tcp_uid;            /* owner of a TCP peer's socket, -1 unknown, -2 not looked up */
+
+        /* access.c: the socket peer check (unix only). */
+        gid_t *groups;          /* supplementary groups from SO_PEERGROUPS (malloc'ed) */
+        size_t n_groups;
+        bool groups_known;      /* SO_PEERGROUPS worked */
+        bool allowed;           /* verdict; re-evaluated per request, as a reload may change the rules */
+        bool denial_logged;     /* the refusal was logged once for this connection */
+        /* audit.c: the peer's executable, looked up once; NULL until then, "?" if unknown. */
+        char *exe;
 };
 
 /* Per-connection state, libmicrohttpd's socket context. */
@@ -59,6 +68,7 @@ struct request {
         char *body;
         size_t body_len, body_alloc;
         bool body_too_large;
+        size_t body_discarded;  /* bytes read and dropped after a 413 */
         bool dispatched;
 
         struct proxy *proxy;    /* for forwarded requests */
@@ -86,6 +96,9 @@ void request_append_body(struct request *r, const char *data, size_t len);
 void request_dispatch(struct request *r);
 /* Suspends the connection until a reply is set. */
 void request_suspend(struct request *r);
+/* Watches for the client going away (until a reply or the end): aborts the
+ * request, also while its body is still being read. */
+void request_watch_hangup(struct request *r);
 
 /* Headers of the client's request (case-insensitive). */
 const char *request_header(const struct request *r, const char *name);

@@ -2,6 +2,7 @@
 #define LOG_MODULE "router"
 #include "router.h"
 
+#include "access.h"
 #include "local_api.h"
 #include "daemon.h"
 #include "log.h"
@@ -11,6 +12,8 @@
 #include "shorthand.h"
 
 bool router_check(struct request *r) {
+        if (!access_check_request(r))
+                return false;   /* refused, or a CORS preflight answered */
         if (path_has_prefix(r->path, "/_denvrd/") || path_has_prefix(r->path, "/api/"))
                 return true;
         if (shorthand_matches(r->path)) {

@@ -12,16 +12,23 @@
 #include <sys/socket.h>
 #include <arpa/inet.h>
 
+#include "access.h"
 #include "daemon.h"
 #include "listener.h"
 #include "log.h"
+#include "peer.h"
 #include "request.h"
 
 /* Large enough that our own 16 KiB header and 8 KiB URL checks see the
- * request and answer with an envelope; pages are touched only as used. */
-#define CONNECTION_MEMORY_LIMIT (64u * 1024u)
+ * request and answer with an envelope (beyond about 30 KiB libmicrohttpd
+ * answers 431/414 itself).  libmicrohttpd touches the whole pool of every
+ * connection, so this is resident memory per client: 500 keep-alive clients
+ * cost 16 MiB at 32 KiB (and did 32 MiB at 64 KiB). */
+#define CONNECTION_MEMORY_LIMIT (32u * 1024u)
 #define CONNECTION_LIMIT 8192u
 #define CONNECTION_IDLE_TIMEOUT_SEC 120u
+/* How much of a too large chunked body is read (and dropped) to answer 413. */
+#define BODY_DRAIN_MAX_BYTES (4u * 1024u * 1024u)
 
 static void server_rearm_timer(struct listener *l) {
         MHD_UNSIGNED_LONG_LONG ms;
@@ -33,6 +40,9 @@ static void server_rearm_timer(struct listener *l) {
         }
         if (sd_event_now(l->daemon->event, CLOCK_MONOTONIC, &now) < 0)
                 return;
+        /* libmicrohttpd says 0 whenever it has work left (e.g. a request already
+         * buffered): run it on the next iteration, not up to 1 ms later. */
+        (void) sd_event_source_set_time_accuracy(l->timer_source, ms == 0 ? 1 : 1000);
         (void) sd_event_source_set_time(l->timer_source, now + ms * 1000);
         (void) sd_event_source_set_enabled(l->timer_source, SD_EVENT_ONESHOT);
 }
@@ -110,11 +120,13 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                 ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
                 ctx->fd = ci ? ci->connect_fd : -1;
                 peer_fill(ctx, conn);
+                access_peer_connected(ctx, l->daemon->config);
                 *socket_context = ctx;
                 return;
         }
 
         if (ctx) {
+                peer_done(&ctx->peer);
                 free(ctx->raw_uri);
                 free(ctx);
                 *socket_context = NULL;
@@ -164,16 +176,28 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                         return MHD_NO;
                 *con_cls = r;
                 request_begin(r);
-                return r->response ? queue_reply(r) : MHD_YES;
+                if (r->response)
+                        return queue_reply(r);
+                request_watch_hangup(r);
+                return MHD_YES;
         }
 
         if (r->aborted)
                 return MHD_NO;
 
         if (*upload_data_size > 0) {
-                request_append_body(r, upload_data, *upload_data_size);
+                size_t n = *upload_data_size;
+
+                request_append_body(r, upload_data, n);
                 *upload_data_size = 0;
-                return r->response ? queue_reply(r) : MHD_YES;
+                if (!r->response)
+                        return MHD_YES;
+                /* Answered (413) while the body is still arriving: libmicrohttpd
+                 * queues a reply only once the whole request is in, so the rest
+                 * is read and dropped, up to a bound; beyond it the connection
+                 * is closed without an answer. */
+                r->body_discarded += n;
+                return r->body_discarded <= BODY_DRAIN_MAX_BYTES ? MHD_YES : MHD_NO;
         }
 
         if (r->response)

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Who may use the local API, and how.  denvrd asks no password: whatever
+ * reaches it acts as the user on a paid cloud.  So every request passes these
+ * rules before it is routed:
+ *
+ *   - unix socket peers: SO_PEERCRED uid/gid and SO_PEERGROUPS against the
+ *     daemon's own uid, root, allowed_uids and allowed_groups;
+ *   - Host (DNS rebinding): loopback names, the listener's own address and
+ *     allowed_hosts; no Host only on the unix socket;
+ *   - browsers: Origin, Sec-Fetch-Site, CORS preflights, form content types;
+ *   - the listener's access level (tcp_access, socket_access).
+ *
+ * Every refusal is a 403 in Denvr's error envelope whose message names the
+ * [daemon] key that would allow it, and counts in metrics.denied.
+ */
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct conn_ctx;
+struct denvr_config;
+struct peer;
+struct request;
+
+/* On a new connection (after peer_fill()): fetch a unix peer's groups and judge it. */
+void access_peer_connected(struct conn_ctx *ctx, const struct denvr_config *c);
+
+/* The socket peer rule; self is the daemon's effective uid. */
+bool access_peer_allowed(const struct peer *p, const struct denvr_config *c, uid_t self);
+
+/* First thing in router_check(): false when a reply (a refusal, or a preflight's 204) was set. */
+bool access_check_request(struct request *r);
+
+/* From request_reply(): CORS headers when the request's Origin is listed in cors_origins. */
+void access_add_cors_headers(struct request *r);
+
+/* The rules' parsers, exposed for tests. */
+bool access_host_is_allowed(const char *host, const struct denvr_config *c, const char *listener_address);
+bool access_origin_is_loopback(const char *origin);
+bool access_content_type_is_form(const char *content_type);

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_MODULE "audit"
+#include "audit.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "login_shim.h"
+#include "peer.h"
+#include "request.h"
+#include "router.h"
+
+static bool method_is_safe(const char *m) {
+        return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+}
+
+/*
+ * Whether r went to the forwarder.  r->proxy is set from proxy_start() on
+ * and upstream_status once upstream answered; a client that hung up while
+ * its request was in flight has neither any more (on_hangup() frees the
+ * forwarder), but its request may well have reached upstream, so a
+ * dispatched request on a forwarded path counts too.
+ */
+static bool was_forwarded(const struct request *r) {
+        if (r->proxy || r->upstream_status >= 0)
+                return true;
+        return r->aborted && r->dispatched && path_has_prefix(r->path, "/api/") &&
+               !login_shim_matches(r->path);
+}
+
+void audit_request(struct request *r, bool completed_ok) {
+        struct peer *p;
+        char status[16], up[16], uid[16] = "", pid[16] = "", who[160];
+        const char *exe = NULL, *transport;
+
+        assert(r);
+        if (method_is_safe(r->method) || !was_forwarded(r))
+                return;
+
+        p = &r->conn_ctx->peer;
+        snprintf(status, sizeof status, "%u", completed_ok ? r->status : 499u);
+        snprintf(up, sizeof up, "%ld", r->upstream_status);
+        if (p->is_unix) {
+                transport = "unix";
+                if (p->has_cred) {
+                        snprintf(uid, sizeof uid, "%u", (unsigned) p->uid);
+                        snprintf(pid, sizeof pid, "%d", (int) p->pid);
+                }
+                exe = peer_exe(p);   /* cached by the access check; looked up now if not */
+                snprintf(who, sizeof who, "uid=%s pid=%s exe=%s via unix socket", uid[0] ? uid : "?",
+                         pid[0] ? pid : "?", exe);
+        } else {
+                int u = peer_tcp_uid(r->conn_ctx);
+
+                transport = "tcp";
+                if (u >= 0)
+                        snprintf(uid, sizeof uid, "%d", u);
+                snprintf(who, sizeof who, "uid=%s (owner of client socket %s) via tcp",
+                         uid[0] ? uid : "?", p->addr);
+        }
+
+        const struct log_field fields[] = {
+                { "MESSAGE_ID", MESSAGE_ID_AUDIT },
+                { "REQUEST_ID", r->id },
+                { "METHOD", r->method },
+                { "PATH", r->path },
+                { "STATUS", status },
+                { "UPSTREAM_STATUS", r->upstream_status >= 0 ? up : NULL },
+                { "TRANSPORT", transport },
+                { "PEER_UID", uid[0] ? uid : NULL },
+                { "PEER_PID", pid[0] ? pid : NULL },
+                { "PEER_EXE", exe },
+                { "PEER_ADDR", p->is_unix ? NULL : p->addr },
+        };
+        /* r->path only: the query may carry secrets, and bodies are never logged. */
+        log_fields(LOG_NOTICE, fields, ELEMENTSOF(fields), "%s %s by %s: upstream status %s, status %s%s (request %s)",
+                   r->method, r->path, who, r->upstream_status >= 0 ? up : "none", status,
+                   completed_ok ? "" : " (client went away)", r->id);
+}
