@@ -43,6 +43,7 @@ struct daemon {
 
         sd_event_source *status_timer;       /* keeps STATUS= current (only under systemd) */
         char status_sent[512];               /* the last STATUS= text sent */
+        bool idle_trim_pending;              /* request.c gives freed memory back when idle */
 };
 
 /* Monotonic "now" of the event loop (its wake-up time), in microseconds. */

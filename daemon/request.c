@@ -117,27 +117,25 @@ struct request *request_new(struct listener *l, struct conn_ctx *ctx, struct MHD
 /* Once no request has been running for a while, hand the heap's free pages
  * back to the system: a burst of load otherwise leaves the RSS at its peak. */
 #define IDLE_TRIM_USEC (2u * 1000000u)
-static bool idle_trim_pending;
-
 static int on_idle_trim(sd_event_source *s, uint64_t usec, void *userdata) {
         struct daemon *d = userdata;
 
-        idle_trim_pending = false;
+        d->idle_trim_pending = false;
         if (d->n_requests == 0)
                 (void) malloc_trim(0);
         else if (sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, IDLE_TRIM_USEC, 100000,
                                             on_idle_trim, d) >= 0)
-                idle_trim_pending = true;
+                d->idle_trim_pending = true;
         return 0;
 }
 
 static void idle_trim_schedule(struct daemon *d) {
-        if (idle_trim_pending)
+        if (d->idle_trim_pending)
                 return;
         /* A floating source: the event loop owns it. */
         if (sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, IDLE_TRIM_USEC, 100000,
                                        on_idle_trim, d) >= 0)
-                idle_trim_pending = true;
+                d->idle_trim_pending = true;
 }
 
 static void hangup_watch_stop(struct request *r) {
