@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -15,6 +16,9 @@
 
 #include "log.h"
 
+#define UPSTREAM_IDLE_EASY 16
+#define UPSTREAM_RESERVE_MAX (1024u * 1024u)
+
 struct upstream {
         sd_event *event;
         CURLM *multi;
@@ -23,11 +27,20 @@ struct upstream {
         unsigned running;
         long sockets_open;      /* sockets curl holds right now */
         unsigned long sockets_opened; /* since start */
+        /* Easy handles of freed transfers, reset, for the next ones: saves
+         * curl_easy_init() + curl_easy_cleanup() per request. */
+        CURL *idle_easy[UPSTREAM_IDLE_EASY];
+        unsigned n_idle_easy;
 };
 
 /* --- curl multi <-> sd-event glue ------------------------------------- */
 
 static void upstream_check_done(struct upstream *u);
+
+static void deadline_off(struct upstream_transfer *t) {
+        if (t->deadline)
+                (void) sd_event_source_set_enabled(t->deadline, SD_EVENT_OFF);
+}
 
 static int on_socket_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct upstream *u = userdata;
@@ -78,15 +91,6 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         return 0;
 }
 
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct upstream *u = userdata;
-        int running;
-
-        (void) curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        upstream_check_done(u);
-        return 0;
-}
-
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
         struct upstream *u = userp;
         uint64_t now;
@@ -96,9 +100,31 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
 
         if (sd_event_now(u->event, CLOCK_MONOTONIC, &now) < 0)
                 return -1;
+        /* "Now" (0 ms, curl's usual answer while requests start) is served on
+         * the next loop iteration: sd-event would otherwise defer it by up to
+         * the accuracy, ~1 ms per request.  Real timeouts keep 1 ms of slack,
+         * so that one firing a little early cannot spin the loop until due. */
+        (void) sd_event_source_set_time_accuracy(u->timer, timeout_ms == 0 ? 1 : 1000);
         if (sd_event_source_set_time(u->timer, now + (uint64_t) timeout_ms * 1000) < 0 ||
             sd_event_source_set_enabled(u->timer, SD_EVENT_ONESHOT) < 0)
                 return -1;
+        return 0;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct upstream *u = userdata;
+        long timeout_ms = -1;
+        int running;
+
+        (void) curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        upstream_check_done(u);
+        /* curl calls timer_cb only when its next deadline changes.  This timer
+         * may fire a little before curl's clock reaches that deadline (it is set
+         * from the loop's cached time, and curl rounds down to milliseconds):
+         * then curl expired nothing and said nothing, and without a re-arm from
+         * curl's own answer its timeouts would wait for unrelated socket activity. */
+        if (curl_multi_timeout(u->multi, &timeout_ms) == CURLM_OK)
+                (void) timer_cb(u->multi, timeout_ms, u);
         return 0;
 }
 
@@ -128,6 +154,7 @@ static void upstream_check_done(struct upstream *u) {
 
                 transfer_finish(t, msg->data.result);
                 (void) curl_multi_remove_handle(u->multi, t->easy);
+                deadline_off(t);
                 t->running = false;
                 u->running--;
                 /* May free t or start it again: do not touch t afterwards. */
@@ -203,6 +230,8 @@ struct upstream *upstream_free(struct upstream *u) {
                 return NULL;
         /* Transfers are owned by their callers and must be gone by now. */
         assert(u->running == 0);
+        while (u->n_idle_easy > 0)
+                curl_easy_cleanup(u->idle_easy[--u->n_idle_easy]);
         if (u->multi)
                 curl_multi_cleanup(u->multi);
         sd_event_source_disable_unref(u->timer);
@@ -245,7 +274,7 @@ struct upstream_transfer *upstream_transfer_new(struct upstream *u, upstream_don
         t = calloc(1, sizeof *t);
         if (!t)
                 return NULL;
-        t->easy = curl_easy_init();
+        t->easy = u->n_idle_easy > 0 ? u->idle_easy[--u->n_idle_easy] : curl_easy_init();
         if (!t->easy) {
                 free(t);
                 return NULL;
@@ -323,6 +352,28 @@ static int transfer_add_header(struct upstream_transfer *t, const char *name, si
         return 0;
 }
 
+/* Sizes the body buffer from Content-Length (up to 1 MiB) before the first
+ * byte arrives: one allocation instead of a realloc() and a copy per doubling. */
+static void body_reserve(struct upstream_transfer *t, const char *v, size_t vlen) {
+        char buf[24], *end;
+        unsigned long long n;
+        char *p;
+
+        if (t->resp_body_alloc > 0 || vlen == 0 || vlen >= sizeof buf || strcmp(t->method, "HEAD") == 0)
+                return;
+        memcpy(buf, v, vlen);
+        buf[vlen] = 0;
+        errno = 0;
+        n = strtoull(buf, &end, 10);
+        if (errno || *end || n == 0 || n > UPSTREAM_RESERVE_MAX)
+                return;
+        p = malloc(n);
+        if (!p)
+                return;   /* write_cb() will try again */
+        t->resp_body = p;
+        t->resp_body_alloc = n;
+}
+
 static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
         struct upstream_transfer *t = userdata;
         size_t len = size * n, nlen, vstart;
@@ -352,6 +403,8 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
                 len--;
         if (transfer_add_header(t, data, nlen, data + vstart, len - vstart) < 0)
                 return 0;
+        if (nlen == 14 && strncasecmp(data, "Content-Length", 14) == 0)
+                body_reserve(t, data + vstart, len - vstart);
         return size * n;
 }
 
@@ -370,6 +423,14 @@ static void transfer_setup(struct upstream_transfer *t) {
         curl_easy_setopt(c, CURLOPT_PIPEWAIT, 1L);
         curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
         curl_easy_setopt(c, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+        /* Byte-exact: without this curl squashes "/./" and "/../" in the path. */
+        curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+        /* curl silently sends a request again on a new connection when a reused
+         * one dies before any answer byte.  That is fine for idempotent methods,
+         * not for POST and PATCH, which may already have had their effect: those
+         * always get a new connection, where curl never does that. */
+        if (strcmp(t->method, "POST") == 0 || strcmp(t->method, "PATCH") == 0)
+                curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long) UPSTREAM_CONNECT_TIMEOUT_MS);
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) t->timeout_ms);
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, t->errbuf);
@@ -398,17 +459,72 @@ static void transfer_setup(struct upstream_transfer *t) {
                 curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, t->method);
 }
 
+/*
+ * timeout_ms, enforced by us as well: curl checks a transfer's timeout only
+ * once it has a connection, so one queued behind max_connections busy ones
+ * (CURLMOPT_MAX_TOTAL_CONNECTIONS) would otherwise wait past its deadline for
+ * as long as the queue takes.  Ends the transfer as curl would, with
+ * CURLE_OPERATION_TIMEDOUT; curl's own timeout normally comes first.
+ */
+#define DEADLINE_GRACE_USEC 20000u
+
+static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct upstream_transfer *t = userdata;
+        struct upstream *u = t->upstream;
+
+        if (!t->running)
+                return 0;
+        (void) curl_multi_remove_handle(u->multi, t->easy);
+        t->running = false;
+        u->running--;
+        t->errbuf[0] = 0;
+        transfer_finish(t, CURLE_OPERATION_TIMEDOUT);
+        snprintf(t->errbuf, sizeof t->errbuf, t->request_sent ?
+                 "no complete answer within %lu ms" :
+                 "no upstream connection free or established within %lu ms", t->timeout_ms);
+        /* May free t or start it again: do not touch t afterwards. */
+        t->done(t, t->userdata);
+        return 0;
+}
+
+static int transfer_arm_deadline(struct upstream_transfer *t) {
+        struct timespec ts;
+        uint64_t when;
+        int r;
+
+        if (t->timeout_ms == 0) {
+                deadline_off(t);
+                return 0;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        when = (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u +
+               (uint64_t) t->timeout_ms * 1000u + DEADLINE_GRACE_USEC;
+        if (!t->deadline)
+                return sd_event_add_time(t->upstream->event, &t->deadline, CLOCK_MONOTONIC, when,
+                                         1000, on_deadline, t);
+        r = sd_event_source_set_time(t->deadline, when);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(t->deadline, SD_EVENT_ONESHOT);
+        return r;
+}
+
 int upstream_transfer_start(struct upstream_transfer *t) {
         CURLMcode mc;
+        int r;
 
         assert(t && t->method && t->url);
         assert(!t->running);
 
         transfer_clear_response(t);
         transfer_setup(t);
+        r = transfer_arm_deadline(t);
+        if (r < 0)
+                return log_error_errno(r, "cannot start transfer: no deadline timer");
         mc = curl_multi_add_handle(t->upstream->multi, t->easy);
-        if (mc != CURLM_OK)
+        if (mc != CURLM_OK) {
+                deadline_off(t);
                 return log_error_errno(ENOMEM, "cannot start transfer: %s", curl_multi_strerror(mc));
+        }
         t->running = true;
         t->upstream->running++;
         return 0;
@@ -418,6 +534,7 @@ void upstream_transfer_cancel(struct upstream_transfer *t) {
         if (!t || !t->running)
                 return;
         (void) curl_multi_remove_handle(t->upstream->multi, t->easy);
+        deadline_off(t);
         t->running = false;
         t->upstream->running--;
 }
@@ -426,9 +543,15 @@ void upstream_transfer_free(struct upstream_transfer *t) {
         if (!t)
                 return;
         upstream_transfer_cancel(t);
+        t->deadline = sd_event_source_disable_unref(t->deadline);
         transfer_clear_response(t);
         free(t->resp_headers);
-        curl_easy_cleanup(t->easy);
+        if (t->upstream->n_idle_easy < UPSTREAM_IDLE_EASY) {
+                /* Reset now: it must not keep pointers into t (errbuf, headers). */
+                curl_easy_reset(t->easy);
+                t->upstream->idle_easy[t->upstream->n_idle_easy++] = t->easy;
+        } else
+                curl_easy_cleanup(t->easy);
         free(t);
 }
 

@@ -48,7 +48,7 @@ struct upstream_transfer {
         struct curl_slist *headers;   /* owned by the caller */
         const char *body;             /* may be NULL */
         size_t body_len;
-        unsigned long timeout_ms;     /* whole transfer; 0 = none */
+        unsigned long timeout_ms;     /* whole transfer, queueing for a connection included; 0 = none */
 
         /* Response, valid in the done callback. */
         CURLcode result;
@@ -70,6 +70,7 @@ struct upstream_transfer {
         size_t resp_headers_alloc;
         upstream_done_t done;
         void *userdata;
+        sd_event_source *deadline;    /* timeout_ms enforced while queued for a connection */
 };
 
 int upstream_new(sd_event *e, const struct upstream_options *o, struct upstream **ret);

@@ -363,12 +363,14 @@ static void proxy_fail(struct proxy *p) {
                                     "no route (check [defaults] server and your network)", host);
                 break;
         case CURLE_OPERATION_TIMEDOUT:
-                if (!t->request_sent)
-                        request_reply_error(r, 504, t->errbuf, "upstream %s did not accept a connection "
-                                            "in time", host);
-                else
+                /* The whole budget spent (waiting for a free connection counts):
+                 * request_timeout; else the 5 s connect timeout struck. */
+                if (t->request_sent || daemon_now(r->daemon) + 50000u >= p->deadline_usec)
                         request_reply_error(r, 504, t->errbuf, "upstream %s did not answer within %u s "
                                             "(request_timeout)", host, timeout);
+                else
+                        request_reply_error(r, 504, t->errbuf, "upstream %s did not accept a connection "
+                                            "in time", host);
                 break;
         case CURLE_WEIRD_SERVER_REPLY:
         case CURLE_UNSUPPORTED_PROTOCOL:
@@ -447,7 +449,8 @@ static void on_transfer_done(struct upstream_transfer *t, void *userdata) {
         bool idempotent = method_is_idempotent(r->method);
 
         auth_node_free(p);
-        r->upstream_status = t->status ? t->status : -1;
+        /* A status without a complete answer is not the upstream's verdict. */
+        r->upstream_status = t->result == CURLE_OK && t->status ? t->status : -1;
         if (t->result == CURLE_OK)
                 metrics_observe_upstream(&d->metrics, t->total_sec);
         auth_note_upstream_contact(d->auth, t->result == CURLE_OK && t->status < 500);
