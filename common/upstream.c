@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,13 +20,20 @@
 #define UPSTREAM_IDLE_EASY 16
 #define UPSTREAM_RESERVE_MAX (1024u * 1024u)
 
+struct tracked_socket {
+        int fd;
+        dev_t dev;
+        ino_t ino;
+};
+
 struct upstream {
         sd_event *event;
         CURLM *multi;
         sd_event_source *timer;
         char *ca_file;
         unsigned running;
-        long sockets_open;      /* sockets curl holds right now */
+        struct tracked_socket *sockets;  /* sockets curl opened and may still hold */
+        size_t n_sockets, sockets_alloc;
         unsigned long sockets_opened; /* since start */
         /* Easy handles of freed transfers, reset, for the next ones: saves
          * curl_easy_init() + curl_easy_cleanup() per request. */
@@ -162,23 +170,52 @@ static void upstream_check_done(struct upstream *u) {
         }
 }
 
-/* Counting sockets is the only way to know how many connections curl holds. */
+/*
+ * Counting sockets is the only way to know how many connections curl holds.
+ * curl closes some sockets (failed connects) without the close callback, so
+ * each socket is remembered with its inode and checked when counted.
+ */
+static bool socket_is(int fd, const struct tracked_socket *t) {
+        struct stat st;
+
+        return fstat(fd, &st) == 0 && st.st_dev == t->dev && st.st_ino == t->ino;
+}
+
 static curl_socket_t open_socket_cb(void *userp, curlsocktype purpose, struct curl_sockaddr *a) {
         struct upstream *u = userp;
+        struct stat st;
         int fd;
 
         fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
         if (fd < 0)
                 return CURL_SOCKET_BAD;
-        u->sockets_open++;
         u->sockets_opened++;
+        if (u->n_sockets == u->sockets_alloc) {
+                size_t want = u->sockets_alloc ? u->sockets_alloc * 2 : 16;
+                struct tracked_socket *m = reallocarray(u->sockets, want, sizeof *m);
+
+                if (!m)
+                        return fd;   /* only the count suffers */
+                u->sockets = m;
+                u->sockets_alloc = want;
+        }
+        if (fstat(fd, &st) == 0)
+                u->sockets[u->n_sockets++] = (struct tracked_socket) { fd, st.st_dev, st.st_ino };
         return fd;
+}
+
+static void sockets_forget(struct upstream *u, size_t i) {
+        u->sockets[i] = u->sockets[--u->n_sockets];
 }
 
 static int close_socket_cb(void *userp, curl_socket_t fd) {
         struct upstream *u = userp;
 
-        u->sockets_open--;
+        for (size_t i = 0; i < u->n_sockets; i++)
+                if (u->sockets[i].fd == fd && socket_is(fd, &u->sockets[i])) {
+                        sockets_forget(u, i);
+                        break;
+                }
         return close(fd);
 }
 
@@ -236,6 +273,7 @@ struct upstream *upstream_free(struct upstream *u) {
                 curl_multi_cleanup(u->multi);
         sd_event_source_disable_unref(u->timer);
         sd_event_unref(u->event);
+        free(u->sockets);
         free(u->ca_file);
         free(u);
         return NULL;
@@ -263,8 +301,13 @@ unsigned upstream_running(const struct upstream *u) {
         return u->running;
 }
 
-long upstream_connections_open(const struct upstream *u) {
-        return u->sockets_open;
+long upstream_connections_open(struct upstream *u) {
+        for (size_t i = 0; i < u->n_sockets;)
+                if (socket_is(u->sockets[i].fd, &u->sockets[i]))
+                        i++;
+                else
+                        sockets_forget(u, i);
+        return (long) u->n_sockets;
 }
 
 struct upstream_transfer *upstream_transfer_new(struct upstream *u, upstream_done_t done, void *userdata) {

@@ -82,7 +82,7 @@ int upstream_reconfigure(struct upstream *u, const struct upstream_options *o);
 
 /* Number of transfers running and connections curl holds open. */
 unsigned upstream_running(const struct upstream *u);
-long upstream_connections_open(const struct upstream *u);
+long upstream_connections_open(struct upstream *u);
 unsigned long upstream_connections_opened(const struct upstream *u);
 
 struct upstream_transfer *upstream_transfer_new(struct upstream *u, upstream_done_t done, void *userdata);
