@@ -44,6 +44,10 @@ wait "$asan_pid" || asan_rc=$?
 echo "---- ASan + UBSan suite ----"
 cat "$out/asan.log"
 
+step "systemd units: verify and exposure (also part of the suites above)"
+units_rc=0
+tests/check-units.sh "$out/gcc" || units_rc=$?
+
 step "clang unit tests"
 clang_rc=0
 meson test -C "$out/clang" --suite unit --print-errorlogs || clang_rc=$?
@@ -60,6 +64,30 @@ if [ "$fuzz_rc" = 0 ]; then
 fi
 
 step "summary"
-printf 'gcc suite: %s\nASan+UBSan suite: %s\nclang unit tests: %s\nvalgrind: %s\nfuzzers: %s\n' \
-        "$gcc_rc" "$asan_rc" "$clang_rc" "$valgrind_rc" "$fuzz_rc"
-[ "$gcc_rc$asan_rc$clang_rc$valgrind_rc$fuzz_rc" = "00000" ]
+# Individual test counts: meson's own tests, with the integration suite's
+# pytest cases counted one by one.
+/usr/bin/python3 - "$out/gcc" "$out/asan" "$out/clang" <<'PY' || true
+import json, re, sys
+passed = failed = 0
+for build in sys.argv[1:]:
+    try:
+        lines = open(build + "/meson-logs/testlog.json").read().splitlines()
+    except OSError:
+        continue
+    for line in lines:
+        t = json.loads(line)
+        out = t.get("stdout") or ""
+        m_p = re.findall(r"(\d+) passed", out)
+        m_f = re.findall(r"(\d+) (?:failed|error)", out)
+        if t["name"] == "integration" and m_p:
+            passed += int(m_p[-1])
+            failed += sum(int(x) for x in m_f[-2:]) if m_f else 0
+        elif t["result"] == "OK":
+            passed += 1
+        else:
+            failed += 1
+print("tests: %d passed, %d failed" % (passed, failed))
+PY
+printf 'gcc suite: %s\nASan+UBSan suite: %s\nsystemd units: %s\nclang unit tests: %s\nvalgrind: %s\nfuzzers: %s\n' \
+        "$gcc_rc" "$asan_rc" "$units_rc" "$clang_rc" "$valgrind_rc" "$fuzz_rc"
+[ "$gcc_rc$asan_rc$units_rc$clang_rc$valgrind_rc$fuzz_rc" = "000000" ]
