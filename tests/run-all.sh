@@ -64,6 +64,8 @@ if [ "$fuzz_rc" = 0 ]; then
 fi
 
 step "summary"
+printf 'gcc suite: %s\nASan+UBSan suite: %s\nsystemd units: %s\nclang unit tests: %s\nvalgrind: %s\nfuzzers: %s\n' \
+        "$gcc_rc" "$asan_rc" "$units_rc" "$clang_rc" "$valgrind_rc" "$fuzz_rc"
 # Individual test counts: meson's own tests, with the integration suite's
 # pytest cases counted one by one.
 /usr/bin/python3 - "$out/gcc" "$out/asan" "$out/clang" <<'PY' || true
@@ -77,17 +79,14 @@ for build in sys.argv[1:]:
     for line in lines:
         t = json.loads(line)
         out = t.get("stdout") or ""
-        m_p = re.findall(r"(\d+) passed", out)
-        m_f = re.findall(r"(\d+) (?:failed|error)", out)
-        if t["name"] == "integration" and m_p:
-            passed += int(m_p[-1])
-            failed += sum(int(x) for x in m_f[-2:]) if m_f else 0
+        final = [l for l in out.splitlines() if re.search(r"\d+ passed", l)]
+        if t["name"] == "integration" and final:
+            passed += int(re.search(r"(\d+) passed", final[-1]).group(1))
+            failed += sum(int(x) for x in re.findall(r"(\d+) (?:failed|errors?)\b", final[-1]))
         elif t["result"] == "OK":
             passed += 1
         else:
             failed += 1
 print("tests: %d passed, %d failed" % (passed, failed))
 PY
-printf 'gcc suite: %s\nASan+UBSan suite: %s\nsystemd units: %s\nclang unit tests: %s\nvalgrind: %s\nfuzzers: %s\n' \
-        "$gcc_rc" "$asan_rc" "$units_rc" "$clang_rc" "$valgrind_rc" "$fuzz_rc"
 [ "$gcc_rc$asan_rc$units_rc$clang_rc$valgrind_rc$fuzz_rc" = "000000" ]
