@@ -340,6 +340,8 @@ static void transfer_clear_response(struct upstream_transfer *t) {
         t->status = 0;
         t->result = CURLE_OK;
         t->too_large = false;
+        t->headers_too_large = false;
+        t->resp_header_bytes = 0;
         t->request_sent = false;
         t->errbuf[0] = 0;
         t->total_sec = 0;
@@ -424,6 +426,7 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
 
         /* A status line starts a new response (after 1xx or a proxy's CONNECT). */
         if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+                t->resp_header_bytes = 0;
                 for (size_t i = 0; i < t->n_resp_headers; i++) {
                         free(t->resp_headers[i].name);
                         free(t->resp_headers[i].value);
@@ -432,6 +435,11 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
                 return len;
         }
 
+        t->resp_header_bytes += len;
+        if (t->resp_header_bytes > UPSTREAM_MAX_HEADER_BYTES) {
+                t->headers_too_large = true;
+                return 0;
+        }
         while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
                 len--;
         colon = memchr(data, ':', len);

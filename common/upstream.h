@@ -22,6 +22,13 @@
 
 #include "cleanup.h"
 
+/*
+ * Cap on the response headers: they must fit, with the largest request
+ * denvrd accepts, in libmicrohttpd's per-connection memory when the answer
+ * is passed on.  Beyond it the transfer fails with headers_too_large.
+ */
+#define UPSTREAM_MAX_HEADER_BYTES (8u * 1024u)
+
 /* Cap on a buffered upstream body; beyond it the transfer fails with too_large. */
 #define UPSTREAM_MAX_BODY (64u * 1024u * 1024u)
 #define UPSTREAM_CONNECT_TIMEOUT_MS 5000
@@ -58,6 +65,8 @@ struct upstream_transfer {
         char *resp_body;
         size_t resp_body_len;
         bool too_large;               /* body exceeded UPSTREAM_MAX_BODY */
+        bool headers_too_large;       /* headers exceeded UPSTREAM_MAX_HEADER_BYTES */
+        size_t resp_header_bytes;
         bool request_sent;            /* any byte of the request went out */
         char errbuf[CURL_ERROR_SIZE];
         double total_sec;             /* curl's total time */

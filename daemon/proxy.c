@@ -340,6 +340,11 @@ static void proxy_fail(struct proxy *p) {
         unsigned timeout = r->daemon->config->request_timeout_sec;
 
         r->daemon->metrics.upstream_errors++;
+        if (t->headers_too_large) {
+                request_reply_error(r, 502, NULL, "upstream %s sent more than %u KiB of response headers, "
+                                    "which denvrd does not pass on", host, UPSTREAM_MAX_HEADER_BYTES >> 10);
+                return;
+        }
         if (t->too_large) {
                 request_reply_error(r, 502, NULL, "upstream %s sent an answer larger than %u MiB, "
                                     "which denvrd does not buffer", host, UPSTREAM_MAX_BODY >> 20);
@@ -388,7 +393,7 @@ static void proxy_fail(struct proxy *p) {
 /* --- retries ------------------------------------------------------------ */
 
 static bool result_is_retryable(const struct upstream_transfer *t) {
-        if (t->too_large)
+        if (t->too_large || t->headers_too_large)
                 return false;
         switch (t->result) {
         case CURLE_OK:

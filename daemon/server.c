@@ -47,10 +47,21 @@ static void server_rearm_timer(struct listener *l) {
         (void) sd_event_source_set_enabled(l->timer_source, SD_EVENT_ONESHOT);
 }
 
+/* Rounds of MHD_run() per wake-up while libmicrohttpd has more to do at once. */
+#define MHD_RUN_ROUNDS 4
+
 static int on_mhd_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct listener *l = userdata;
+        MHD_UNSIGNED_LONG_LONG ms;
 
-        (void) MHD_run(l->mhd);
+        /* A connection advances one state per MHD_run(): a resumed one needs
+         * a few (send the reply, finish the request, read the next) and would
+         * otherwise take an event-loop iteration and a timer each. */
+        for (unsigned i = 0; i < MHD_RUN_ROUNDS; i++) {
+                (void) MHD_run(l->mhd);
+                if (MHD_get_timeout(l->mhd, &ms) != MHD_YES || ms > 0)
+                        break;
+        }
         server_rearm_timer(l);
         return 0;
 }

@@ -1056,3 +1056,30 @@ def test_live_unix_socket_is_not_stolen(start_denvrd, mock):
     assert rc != 0
     assert "already running" in d2.log_text()
     healthz_ok(d1, via="unix")
+
+
+# --- response headers must fit beside the largest request ------------------
+
+def _big_request(d, n_kib_response_headers, mock):
+    hdrs = [["X-Big-%d" % i, "v" * 1000] for i in range(n_kib_response_headers)]
+    mock.respond(count=1, status=200, body='{"ok":1}', headers=hdrs, path="/api/v1/mock/Echo")
+    # Just under denvrd's own limits: 16 KiB of headers, 8 KiB of URL.
+    req_h = {"X-Pad-%d" % i: "p" * 1000 for i in range(15)}
+    return d.request("GET", "/api/v1/mock/Echo?q=" + "a" * 8000, headers=req_h)
+
+
+def test_large_response_headers_pass_beside_largest_request(start_denvrd, mock):
+    d = start_denvrd()
+    status, headers, body = _big_request(d, 6, mock)
+    assert status == 200, body
+    assert headers.get("X-Big-5") == "v" * 1000
+
+
+def test_oversized_response_headers_give_502_envelope(start_denvrd, mock):
+    d = start_denvrd()
+    status, headers, body = _big_request(d, 12, mock)
+    assert status == 502
+    env = json.loads(body)
+    assert env["__abp"] is True and env["success"] is False
+    assert "KiB of response headers" in env["error"]["message"]
+    assert d.request("GET", "/_denvrd/healthz")[0] == 200

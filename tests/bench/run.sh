@@ -1,0 +1,376 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# denvrd benchmark: one command, not part of the default test run.
+#
+#   tests/bench/run.sh
+#
+# Builds an optimised denvrd (build-bench/, release, NDEBUG), starts an nginx
+# HTTPS upstream (HTTP/2 + HTTP/1.1, self-signed CA) serving Denvr-like JSON,
+# and measures with wrk on loopback:
+#   direct       wrk -> nginx upstream (HTTPS)
+#   nginx-1w     wrk -> nginx reverse proxy injecting Authorization (1 worker) -> upstream
+#   nginx-auto   the same with worker_processes auto (reference)
+#   denvrd       wrk -> denvrd (API-key mode, log_level=warning) -> upstream
+#   denvrd-info  the same at log_level=info (access log on; reference)
+# Workloads: 1 connection (latency), 64 connections (throughput), 20 KB
+# answers at 16 connections.  Prints one table plus the targets (PASS/MISS).
+#
+# Environment (all optional):
+#   BENCH_DURATION=10   seconds per measurement     BENCH_WARMUP=2  seconds of warm-up
+#   BENCH_BUILD_DIR     default <repo>/build-bench  BENCH_SKIP_INFO=1  skip denvrd-info
+#   BENCH_TARGETS       subset, e.g. "direct denvrd" (default: all)
+#   BENCH_KEEP=1        keep the temporary directory (logs, configs) for inspection
+#   BENCH_MAX_LOAD=1.5  warn when the 1-minute load average is above this
+#   BENCH_WAIT_QUIET=0  seconds to wait (at most) for the load average to drop below it
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-2}
+BUILD_DIR=${BENCH_BUILD_DIR:-$REPO/build-bench}
+TARGETS=${BENCH_TARGETS:-"direct nginx-1w nginx-auto denvrd denvrd-info"}
+[[ ${BENCH_SKIP_INFO:-0} == 1 ]] && TARGETS=${TARGETS//denvrd-info/}
+MAX_LOAD=${BENCH_MAX_LOAD:-1.5}
+MAX_UP_CONNS=16                 # denvrd's [daemon] max_upstream_connections (the default)
+APIKEY="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+
+say() { printf '%s\n' "bench: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# --- tools -------------------------------------------------------------------
+
+need_pkg() {   # need_pkg COMMAND DEBIAN-PACKAGE
+        command -v "$1" >/dev/null 2>&1 && return 0
+        if [[ $(id -u) != 0 ]] || ! command -v apt-get >/dev/null; then
+                die "$1 is missing: install the Debian package $2 (apt-get install $2)"
+        fi
+        say "$1 is missing: installing the Debian package $2 (apt-get install -y $2)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y "$2" >/dev/null ||
+                { apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y "$2" >/dev/null; } ||
+                die "could not install $2"
+}
+if [[ -x /usr/sbin/nginx ]]; then NGINX=/usr/sbin/nginx; else need_pkg nginx nginx-light; NGINX=$(command -v nginx); fi
+need_pkg wrk wrk
+need_pkg openssl openssl
+need_pkg curl curl
+need_pkg python3 python3
+need_pkg meson meson
+need_pkg ninja ninja-build
+"$NGINX" -V 2>&1 | grep -q http_stub_status_module || die "$NGINX lacks stub_status (need nginx-light or nginx)"
+"$NGINX" -V 2>&1 | grep -q http_v2_module || die "$NGINX lacks HTTP/2"
+
+# --- temporary area, cleanup -------------------------------------------------
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/denvrd-bench.XXXXXX")
+PIDS=()
+cleanup() {
+        local p
+        for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+        for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+        if [[ ${BENCH_KEEP:-0} == 1 ]]; then say "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+        python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_http() {   # wait_http URL [curl args...]: until it answers anything
+        local url=$1; shift
+        for _ in $(seq 100); do
+                curl -s -o /dev/null --max-time 1 "$@" "$url" && return 0
+                sleep 0.1
+        done
+        return 1
+}
+
+# --- build -------------------------------------------------------------------
+
+say "building an optimised denvrd in $BUILD_DIR"
+if [[ ! -f $BUILD_DIR/build.ninja ]]; then
+        meson setup --buildtype=release -Db_ndebug=true "$BUILD_DIR" "$REPO" >"$TMP/meson.log" 2>&1 ||
+                { cat "$TMP/meson.log" >&2; die "meson setup failed"; }
+else
+        meson configure "$BUILD_DIR" -Dbuildtype=release -Db_ndebug=true >"$TMP/meson.log" 2>&1 ||
+                { cat "$TMP/meson.log" >&2; die "meson configure failed"; }
+fi
+ninja -C "$BUILD_DIR" daemon/denvrd >"$TMP/ninja.log" 2>&1 || { tail -30 "$TMP/ninja.log" >&2; die "build failed"; }
+DENVRD=$BUILD_DIR/daemon/denvrd
+
+# --- certificates and content ------------------------------------------------
+
+say "making a test CA and server certificate"
+(
+        cd "$TMP"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+                -subj "/CN=denvrd bench CA" -keyout ca.key -out ca.pem 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+                -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >ext.cnf
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+                -extfile ext.cnf -out server.pem 2>/dev/null
+) || die "openssl failed"
+
+mkdir -p "$TMP/www"
+python3 "$HERE/content.py" "$TMP/www"
+# nginx started as root serves files as an unprivileged user: let it reach www/
+# (the directory stays unlistable; keys and the denvrd config are mode 0600).
+chmod 711 "$TMP"
+chmod 755 "$TMP/www"
+chmod 644 "$TMP/www"/*
+
+# --- nginx upstream ----------------------------------------------------------
+
+UP_PORT=$(free_port)
+UP_STATUS_PORT=$(free_port)
+mkdir -p "$TMP/up/logs"
+cat >"$TMP/up/nginx.conf" <<EOF
+worker_processes 1;
+error_log $TMP/up/logs/error.log warn;
+pid $TMP/up/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $TMP/up/tmp; proxy_temp_path $TMP/up/tmp;
+    fastcgi_temp_path $TMP/up/tmp; uwsgi_temp_path $TMP/up/tmp; scgi_temp_path $TMP/up/tmp;
+    # A proxy should be able to keep its connections for the whole run.
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    map \$http_authorization \$auth_ok { "ApiKey $APIKEY" 1; "~^Bearer " 1; default 0; }
+    server {
+        listen 127.0.0.1:$UP_PORT ssl http2;
+        ssl_certificate $TMP/server.pem;
+        ssl_certificate_key $TMP/server.key;
+        ssl_session_cache shared:SSL:1m;
+        default_type application/json;
+        root $TMP/www;
+        location = /api/TokenAuth/Authenticate {
+            return 200 '{"result":{"accessToken":"bench-access-token","encryptedAccessToken":"x","expireInSeconds":86400,"refreshToken":"bench-refresh-token","refreshTokenExpireInSeconds":604800,"userId":1,"requiresTwoFactorVerification":false,"shouldResetPassword":false},"targetUrl":null,"success":true,"error":null,"unAuthorizedRequest":false,"__abp":true}';
+        }
+        location = /api/v1/servers/virtual/GetServers {
+            if (\$auth_ok = 0) { return 401 '{"result":null,"success":false,"error":{"code":0,"message":"Unauthorized"},"unAuthorizedRequest":true,"__abp":true}'; }
+            try_files /servers.json =404;
+        }
+        location = /api/v1/bench/Big {
+            if (\$auth_ok = 0) { return 401 '{"result":null,"success":false,"error":{"code":0,"message":"Unauthorized"},"unAuthorizedRequest":true,"__abp":true}'; }
+            try_files /big.json =404;
+        }
+    }
+    server {
+        listen 127.0.0.1:$UP_STATUS_PORT;
+        location = /status { stub_status; }
+    }
+}
+EOF
+
+start_nginx() {   # start_nginx DIR: runs nginx in the foreground (daemon off), records its pid
+        "$NGINX" -p "$1" -c "$1/nginx.conf" -e "$1/logs/error.log" -g 'daemon off;' >>"$1/logs/stdout.log" 2>&1 &
+        PIDS+=($!)
+        LAST_PID=$!
+}
+stop_pid() {
+        kill "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
+}
+
+"$NGINX" -t -p "$TMP/up" -c "$TMP/up/nginx.conf" -e "$TMP/up/logs/error.log" >"$TMP/up/logs/test.log" 2>&1 ||
+        { cat "$TMP/up/logs/test.log" >&2; die "upstream nginx config rejected"; }
+start_nginx "$TMP/up"
+UP_PID=$LAST_PID
+UP_URL="https://127.0.0.1:$UP_PORT"
+wait_http "$UP_URL/" --cacert "$TMP/ca.pem" || die "upstream nginx did not start (see $TMP/up/logs)"
+
+[[ $(curl -s -o /dev/null -w '%{http_code}' --cacert "$TMP/ca.pem" "$UP_URL/api/v1/servers/virtual/GetServers") == 401 ]] ||
+        die "the upstream does not insist on Authorization"
+
+# Accepted connections at the upstream (stub_status); the reading itself is one.
+upstream_accepts() {
+        curl -s --max-time 2 "http://127.0.0.1:$UP_STATUS_PORT/status" | awk 'NR==3 {print $1}'
+}
+
+# --- measurement -------------------------------------------------------------
+
+RESULTS=$TMP/results.tsv
+: >"$RESULTS"
+SERVERS_PATH=/api/v1/servers/virtual/GetServers
+BIG_PATH=/api/v1/bench/Big
+
+check_answer() {   # check_answer NAME URL [CURL-ARGS]: must authorise and answer 200 with the body
+        local name=$1 url=$2 code
+        shift 2
+        code=$(curl -s -o "$TMP/check.out" -w '%{http_code}' --cacert "$TMP/ca.pem" --max-time 5 "$@" "$url") || true
+        [[ $code == 200 ]] && grep -q '"__abp":true' "$TMP/check.out" ||
+                die "$name: $url answered $code: $(head -c 300 "$TMP/check.out")"
+}
+
+run_wrk() {   # run_wrk TARGET WORKLOAD CONNS THREADS URL
+        local target=$1 workload=$2 conns=$3 threads=$4 url=$5 out
+        out="$TMP/wrk-$target-$workload.txt"
+        wrk ${WRK_HEADER:+-H "$WRK_HEADER"} -t"$threads" -c"$conns" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
+        wrk ${WRK_HEADER:+-H "$WRK_HEADER"} -t"$threads" -c"$conns" -d"${DURATION}s" --timeout 10s --latency "$url" >"$out" 2>&1 ||
+                say "wrk failed for $target/$workload (see $out)"
+        python3 "$HERE/report.py" parse "$target" "$workload" "$out" >>"$RESULTS"
+}
+
+WRK_HEADER=
+run_workloads() {   # run_workloads TARGET BASE-URL
+        run_wrk "$1" c1 1 1 "$2$SERVERS_PATH"
+        run_wrk "$1" c64 64 2 "$2$SERVERS_PATH"
+        run_wrk "$1" big16 16 2 "$2$BIG_PATH"
+}
+
+note() { printf '%s\t%s\n' "$1" "$2" >>"$TMP/notes.tsv"; }
+: >"$TMP/notes.tsv"
+
+bench_nginx() {   # bench_nginx NAME WORKERS
+        local name=$1 workers=$2 dir="$TMP/$1" port a0 a1
+        port=$(free_port)
+        mkdir -p "$dir/logs"
+        cat >"$dir/nginx.conf" <<EOF
+worker_processes $workers;
+error_log $dir/logs/error.log warn;
+pid $dir/nginx.pid;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp; proxy_temp_path $dir/tmp;
+    fastcgi_temp_path $dir/tmp; uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp;
+    keepalive_requests 10000000;
+    upstream denvr {
+        server 127.0.0.1:$UP_PORT;
+        keepalive 16;
+        keepalive_requests 10000000;
+        keepalive_timeout 300s;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            proxy_pass https://denvr;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host localhost;
+            proxy_set_header Authorization "ApiKey $APIKEY";
+            proxy_ssl_server_name on;
+            proxy_ssl_name localhost;
+            proxy_ssl_trusted_certificate $TMP/ca.pem;
+            proxy_ssl_verify on;
+            proxy_ssl_session_reuse on;
+        }
+    }
+}
+EOF
+        "$NGINX" -t -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" >"$dir/logs/test.log" 2>&1 ||
+                { cat "$dir/logs/test.log" >&2; die "$name: nginx config rejected"; }
+        say "target $name: wrk -> nginx proxy (worker_processes $workers, keepalive 16) -> upstream"
+        a0=$(upstream_accepts)
+        start_nginx "$dir"
+        local pid=$LAST_PID
+        wait_http "http://127.0.0.1:$port/" || die "$name: nginx did not start"
+        check_answer "$name" "http://127.0.0.1:$port$SERVERS_PATH"
+        check_answer "$name" "http://127.0.0.1:$port$BIG_PATH"
+        run_workloads "$name" "http://127.0.0.1:$port"
+        a1=$(upstream_accepts)
+        note "$name.upstream_conns" "$((a1 - a0 - 1))"
+        stop_pid "$pid"
+}
+
+rss_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+pss_kib() { awk '$1 == "Pss:" {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+note_rss() {   # note_rss NAME WHEN PID: total, private (anonymous) and proportional RSS
+        note "$1.rss_${2}_kib" "$(rss_kib "$3" VmRSS)"
+        note "$1.rss_${2}_anon_kib" "$(rss_kib "$3" RssAnon)"
+        note "$1.rss_${2}_pss_kib" "$(pss_kib "$3")"
+}
+
+bench_denvrd() {   # bench_denvrd NAME LOG-LEVEL
+        local name=$1 level=$2 dir="$TMP/$1" port a0 a1 pid sampler
+        port=$(free_port)
+        mkdir -p "$dir/home"
+        cat >"$dir/denvr.toml" <<EOF
+[defaults]
+server = "$UP_URL"
+cluster = "Msc1"
+
+[credentials]
+apikey = "$APIKEY"
+
+[daemon]
+listen = "127.0.0.1:$port"
+socket = ""
+ca_file = "$TMP/ca.pem"
+log_level = "$level"
+max_upstream_connections = $MAX_UP_CONNS
+EOF
+        chmod 600 "$dir/denvr.toml"
+        say "target $name: wrk -> denvrd (API key, log_level=$level) -> upstream"
+        a0=$(upstream_accepts)
+        env -i PATH="$PATH" HOME="$dir/home" LANG=C.UTF-8 \
+                "$DENVRD" --config "$dir/denvr.toml" >"$dir/denvrd.log" 2>&1 &
+        pid=$!
+        PIDS+=("$pid")
+        wait_http "http://127.0.0.1:$port/_denvrd/healthz" || die "$name: denvrd did not start (log: $(tail -5 "$dir/denvrd.log"))"
+        sleep 0.5
+        note_rss "$name" start "$pid"
+        check_answer "$name" "http://127.0.0.1:$port$SERVERS_PATH"
+        check_answer "$name" "http://127.0.0.1:$port$BIG_PATH"
+
+        # Sample RSS while under load (VmHWM gives the true peak at the end).
+        ( peak=0; while kill -0 "$pid" 2>/dev/null; do
+                v=$(rss_kib "$pid" VmRSS); (( v > peak )) && peak=$v && echo "$peak" >"$dir/rss_peak"
+                sleep 0.2
+          done ) &
+        sampler=$!
+        PIDS+=("$sampler")
+        run_workloads "$name" "http://127.0.0.1:$port"
+        sleep 3   # denvrd trims its heap after 2 s without requests
+        note_rss "$name" after "$pid"
+        note "$name.rss_hwm_kib" "$(rss_kib "$pid" VmHWM)"
+        note "$name.rss_sampled_peak_kib" "$(cat "$dir/rss_peak" 2>/dev/null || echo 0)"
+        curl -s --max-time 5 "http://127.0.0.1:$port/_denvrd/status" >"$dir/status.json" || true
+        note "$name.status_conns_opened" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["upstream"]["connections_opened"])' "$dir/status.json" 2>/dev/null || echo '?')"
+        stop_pid "$sampler"
+        stop_pid "$pid"
+        a1=$(upstream_accepts)
+        note "$name.upstream_conns" "$((a1 - a0 - 1))"
+        note "$name.log_lines" "$(wc -l <"$dir/denvrd.log")"
+}
+
+load_high() { awk -v l="$(cut -d' ' -f1 /proc/loadavg)" -v m="$MAX_LOAD" 'BEGIN { exit !(l > m) }'; }
+waited=0
+while load_high && (( waited < ${BENCH_WAIT_QUIET:-0} )); do
+        (( waited % 60 == 0 )) && say "load average $(cut -d' ' -f1 /proc/loadavg) > $MAX_LOAD: waiting for a quieter machine"
+        sleep 10
+        waited=$((waited + 10))
+done
+load=$(cut -d' ' -f1 /proc/loadavg)
+note machine.load_before "$load"
+note machine.cpus "$(nproc)"
+if awk -v l="$load" -v m="$MAX_LOAD" 'BEGIN { exit !(l > m) }'; then
+        say "warning: load average $load > $MAX_LOAD: the machine is busy, numbers will be noisy"
+fi
+note run.duration "$DURATION"
+note run.warmup "$WARMUP"
+note run.max_upstream_connections "$MAX_UP_CONNS"
+
+for t in $TARGETS; do
+        case $t in
+        direct)
+                say "target direct: wrk -> nginx upstream over HTTPS (wrk sends the Authorization)"
+                WRK_HEADER="Authorization: ApiKey $APIKEY"
+                check_answer direct "$UP_URL$SERVERS_PATH" -H "$WRK_HEADER"
+                check_answer direct "$UP_URL$BIG_PATH" -H "$WRK_HEADER"
+                run_workloads direct "$UP_URL"
+                WRK_HEADER= ;;
+        nginx-1w)    bench_nginx nginx-1w 1 ;;
+        nginx-auto)  bench_nginx nginx-auto auto ;;
+        denvrd)      bench_denvrd denvrd warning ;;
+        denvrd-info) bench_denvrd denvrd-info info ;;
+        *)           die "unknown target $t" ;;
+        esac
+done
+note machine.load_after "$(cut -d' ' -f1 /proc/loadavg)"
+
+python3 "$HERE/report.py" table "$RESULTS" "$TMP/notes.tsv"
