@@ -990,10 +990,24 @@ def test_healthz_stays_200_through_a_fault_storm(start_denvrd, mock):
 # ---------------------------------------------------------------------------------------------
 # client disconnects
 # ---------------------------------------------------------------------------------------------
+def settled_fd_count(d, reads=3, interval=0.05, timeout=3.0):
+    """denvrd's fd count once it stops changing: a client that just closed its
+    connection is still counted until the event loop has seen the close."""
+    deadline = time.monotonic() + timeout
+    last, same = d.fd_count(), 1
+    while same < reads:
+        assert time.monotonic() < deadline, "denvrd's fd count did not settle"
+        time.sleep(interval)
+        now = d.fd_count()
+        same = same + 1 if now == last else 1
+        last = now
+    return last
+
+
 def test_client_disconnect_aborts_upstream_transfer(start_denvrd, mock):
     d = start_denvrd()
     assert d.request("GET", ECHO)[0] == 200   # pool warm: one upstream connection
-    baseline = d.fd_count()
+    baseline = settled_fd_count(d)
     mock.reset()
     mock.delay(5, path=ECHO)
     s = connect_raw(d)
