@@ -20,19 +20,9 @@
 
 #include "config.h"
 
-static unsigned failures, checks;
-static char tmpdir[] = "/tmp/test-config-XXXXXX";
+#include "check.h"
 
-#define CHECK(cond, ...)                                                        \
-        do {                                                                    \
-                checks++;                                                       \
-                if (!(cond)) {                                                  \
-                        failures++;                                             \
-                        fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);   \
-                        fprintf(stderr, __VA_ARGS__);                           \
-                        fputc('\n', stderr);                                    \
-                }                                                               \
-        } while (0)
+static char tmpdir[] = "/tmp/test-config-XXXXXX";
 
 static bool streq0(const char *a, const char *b) {
         return a && b ? strcmp(a, b) == 0 : a == b;

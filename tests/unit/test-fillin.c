@@ -15,17 +15,7 @@
 #include "cleanup.h"
 #include "fillin.h"
 
-static unsigned failures;
-
-#define CHECK(cond, ...)                                                        \
-        do {                                                                    \
-                if (!(cond)) {                                                  \
-                        fprintf(stderr, "%s:%d: FAIL: %s: ", __FILE__, __LINE__, #cond); \
-                        fprintf(stderr, __VA_ARGS__);                           \
-                        fputc('\n', stderr);                                    \
-                        failures++;                                             \
-                }                                                               \
-        } while (0)
+#include "check.h"
 
 static const struct fillin_defaults D = { .cluster = "Msc1", .vpcid = "my vpc", .rpool = "on-demand" };
 static const struct fillin_defaults NONE = { .cluster = NULL };

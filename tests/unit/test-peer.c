@@ -16,16 +16,7 @@
 
 #include "peer.h"
 
-static unsigned failures, checks;
-
-#define CHECK(cond, what)                                                               \
-        do {                                                                            \
-                checks++;                                                               \
-                if (!(cond)) {                                                          \
-                        failures++;                                                     \
-                        fprintf(stderr, "%s:%d: FAIL: %s\n", __FILE__, __LINE__, what); \
-                }                                                                       \
-        } while (0)
+#include "check.h"
 
 static const char header4[] =
         "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";

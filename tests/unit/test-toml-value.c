@@ -8,18 +8,7 @@
 
 #include "toml_value.h"
 
-static unsigned failures, checks;
-
-#define CHECK(cond, ...)                                                        \
-        do {                                                                    \
-                checks++;                                                       \
-                if (!(cond)) {                                                  \
-                        failures++;                                             \
-                        fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);   \
-                        fprintf(stderr, __VA_ARGS__);                           \
-                        fputc('\n', stderr);                                    \
-                }                                                               \
-        } while (0)
+#include "check.h"
 
 static void ok_string_n(int line, const char *in, const char *expect, size_t len) {
         struct toml_value v;
