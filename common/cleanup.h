@@ -89,3 +89,14 @@ static inline int negative_errno(void) {
                 fprintf(stderr, "%s:%d: unreachable code reached\n", __FILE__, __LINE__); \
                 abort();                                        \
         } while (0)
+
+/* The value of one hexadecimal digit, or -1 (for %XX, \uXXXX and friends). */
+static inline int unhexchar(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}

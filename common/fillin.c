@@ -179,16 +179,20 @@ static char *buf_steal(struct buf *b, size_t *ret_len) {
         return d;
 }
 
-/* ---- query -------------------------------------------------------------- */
+/*
+ * The value to add for an absent parameter, or NULL when its default is not
+ * configured; a required one is then recorded as missing.
+ */
+static const char *absent_param_value(const struct fillin_defaults *d, const struct op_param *p,
+                                      struct fillin_result *ret) {
+        const char *v = default_value(d, p->fill);
 
-static int hexval(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        c = (char) ascii_lower((unsigned char) c);
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        return -1;
+        if (!v && p->required)
+                ret->missing[ret->n_missing++] = p;
+        return v;
 }
+
+/* ---- query -------------------------------------------------------------- */
 
 /*
  * Whether the raw query name (n bytes) decodes to name, as ASP.NET decodes it:
@@ -205,8 +209,8 @@ static bool query_name_equal(const char *raw, size_t n, const char *name) {
                         c = ' ';
                         i++;
                 } else if (c == '%' && i + 2 < n &&
-                           hexval(raw[i + 1]) >= 0 && hexval(raw[i + 2]) >= 0) {
-                        c = (unsigned char) (hexval(raw[i + 1]) << 4 | hexval(raw[i + 2]));
+                           unhexchar(raw[i + 1]) >= 0 && unhexchar(raw[i + 2]) >= 0) {
+                        c = (unsigned char) (unhexchar(raw[i + 1]) << 4 | unhexchar(raw[i + 2]));
                         i += 3;
                 } else
                         i++;
@@ -271,12 +275,9 @@ static int fill_query(const struct operation *op, const struct fillin_defaults *
                 if (p->location != OP_PARAM_QUERY || query_has(query, query_len, p->name))
                         continue;
 
-                v = default_value(d, p->fill);
-                if (!v) {
-                        if (p->required)
-                                ret->missing[ret->n_missing++] = p;
+                v = absent_param_value(d, p, ret);
+                if (!v)
                         continue;
-                }
 
                 if (b.len == 0) {
                         r = buf_append(&b, query, query_len);
@@ -565,12 +566,9 @@ static int fill_body(const struct operation *op, const struct fillin_defaults *d
                 if (p->location != OP_PARAM_BODY || (root && object_has(root, p->name)))
                         continue;
 
-                v = default_value(d, p->fill);
-                if (!v) {
-                        if (p->required)
-                                ret->missing[ret->n_missing++] = p;
+                v = absent_param_value(d, p, ret);
+                if (!v)
                         continue;
-                }
                 if (members.len > 0) {
                         r = buf_append(&members, ",", 1);
                         if (r < 0)

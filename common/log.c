@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #define LOG_MODULE "log"
+#include "cleanup.h"
 #include "log.h"
 
 #include <errno.h>
@@ -183,16 +184,6 @@ bool redact_query_name_is_secret(const char *name, size_t len) {
         return false;
 }
 
-static int hex_digit(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /*
  * Whether a raw (still percent-encoded) parameter name is secret.  The server
  * decodes names, so "refresh%54oken" is refreshToken and must match too.
@@ -208,7 +199,7 @@ static bool raw_name_is_secret(const char *name, size_t len) {
                 int hi, lo;
 
                 if (name[i] == '%' && i + 2 < len &&
-                    (hi = hex_digit(name[i + 1])) >= 0 && (lo = hex_digit(name[i + 2])) >= 0) {
+                    (hi = unhexchar(name[i + 1])) >= 0 && (lo = unhexchar(name[i + 2])) >= 0) {
                         buf[n++] = (char) (hi * 16 + lo);
                         i += 2;
                 } else

@@ -168,23 +168,13 @@ static size_t utf8_encode(uint32_t cp, char out[4]) {
         return 4;
 }
 
-static int hex_value(char c) {
-        if (is_digit(c))
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* \uXXXX or \UXXXXXXXX: p points at the 'u' or 'U'. */
 static int parse_unicode_escape(struct parser *ps, const char *p, size_t ndigits, struct sbuf *b) {
         uint32_t cp = 0;
         char enc[4];
 
         for (size_t i = 1; i <= ndigits; i++) {
-                int h = hex_value(p[i]);
+                int h = unhexchar(p[i]);
                 if (h < 0)
                         return fail(ps, p - 1, "\\%c escape needs exactly %zu hexadecimal digits",
                                     *p, ndigits);
@@ -305,7 +295,7 @@ static int parse_digits(struct parser *ps, const char *s, const char *end, unsig
                         prev_digit = false;
                         continue;
                 }
-                d = hex_value(*p);
+                d = unhexchar(*p);
                 if (d < 0 || (unsigned) d >= base)
                         return fail(ps, p, "invalid digit in base-%u integer", base);
                 if (v > (limit - (uint64_t) d) / base)

@@ -627,9 +627,8 @@ class Denvrd:
         except ValueError:
             raise AssertionError("denvrd answered %d with non-JSON body %r" % (st, data[:300]))
 
-    def raw(self, data, via="tcp", timeout=10):
-        """Send raw bytes, return every byte received until the peer closes or `timeout`
-        passes without data."""
+    def connect_raw(self, via="tcp", timeout=10):
+        """A plain connected socket to one of denvrd's listeners (for raw HTTP)."""
         if via == "unix":
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             addr = self.socket_path
@@ -642,6 +641,16 @@ class Denvrd:
         s.settimeout(scaled(timeout))
         try:
             s.connect(addr)
+        except OSError:
+            s.close()
+            raise
+        return s
+
+    def raw(self, data, via="tcp", timeout=10):
+        """Send raw bytes, return every byte received until the peer closes or `timeout`
+        passes without data."""
+        s = self.connect_raw(via, timeout)
+        try:
             s.sendall(data)
             out = b""
             while True:

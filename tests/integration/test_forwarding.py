@@ -67,18 +67,7 @@ def header_values(record, name):
 
 
 def connect_raw(d, via="tcp", timeout=10):
-    if via == "unix":
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        addr = d.socket_path
-    elif via == "tcp6":
-        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        addr = d.tcp6[0]
-    else:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        addr = d.tcp4[0]
-    s.settimeout(scaled(timeout))
-    s.connect(addr)
-    return s
+    return d.connect_raw(via, timeout)
 
 
 def read_response(s, head_only=False):
