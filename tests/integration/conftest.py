@@ -12,6 +12,8 @@ Fixtures
   start_denvrd    factory: start_denvrd(config_text_extra="", env=None, args=(),
                   credentials="apikey"|"password"|None|{...}, ...) -> Denvrd (ready).
   denvrd          start_denvrd() with the defaults (API-key mode against `mock`).
+  sock_dir        a per-test directory with a short path for unix sockets (sun_path holds
+                  107 bytes, and pytest's tmp dir under a deep checkout can be longer).
 
 On a failing test the logs of its daemons and mocks are attached to the report.  After each
 test every daemon still running gets SIGTERM and must exit 0, and no daemon log may contain
@@ -19,7 +21,9 @@ a sanitizer or valgrind report; either is reported as an error of that test.
 """
 
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -34,6 +38,20 @@ import denvrd_harness as H  # noqa: E402
 @pytest.fixture(scope="session")
 def harness_root(tmp_path_factory):
     return tmp_path_factory.getbasetemp()
+
+
+@pytest.fixture(scope="session")
+def harness_sock_root():
+    """Unix sockets live under /tmp, not under the tmp dir, whose path may be too long."""
+    base = tempfile.gettempdir()
+    d = tempfile.mkdtemp(prefix="denvrd-s", dir=base if len(base) <= 40 else "/tmp")
+    yield Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def sock_dir(harness_sock_root):
+    return Path(tempfile.mkdtemp(prefix="", dir=harness_sock_root))
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +132,7 @@ def start_mock(request, harness_logdir, harness_certdir, harness_token_log):
 # denvrd
 # ---------------------------------------------------------------------------------------------
 @pytest.fixture
-def start_denvrd(request, mock, tmp_path, harness_logdir):
+def start_denvrd(request, mock, tmp_path, harness_logdir, sock_dir):
     """Factory: start_denvrd(config_text_extra="", env=None, args=(), credentials="apikey",
     *, upstream=None, listen="127.0.0.1:0", socket=True, ca_file=True, log_level="debug",
     defaults=None, daemon=None, config_text=None, wait=True, timeout=15, wrapper=(),
@@ -155,7 +173,7 @@ def start_denvrd(request, mock, tmp_path, harness_logdir):
         server = up if isinstance(up, str) else up.url
         sock_path = None
         if socket is True:
-            sock_path = str(work / "denvrd.sock")
+            sock_path = str(sock_dir / ("denvrd-%d.sock" % n))
         elif socket:
             sock_path = str(socket)
         ca = None

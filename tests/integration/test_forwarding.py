@@ -1040,8 +1040,8 @@ def test_client_disconnect_during_retry_backoff(start_denvrd, mock):
 # ---------------------------------------------------------------------------------------------
 # the unix socket listener
 # ---------------------------------------------------------------------------------------------
-def test_stale_unix_socket_is_replaced(start_denvrd, mock, tmp_path):
-    path = tmp_path / "stale.sock"
+def test_stale_unix_socket_is_replaced(start_denvrd, mock, sock_dir):
+    path = sock_dir / "stale.sock"
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.bind(str(path))
     s.close()   # the file stays, nobody listens: what a killed daemon leaves

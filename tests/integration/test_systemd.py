@@ -192,8 +192,8 @@ class NotifySocket:
 
 
 @pytest.fixture
-def notify_socket(tmp_path):
-    n = NotifySocket(tmp_path / "notify.sock")
+def notify_socket(sock_dir):
+    n = NotifySocket(sock_dir / "notify.sock")
     yield n
     n.close()
 
@@ -215,9 +215,9 @@ def assert_plain_words(text):
 # ---------------------------------------------------------------------------------------------
 # 1. sd_notify: READY, STATUS, WATCHDOG, RELOADING, STOPPING
 # ---------------------------------------------------------------------------------------------
-def test_notify_lifecycle(start_denvrd, mock, notify_socket, tmp_path):
+def test_notify_lifecycle(start_denvrd, mock, notify_socket, sock_dir):
     port = free_port()
-    sock = str(tmp_path / "d.sock")
+    sock = str(sock_dir / "d.sock")
     probe = {}
 
     def on_message(fields):
@@ -381,11 +381,11 @@ def socket_activate_binary():
     pytest.fail("systemd-socket-activate not found: install the Debian package systemd")
 
 
-def start_socket_activated(start_denvrd, tmp_path, **kw):
+def start_socket_activated(start_denvrd, sock_dir, **kw):
     """denvrd under systemd-socket-activate with a TCP and a unix socket; the config has
     its own listen and socket, which must be ignored.  -> (Denvrd, port, unix path)."""
     ssa = socket_activate_binary()
-    sock = str(tmp_path / "activated.sock")
+    sock = str(sock_dir / "activated.sock")
     for attempt in range(5):
         port = free_port()
         wrapper = [ssa, "-l", "127.0.0.1:%d" % port, "-l", sock,
@@ -413,8 +413,8 @@ def start_socket_activated(start_denvrd, tmp_path, **kw):
     return d, port, sock
 
 
-def test_socket_activation(start_denvrd, mock, tmp_path):
-    d, port, sock = start_socket_activated(start_denvrd, tmp_path)
+def test_socket_activation(start_denvrd, mock, sock_dir):
+    d, port, sock = start_socket_activated(start_denvrd, sock_dir)
     config_sock = d.expected_socket
     # The first connection makes systemd-socket-activate exec denvrd, which answers it.
     st, _, body = get_at("GET", "/_denvrd/healthz", port=port, timeout=scaled(15))
@@ -546,11 +546,11 @@ def test_reload_invalid_config_is_rejected_and_service_continues(start_denvrd, m
     assert d.stop() == 0
 
 
-def test_reload_rebinds_changed_listeners(start_denvrd, tmp_path):
+def test_reload_rebinds_changed_listeners(start_denvrd, sock_dir):
     a, b = free_port(), free_port()
     while b == a:
         b = free_port()
-    sock_a, sock_b = str(tmp_path / "a.sock"), str(tmp_path / "b.sock")
+    sock_a, sock_b = str(sock_dir / "a.sock"), str(sock_dir / "b.sock")
     d = start_denvrd(listen="127.0.0.1:%d" % a, socket=sock_a)
     assert get_at("GET", "/_denvrd/healthz", port=a)[0] == 200
 
