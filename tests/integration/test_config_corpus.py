@@ -185,15 +185,16 @@ def test_corpus_is_big_enough():
 
 
 @pytest.mark.parametrize("src", VALID, ids=lambda p: p.stem)
-def test_valid_file_matches_tomllib(src, tmp_path):
-    path = stage(src, tmp_path)
+def test_valid_file_matches_tomllib(src, sock_dir):
+    # sock_dir: the corpus has socket paths relative to the file and to $HOME.
+    path = stage(src, sock_dir)
     with open(path, "rb") as f:
         doc = tomllib.load(f)
 
-    r = check_config(path, clean_env(tmp_path))
+    r = check_config(path, clean_env(sock_dir))
     assert r.returncode == 0, f"denvrd refused {src.name}:\n{r.stderr}"
     actual = json.loads(r.stdout)
-    expected = expected_config(doc, path, tmp_path)
+    expected = expected_config(doc, path, sock_dir)
     for section in expected:
         assert actual.get(section) == expected[section], f"[{section}] differs for {src.name}"
     assert actual == expected

@@ -940,9 +940,9 @@ def journal_namespace_wrapper(jdir):
     return cmd + ["sh", "-c", script, str(jdir)]
 
 
-def test_journal_fields(start_denvrd, mock, tmp_path):
-    assert not str(tmp_path).startswith("/run/"), "the test dir would be hidden by the tmpfs"
-    jdir = tmp_path / "journal"
+def test_journal_fields(start_denvrd, mock, sock_dir):
+    assert not str(sock_dir).startswith("/run/"), "the test dir would be hidden by the tmpfs"
+    jdir = sock_dir / "journal"
     jdir.mkdir()
     journal = JournalSocket(jdir / "socket")
     try:
