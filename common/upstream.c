@@ -30,6 +30,7 @@ struct upstream {
         sd_event *event;
         CURLM *multi;
         sd_event_source *timer;
+        sd_event_source *kick;           /* curl's "call me now", without a timerfd */
         char *ca_file;
         unsigned running;
         struct tracked_socket *sockets;  /* sockets curl opened and may still hold */
@@ -103,24 +104,28 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
         struct upstream *u = userp;
         uint64_t now;
 
-        if (timeout_ms < 0)
-                return sd_event_source_set_enabled(u->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
+        /* "Now" (0 ms, curl's answer whenever a request starts) is served on
+         * the next loop iteration by a defer source: a timer would cost two
+         * timerfd_settime() calls and a read() per request. */
+        if (timeout_ms <= 0) {
+                if (sd_event_source_set_enabled(u->timer, SD_EVENT_OFF) < 0 ||
+                    sd_event_source_set_enabled(u->kick, timeout_ms == 0 ? SD_EVENT_ONESHOT : SD_EVENT_OFF) < 0)
+                        return -1;
+                return 0;
+        }
+        (void) sd_event_source_set_enabled(u->kick, SD_EVENT_OFF);
 
         if (sd_event_now(u->event, CLOCK_MONOTONIC, &now) < 0)
                 return -1;
-        /* "Now" (0 ms, curl's usual answer while requests start) is served on
-         * the next loop iteration: sd-event would otherwise defer it by up to
-         * the accuracy, ~1 ms per request.  Real timeouts keep 1 ms of slack,
-         * so that one firing a little early cannot spin the loop until due. */
-        (void) sd_event_source_set_time_accuracy(u->timer, timeout_ms == 0 ? 1 : 1000);
+        /* Real timeouts keep 1 ms of slack, so that one firing a little early
+         * cannot spin the loop until due. */
         if (sd_event_source_set_time(u->timer, now + (uint64_t) timeout_ms * 1000) < 0 ||
             sd_event_source_set_enabled(u->timer, SD_EVENT_ONESHOT) < 0)
                 return -1;
         return 0;
 }
 
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        struct upstream *u = userdata;
+static int on_timeout(struct upstream *u) {
         long timeout_ms = -1;
         int running;
 
@@ -134,6 +139,14 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (curl_multi_timeout(u->multi, &timeout_ms) == CURLM_OK)
                 (void) timer_cb(u->multi, timeout_ms, u);
         return 0;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        return on_timeout(userdata);
+}
+
+static int on_kick(sd_event_source *s, void *userdata) {
+        return on_timeout(userdata);
 }
 
 static void transfer_finish(struct upstream_transfer *t, CURLcode result) {
@@ -257,6 +270,12 @@ int upstream_new(sd_event *e, const struct upstream_options *o, struct upstream 
                 return r;
         }
         (void) sd_event_source_set_enabled(u->timer, SD_EVENT_OFF);
+        r = sd_event_add_defer(e, &u->kick, on_kick, u);
+        if (r < 0) {
+                upstream_free(u);
+                return r;
+        }
+        (void) sd_event_source_set_enabled(u->kick, SD_EVENT_OFF);
 
         *ret = u;
         return 0;
@@ -272,6 +291,7 @@ struct upstream *upstream_free(struct upstream *u) {
         if (u->multi)
                 curl_multi_cleanup(u->multi);
         sd_event_source_disable_unref(u->timer);
+        sd_event_source_disable_unref(u->kick);
         sd_event_unref(u->event);
         free(u->sockets);
         free(u->ca_file);

@@ -67,7 +67,7 @@ bool access_peer_allowed(const struct peer *p, const struct denvr_config *c, uid
         return false;
 }
 
-void access_peer_connected(struct conn_ctx *ctx, const struct denvr_config *c) {
+void access_peer_connected(struct conn_ctx *ctx, const struct denvr_config *c, uid_t self) {
         struct peer *p = &ctx->peer;
         int r;
 
@@ -87,7 +87,7 @@ void access_peer_connected(struct conn_ctx *ctx, const struct denvr_config *c) {
                                   (int) p->pid, strerror(-r));
                 p->groups_known = r >= 0;
         }
-        p->allowed = access_peer_allowed(p, c, geteuid());
+        p->allowed = access_peer_allowed(p, c, self);
 }
 
 /* --- replies ------------------------------------------------------------------------ */
@@ -498,7 +498,7 @@ static bool check_level(struct request *r) {
 
 static bool check_peer(struct request *r) {
         struct peer *p = &r->conn_ctx->peer;
-        uid_t self = geteuid();
+        uid_t self = r->daemon->euid;
 
         /* Judged at connect; again here since a reload may have changed the rules. */
         p->allowed = access_peer_allowed(p, r->daemon->config, self);

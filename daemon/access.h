@@ -26,7 +26,7 @@ struct peer;
 struct request;
 
 /* On a new connection (after peer_fill()): fetch a unix peer's groups and judge it. */
-void access_peer_connected(struct conn_ctx *ctx, const struct denvr_config *c);
+void access_peer_connected(struct conn_ctx *ctx, const struct denvr_config *c, uid_t self);
 
 /* The socket peer rule; self is the daemon's effective uid. */
 bool access_peer_allowed(const struct peer *p, const struct denvr_config *c, uid_t self);

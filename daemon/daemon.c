@@ -180,9 +180,12 @@ int daemon_new(struct denvr_config *config, const struct config_overrides *o, st
                 return -ENOMEM;
         d->config = config;
         d->overrides = *o;
+        d->euid = geteuid();   /* fixed for our lifetime: we never change uid */
         *ret = d;   /* partially built daemons are freed by the caller */
 
-        r = sd_event_default(&d->event);
+        /* Not sd_event_default(): that one checks its thread with a gettid()
+         * system call on every iteration, twice per proxied request. */
+        r = sd_event_new(&d->event);
         if (r < 0)
                 return log_error_errno(r, "cannot create the event loop");
         d->started_usec = daemon_now(d);
@@ -243,7 +246,7 @@ static void abort_requests(struct daemon *d) {
                 r->aborted = true;
                 if (r->suspended) {
                         r->suspended = false;
-                        r->hangup_watch = sd_event_source_disable_unref(r->hangup_watch);
+                        request_unwatch_hangup(r);
                         MHD_resume_connection(r->conn);
                         server_wake(r->listener);
                 }

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <systemd/sd-event.h>
 
 #include "config.h"
@@ -40,6 +41,7 @@ struct daemon {
         uint64_t started_usec;               /* CLOCK_MONOTONIC */
         uint64_t started_realtime_usec;
         bool quitting;
+        uid_t euid;                          /* ours, for unix socket peer checks */
 
         sd_event_source *status_timer;       /* keeps STATUS= current (only under systemd) */
         char status_sent[512];               /* the last STATUS= text sent */

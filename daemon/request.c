@@ -83,6 +83,7 @@ struct request *request_new(struct listener *l, struct conn_ctx *ctx, struct MHD
         r->daemon = d;
         r->listener = l;
         r->conn_ctx = ctx;
+        ctx->request = r;
         r->conn = conn;
         r->start_usec = clock_now_usec();
         r->upstream_status = -1;
@@ -138,8 +139,8 @@ static void idle_trim_schedule(struct daemon *d) {
                 d->idle_trim_pending = true;
 }
 
-static void hangup_watch_stop(struct request *r) {
-        r->hangup_watch = sd_event_source_disable_unref(r->hangup_watch);
+void request_unwatch_hangup(struct request *r) {
+        r->watch_hangup = false;
 }
 
 static void request_log_access(struct request *r, bool completed_ok) {
@@ -181,7 +182,9 @@ void request_free(struct request *r, bool completed_ok) {
         if (!r)
                 return;
         d = r->daemon;
-        hangup_watch_stop(r);
+        request_unwatch_hangup(r);
+        if (r->conn_ctx->request == r)
+                r->conn_ctx->request = NULL;
         audit_request(r, completed_ok);   /* needs r->proxy: before proxy_free() */
         proxy_free(r->proxy);
         r->proxy = NULL;
@@ -301,10 +304,8 @@ void request_dispatch(struct request *r) {
         router_dispatch(r);
 }
 
-static int on_hangup(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        struct request *r = userdata;
-
-        hangup_watch_stop(r);
+static void request_hangup(struct request *r) {
+        request_unwatch_hangup(r);
         r->aborted = true;
         if (!r->suspended) {
                 /* Still reading the request.  libmicrohttpd's edge-triggered
@@ -313,28 +314,50 @@ static int on_hangup(sd_event_source *s, int fd, uint32_t revents, void *userdat
                  * timeout; shutting the socket down (it stays libmicrohttpd's
                  * to close) gives it an event and an EOF to see. */
                 log_debug("%s: client closed the connection before its request was complete", r->id);
-                (void) shutdown(fd, SHUT_RDWR);
+                (void) shutdown(r->conn_ctx->fd, SHUT_RDWR);
                 server_wake(r->listener);
-                return 0;
+                return;
         }
         log_debug("%s: client closed the connection; aborting", r->id);
         proxy_free(r->proxy);
         r->proxy = NULL;
-        if (r->suspended) {
-                r->suspended = false;
-                MHD_resume_connection(r->conn);
-                server_wake(r->listener);
-        }
+        r->suspended = false;
+        MHD_resume_connection(r->conn);
+        server_wake(r->listener);
+}
+
+static int on_conn_hangup(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct conn_ctx *ctx = userdata;
+
+        ctx->peer_closed = true;
+        if (ctx->request && ctx->request->watch_hangup)
+                request_hangup(ctx->request);
+        /* Back to edge-triggered after request_watch_hangup() made it level-triggered. */
+        (void) sd_event_source_set_io_events(s, EPOLLRDHUP | EPOLLET);
         return 0;
 }
 
-void request_watch_hangup(struct request *r) {
-        int fd = r->conn_ctx->fd;
+int request_conn_watch(struct conn_ctx *ctx, sd_event *e) {
+        assert(ctx && ctx->fd >= 0 && !ctx->hangup_watch);
+        /* Edge-triggered: an idle connection the peer half-closed reports once,
+         * not on every iteration until libmicrohttpd gets to closing it. */
+        return sd_event_add_io(e, &ctx->hangup_watch, ctx->fd, EPOLLRDHUP | EPOLLET, on_conn_hangup, ctx);
+}
 
-        if (r->hangup_watch || fd < 0)
+void request_conn_unwatch(struct conn_ctx *ctx) {
+        ctx->hangup_watch = sd_event_source_disable_unref(ctx->hangup_watch);
+}
+
+void request_watch_hangup(struct request *r) {
+        struct conn_ctx *ctx = r->conn_ctx;
+
+        if (r->watch_hangup)
                 return;
-        if (sd_event_add_io(r->daemon->event, &r->hangup_watch, fd, EPOLLRDHUP, on_hangup, r) < 0)
-                r->hangup_watch = NULL;
+        r->watch_hangup = true;
+        /* The edge came before this request did (headers and FIN together):
+         * level-triggered, the watch reports it again on the next iteration. */
+        if (ctx->peer_closed && ctx->hangup_watch)
+                (void) sd_event_source_set_io_events(ctx->hangup_watch, EPOLLRDHUP);
 }
 
 void request_suspend(struct request *r) {
@@ -348,7 +371,7 @@ void request_suspend(struct request *r) {
 }
 
 static void request_resume(struct request *r) {
-        hangup_watch_stop(r);
+        request_unwatch_hangup(r);
         if (r->suspended) {
                 r->suspended = false;
                 MHD_resume_connection(r->conn);

@@ -49,6 +49,11 @@ struct conn_ctx {
         int fd;
         struct peer peer;
         char *raw_uri;          /* request line's target, byte-exact, for the next request */
+        /* Watches the socket for the peer's FIN/RST for the connection's whole
+         * life: edge-triggered, so it costs no system call per request. */
+        sd_event_source *hangup_watch;
+        bool peer_closed;       /* seen by hangup_watch */
+        struct request *request;   /* the one in progress on it, if any */
 };
 
 struct request {
@@ -81,7 +86,7 @@ struct request {
 
         bool suspended;
         bool aborted;           /* client went away */
-        sd_event_source *hangup_watch;
+        bool watch_hangup;      /* a hangup now aborts this request */
 };
 
 /* Lifecycle, driven by server.c. */
@@ -94,6 +99,11 @@ void request_begin(struct request *r);
 void request_append_body(struct request *r, const char *data, size_t len);
 /* Called once the whole body is in: local answer, or start forwarding. */
 void request_dispatch(struct request *r);
+/* A new connection's hangup watch, for all its requests; removed before it closes. */
+int request_conn_watch(struct conn_ctx *ctx, sd_event *e);
+void request_conn_unwatch(struct conn_ctx *ctx);
+/* Stops watching for the client going away. */
+void request_unwatch_hangup(struct request *r);
 /* Suspends the connection until a reply is set. */
 void request_suspend(struct request *r);
 /* Watches for the client going away (until a reply or the end): aborts the

@@ -38,11 +38,19 @@ static void server_rearm_timer(struct listener *l) {
                 (void) sd_event_source_set_enabled(l->timer_source, SD_EVENT_OFF);
                 return;
         }
+        /* libmicrohttpd says 0 whenever it has work left (e.g. a request already
+         * buffered): run it on the next iteration, from the defer source, which
+         * unlike a timer costs no system call. */
+        if (ms == 0) {
+                (void) sd_event_source_set_enabled(l->timer_source, SD_EVENT_OFF);
+                server_wake(l);
+                return;
+        }
         if (sd_event_now(l->daemon->event, CLOCK_MONOTONIC, &now) < 0)
                 return;
-        /* libmicrohttpd says 0 whenever it has work left (e.g. a request already
-         * buffered): run it on the next iteration, not up to 1 ms later. */
-        (void) sd_event_source_set_time_accuracy(l->timer_source, ms == 0 ? 1 : 1000);
+        /* Its other timeouts are idle connections' (seconds): a coarse timer
+         * lets sd-event leave the timerfd alone while requests come and go. */
+        (void) sd_event_source_set_time_accuracy(l->timer_source, ms >= 1000 ? 250000 : 1000);
         (void) sd_event_source_set_time(l->timer_source, now + ms * 1000);
         (void) sd_event_source_set_enabled(l->timer_source, SD_EVENT_ONESHOT);
 }
@@ -130,13 +138,20 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                 ctx->listener = l;
                 ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
                 ctx->fd = ci ? ci->connect_fd : -1;
+                /* libmicrohttpd does not watch suspended connections; this does,
+                 * so a client that goes away aborts its upstream transfer at once.
+                 * Without it (no memory) a hangup is seen when the reply is sent. */
+                if (ctx->fd >= 0 && request_conn_watch(ctx, l->daemon->event) < 0)
+                        ctx->hangup_watch = NULL;
                 peer_fill(ctx, conn);
-                access_peer_connected(ctx, l->daemon->config);
+                access_peer_connected(ctx, l->daemon->config, l->daemon->euid);
                 *socket_context = ctx;
                 return;
         }
 
         if (ctx) {
+                /* Before libmicrohttpd closes the fd, whose number may be reused at once. */
+                request_conn_unwatch(ctx);
                 peer_done(&ctx->peer);
                 free(ctx->raw_uri);
                 free(ctx);
