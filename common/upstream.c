@@ -100,6 +100,17 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
         return 0;
 }
 
+/*
+ * How late a timer may fire.  sd-event reprograms its timerfd whenever the
+ * earliest deadline moves; with every request setting one ~request_timeout
+ * ahead, a 250 ms slack lets it pick the same 250 ms-aligned instant for all
+ * requests of that window, and a timeout of seconds may well be 250 ms late.
+ * Short timeouts keep 1 ms, so one firing early cannot spin the loop.
+ */
+static uint64_t timer_accuracy_usec(uint64_t timeout_usec) {
+        return timeout_usec >= 5000000u ? 250000u : 1000u;
+}
+
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
         struct upstream *u = userp;
         uint64_t now;
@@ -117,8 +128,7 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
 
         if (sd_event_now(u->event, CLOCK_MONOTONIC, &now) < 0)
                 return -1;
-        /* Real timeouts keep 1 ms of slack, so that one firing a little early
-         * cannot spin the loop until due. */
+        (void) sd_event_source_set_time_accuracy(u->timer, timer_accuracy_usec((uint64_t) timeout_ms * 1000));
         if (sd_event_source_set_time(u->timer, now + (uint64_t) timeout_ms * 1000) < 0 ||
             sd_event_source_set_enabled(u->timer, SD_EVENT_ONESHOT) < 0)
                 return -1;
@@ -560,7 +570,7 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int transfer_arm_deadline(struct upstream_transfer *t) {
         struct timespec ts;
-        uint64_t when;
+        uint64_t when, accuracy;
         int r;
 
         if (t->timeout_ms == 0) {
@@ -570,10 +580,13 @@ static int transfer_arm_deadline(struct upstream_transfer *t) {
         clock_gettime(CLOCK_MONOTONIC, &ts);
         when = (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u +
                (uint64_t) t->timeout_ms * 1000u + DEADLINE_GRACE_USEC;
+        accuracy = timer_accuracy_usec((uint64_t) t->timeout_ms * 1000u);
         if (!t->deadline)
                 return sd_event_add_time(t->upstream->event, &t->deadline, CLOCK_MONOTONIC, when,
-                                         1000, on_deadline, t);
-        r = sd_event_source_set_time(t->deadline, when);
+                                         accuracy, on_deadline, t);
+        r = sd_event_source_set_time_accuracy(t->deadline, accuracy);
+        if (r >= 0)
+                r = sd_event_source_set_time(t->deadline, when);
         if (r >= 0)
                 r = sd_event_source_set_enabled(t->deadline, SD_EVENT_ONESHOT);
         return r;

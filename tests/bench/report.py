@@ -125,6 +125,10 @@ def table(results_path, notes_path):
                    "(the rest is shared library pages: libcrypto, libc, libgnutls via libmicrohttpd, libcurl...)"
                    % ((note_int(d + ".rss_start_anon_kib") or 0) / MIB, (note_int(d + ".rss_after_anon_kib") or 0) / MIB,
                       (note_int(d + ".rss_start_pss_kib") or 0) / MIB, (note_int(d + ".rss_after_pss_kib") or 0) / MIB))
+    floor = note_int("floor.rss_start_kib")
+    if floor is not None:
+        out.append("library floor (tests/bench/floor.c: loads denvrd's libraries, curl_global_init(), waits): "
+                   "RSS %.1f MiB, of it private %.1f MiB" % (floor / MIB, (note_int("floor.rss_start_anon_kib") or 0) / MIB))
     out.append("")
 
     # Targets (denvrd at log_level=warning against nginx with one worker).
@@ -153,6 +157,9 @@ def table(results_path, notes_path):
         anon = max(note_int("denvrd.rss_start_anon_kib") or 0, note_int("denvrd.rss_after_anon_kib") or 0)
         verdict(anon <= 8 * MIB, "(for reference) denvrd idle private memory (RssAnon) %.1f MiB <= 8 MiB"
                 % (anon / MIB))
+        if floor is not None:
+            verdict(start - floor <= 2 * MIB, "(for reference) denvrd idle RSS after start above the library "
+                    "floor: %.1f MiB <= 2 MiB" % ((start - floor) / MIB))
     errs = sum(r["err"] for (t, _), r in res.items())
     verdict(errs == 0, "no errors (non-2xx answers or socket errors) in any run: %d" % errs)
     out.append("targets:")

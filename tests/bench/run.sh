@@ -99,6 +99,10 @@ else
 fi
 ninja -C "$BUILD_DIR" daemon/denvrd >"$TMP/ninja.log" 2>&1 || { tail -30 "$TMP/ninja.log" >&2; die "build failed"; }
 DENVRD=$BUILD_DIR/daemon/denvrd
+FLOOR=$BUILD_DIR/bench-floor
+# shellcheck disable=SC2046
+cc -O2 -o "$FLOOR" "$HERE/floor.c" $(pkg-config --cflags --libs libcurl libmicrohttpd libsystemd jansson) ||
+        die "cannot build the library-floor program"
 
 # --- certificates and content ------------------------------------------------
 
@@ -285,6 +289,17 @@ note_rss() {   # note_rss NAME WHEN PID: total, private (anonymous) and proporti
         note "$1.rss_${2}_pss_kib" "$(pss_kib "$3")"
 }
 
+measure_floor() {   # the idle RSS of a program that only loads and initialises denvrd's libraries
+        local pid
+        "$FLOOR" >"$TMP/floor.out" &
+        pid=$!
+        PIDS+=("$pid")
+        for _ in $(seq 50); do grep -q ready "$TMP/floor.out" 2>/dev/null && break; sleep 0.1; done
+        sleep 0.5
+        note_rss floor start "$pid"
+        stop_pid "$pid"
+}
+
 bench_denvrd() {   # bench_denvrd NAME LOG-LEVEL
         local name=$1 level=$2 dir="$TMP/$1" port a0 a1 pid sampler
         port=$(free_port)
@@ -355,6 +370,7 @@ note run.duration "$DURATION"
 note run.warmup "$WARMUP"
 note run.max_upstream_connections "$MAX_UP_CONNS"
 
+measure_floor
 for t in $TARGETS; do
         case $t in
         direct)
