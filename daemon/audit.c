@@ -19,7 +19,7 @@ static bool method_is_safe(const char *m) {
 /*
  * Whether r went to the forwarder.  r->proxy is set from proxy_start() on
  * and upstream_status once upstream answered; a client that hung up while
- * its request was in flight has neither any more (on_hangup() frees the
+ * its request was in flight has neither any more (request_hangup() frees the
  * forwarder), but its request may well have reached upstream, so a
  * dispatched request on a forwarded path counts too.
  */
