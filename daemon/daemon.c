@@ -106,30 +106,44 @@ static int listeners_from_systemd(struct daemon *d) {
         return n;
 }
 
+bool daemon_config_wants(const struct denvr_config *c, const struct listener *l) {
+        for (char **a = c->listen; a && *a; a++)
+                if (listener_is(l, LISTENER_TCP, *a, c->allow_remote, 0))
+                        return true;
+        return c->socket && listener_is(l, LISTENER_UNIX, c->socket, false, c->socket_mode);
+}
+
+static bool have_listener(struct listener **list, size_t n, enum listener_kind kind, const char *spec,
+                          const struct denvr_config *c) {
+        for (size_t i = 0; i < n; i++)
+                if (listener_is(list[i], kind, spec, c->allow_remote, c->socket_mode))
+                        return true;
+        return false;
+}
+
 int daemon_open_listeners(struct daemon *d, const struct denvr_config *c,
-                          struct listener ***ret, size_t *ret_n) {
-        struct listener **list = NULL, *l;
-        size_t n = 0;
+                          struct listener ***list, size_t *n) {
+        size_t n_before = *n;
+        struct listener *l;
         int r = 0;
 
         for (char **a = c->listen; a && *a && r >= 0; a++) {
+                if (have_listener(*list, *n, LISTENER_TCP, *a, c))
+                        continue;
                 r = listener_open_tcp(*a, c->allow_remote, &l);
                 if (r >= 0)
-                        r = listener_list_append(d, &list, &n, l);
+                        r = listener_list_append(d, list, n, l);
         }
-        if (r >= 0 && c->socket) {
+        if (r >= 0 && c->socket && !have_listener(*list, *n, LISTENER_UNIX, c->socket, c)) {
                 r = listener_open_unix(c->socket, c->socket_mode, &l);
                 if (r >= 0)
-                        r = listener_list_append(d, &list, &n, l);
+                        r = listener_list_append(d, list, n, l);
         }
         if (r < 0) {
-                for (size_t i = 0; i < n; i++)
-                        listener_free(list[i]);
-                free(list);
+                while (*n > n_before)
+                        listener_free((*list)[--*n]);
                 return r;
         }
-        *ret = list;
-        *ret_n = n;
         return 0;
 }
 
@@ -239,8 +253,11 @@ int daemon_run(struct daemon *d) {
         return r < 0 ? log_error_errno(r, "event loop failed") : 0;
 }
 
-static void abort_requests(struct daemon *d) {
+/* Those of listener l, or all when l is NULL. */
+static void abort_requests(struct daemon *d, const struct listener *l) {
         for (struct request *r = d->requests; r; r = r->next) {
+                if (l && r->listener != l)
+                        continue;
                 proxy_free(r->proxy);
                 r->proxy = NULL;
                 r->aborted = true;
@@ -253,8 +270,14 @@ static void abort_requests(struct daemon *d) {
         }
 }
 
+void daemon_drop_listener(struct daemon *d, struct listener *l) {
+        abort_requests(d, l);
+        server_stop(l);
+        listener_free(l);
+}
+
 void daemon_stop_listeners(struct daemon *d) {
-        abort_requests(d);
+        abort_requests(d, NULL);
         for (size_t i = 0; i < d->n_listeners; i++)
                 server_stop(d->listeners[i]);
 }

@@ -59,9 +59,14 @@ int daemon_run(struct daemon *d);
 struct daemon *daemon_free(struct daemon *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct daemon *, daemon_free)
 
-/* Opens the configuration's TCP and unix listeners (not started). */
+/* Opens the configuration's TCP and unix listeners that *list lacks and appends
+ * them (not started); on failure *list is as it was. */
 int daemon_open_listeners(struct daemon *d, const struct denvr_config *c,
-                          struct listener ***ret, size_t *ret_n);
+                          struct listener ***list, size_t *n);
+/* Whether the configuration asks for listener l (same entry, same options). */
+bool daemon_config_wants(const struct denvr_config *c, const struct listener *l);
+/* Aborts the requests of one listener, stops and frees it. */
+void daemon_drop_listener(struct daemon *d, struct listener *l);
 /* Stops every listener and aborts requests in flight. */
 void daemon_stop_listeners(struct daemon *d);
 /* SIGTERM: stop listening, log out (bounded), leave the loop. */

@@ -38,7 +38,15 @@ void listener_free(struct listener *l) {
                 (void) unlink(l->unlink_path);
         free(l->unlink_path);
         free(l->address);
+        free(l->spec);
         free(l);
+}
+
+bool listener_is(const struct listener *l, enum listener_kind kind, const char *spec,
+                 bool allow_remote, mode_t socket_mode) {
+        if (l->kind != kind || !l->spec || strcmp(l->spec, spec) != 0)
+                return false;
+        return kind == LISTENER_TCP ? l->allow_remote == allow_remote : l->socket_mode == socket_mode;
 }
 
 int listener_parse_hostport(const char *s, char **ret_host, unsigned *ret_port) {
@@ -170,6 +178,12 @@ int listener_open_tcp(const char *hostport, bool allow_remote, struct listener *
         l = listener_alloc(LISTENER_TCP);
         if (!l)
                 return -ENOMEM;
+        l->allow_remote = allow_remote;
+        l->spec = strdup(hostport);
+        if (!l->spec) {
+                r = -ENOMEM;
+                goto fail;
+        }
         l->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (l->fd < 0) {
                 r = log_error_errno(errno, "cannot create socket for %s", hostport);
@@ -240,8 +254,10 @@ int listener_open_unix(const char *path, mode_t mode, struct listener **ret) {
         l = listener_alloc(LISTENER_UNIX);
         if (!l)
                 return -ENOMEM;
+        l->socket_mode = mode;
         l->address = strdup(path);
-        if (!l->address) {
+        l->spec = strdup(path);
+        if (!l->address || !l->spec) {
                 listener_free(l);
                 return -ENOMEM;
         }

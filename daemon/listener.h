@@ -28,6 +28,11 @@ struct listener {
         int fd;                 /* owned until handed to libmicrohttpd */
         char *unlink_path;      /* unix socket we created and remove at exit */
         bool activated;         /* inherited from systemd */
+        /* What the configuration asked for, so a reload can tell an unchanged
+         * listener (kept, with its connections) from a changed one. */
+        char *spec;             /* the listen entry or the socket path; NULL if inherited */
+        bool allow_remote;      /* TCP */
+        mode_t socket_mode;     /* unix */
         struct MHD_Daemon *mhd;
         sd_event_source *io_source;
         sd_event_source *timer_source;
@@ -45,3 +50,7 @@ int listener_adopt(int fd, bool allow_remote, struct listener **ret);
 int listener_parse_hostport(const char *s, char **ret_host, unsigned *ret_port);
 
 void listener_free(struct listener *l);
+
+/* Whether l is what the configuration's listen entry or socket path spec asks for. */
+bool listener_is(const struct listener *l, enum listener_kind kind, const char *spec,
+                 bool allow_remote, mode_t socket_mode);

@@ -34,33 +34,38 @@ static bool listeners_changed(const struct denvr_config *a, const struct denvr_c
                a->socket_mode != b->socket_mode || a->allow_remote != b->allow_remote;
 }
 
-/* Replaces every listener: the old ones go first so the same address can be rebound. */
+/*
+ * Keeps the listeners the new configuration still asks for, with their
+ * connections and requests in flight; closes the others first (so that an
+ * address can move from one entry to another) and opens what is new.  If
+ * that fails, the previous set comes back.
+ */
 static int rebind(struct daemon *d, const struct denvr_config *newc) {
-        struct listener **list = NULL;
-        size_t n = 0;
+        size_t kept = 0;
         int r;
 
-        daemon_stop_listeners(d);
-        for (size_t i = 0; i < d->n_listeners; i++)
-                listener_free(d->listeners[i]);
-        free(d->listeners);
-        d->listeners = NULL;
-        d->n_listeners = 0;
+        for (size_t i = 0; i < d->n_listeners; i++) {
+                struct listener *l = d->listeners[i];
 
-        r = daemon_open_listeners(d, newc, &list, &n);
+                if (daemon_config_wants(newc, l))
+                        d->listeners[kept++] = l;
+                else
+                        daemon_drop_listener(d, l);
+        }
+        d->n_listeners = kept;
+
+        r = daemon_open_listeners(d, newc, &d->listeners, &d->n_listeners);
         if (r < 0) {
                 log_error("cannot bind the new listeners; restoring the previous ones");
-                if (daemon_open_listeners(d, d->config, &list, &n) < 0) {
+                if (daemon_open_listeners(d, d->config, &d->listeners, &d->n_listeners) < 0) {
                         log_error("cannot restore the previous listeners either; shutting down");
                         daemon_begin_shutdown(d);
                         return r;
                 }
         }
-        d->listeners = list;
-        d->n_listeners = n;
-        for (size_t i = 0; i < n; i++)
-                if (server_start(list[i]) < 0)
-                        log_error("listener %s did not start", list[i]->address);
+        for (size_t i = kept; i < d->n_listeners; i++)
+                if (server_start(d->listeners[i]) < 0)
+                        log_error("listener %s did not start", d->listeners[i]->address);
         return r;
 }
 

@@ -583,6 +583,48 @@ def test_reload_rebinds_changed_listeners(start_denvrd, sock_dir):
     assert d.stop() == 0
 
 
+def test_reload_keeps_unchanged_listeners(start_denvrd, mock, sock_dir):
+    """A reload that changes only the socket leaves the TCP listener alone: its port (even
+    one from port 0), its kept-alive connection and the request in flight on it."""
+    sock_a, sock_b = str(sock_dir / "a.sock"), str(sock_dir / "b.sock")
+    d = start_denvrd(listen="127.0.0.1:0", socket=sock_a)
+    port = d.tcp4[0][1]
+    keep = http.client.HTTPConnection("127.0.0.1", port, timeout=scaled(10))
+    try:
+        assert H.http_request(keep, "GET", "/_denvrd/healthz")[0] == 200
+        local = keep.sock.getsockname()
+
+        mock.delay(2, path=GET_SERVERS)
+        slow = {}
+
+        def slow_request():
+            try:
+                slow["r"] = get_at("GET", GET_SERVERS + "?Cluster=Msc1", port=port,
+                                   timeout=scaled(20))
+            except OSError as e:   # what a dropped connection gives
+                slow["r"] = (None, None, repr(e))
+        t = threading.Thread(target=slow_request)
+        t.start()
+        wait_until(lambda: json.loads(get_at("GET", "/_denvrd/status", unix=sock_a)[2])
+                   ["requests"]["in_flight"] >= 2, 5, what="the slow request in flight")
+
+        rewrite_config(d, (sock_a, sock_b))
+        reload_and_wait(d)
+        assert unix_refuses(sock_a) and not os.path.exists(sock_a)
+        assert get_at("GET", "/_denvrd/healthz", unix=sock_b)[0] == 200
+
+        t.join(scaled(20))
+        assert slow["r"][0] == 200, "the request in flight on the kept listener: %r" % (slow["r"],)
+        st, _, _ = H.http_request(keep, "GET", "/_denvrd/healthz")
+        assert st == 200 and keep.sock.getsockname() == local, "the kept-alive connection was closed"
+        st, _, data = get_at("GET", "/_denvrd/status", port=port)
+        listeners = sorted((l["kind"], l["address"]) for l in json.loads(data)["listeners"])
+        assert listeners == sorted([("tcp", "127.0.0.1:%d" % port), ("unix", sock_b)])
+    finally:
+        keep.close()
+    assert d.stop() == 0
+
+
 def test_reload_changed_credentials_log_in_again(start_denvrd, mock):
     d = start_denvrd()   # API key
     since = mock_seq(mock)
