@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """Parses wrk output and prints the benchmark table (stdlib only).
 
-report.py parse TARGET WORKLOAD WRK-OUTPUT  -> one TSV line on stdout
+report.py parse TARGET WORKLOAD WRK-OUTPUT CPU-TICKS  -> one TSV line on stdout
 report.py table RESULTS.tsv NOTES.tsv       -> the table, ratios and targets
 """
 import re
@@ -25,7 +25,7 @@ def ms(text):
     return float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
 
 
-def parse(target, workload, path):
+def parse(target, workload, path, cpu_ticks="-1"):
     text = open(path, errors="replace").read()
     rps = re.search(r"Requests/sec:\s*([0-9.]+)", text)
     pct = dict(re.findall(r"^\s*(50|99)(?:\.0+)?%\s+(\S+)", text, re.M))
@@ -39,16 +39,16 @@ def parse(target, workload, path):
     reqs = re.search(r"(\d+) requests in", text)
     print("\t".join([target, workload, rps.group(1) if rps else "nan",
                      "%.3f" % ms(pct.get("50", "")), "%.3f" % ms(pct.get("99", "")),
-                     str(errors), reqs.group(1) if reqs else "0"]))
+                     str(errors), reqs.group(1) if reqs else "0", cpu_ticks]))
 
 
 def table(results_path, notes_path):
     res = {}
     for line in open(results_path):
         f = line.rstrip("\n").split("\t")
-        if len(f) == 7:
+        if len(f) == 8:
             res[(f[0], f[1])] = {"rps": float(f[2]), "p50": float(f[3]), "p99": float(f[4]),
-                                 "err": int(f[5]), "n": int(f[6])}
+                                 "err": int(f[5]), "n": int(f[6]), "ticks": int(f[7])}
     notes = {}
     for line in open(notes_path):
         k, _, v = line.rstrip("\n").partition("\t")
@@ -68,15 +68,23 @@ def table(results_path, notes_path):
     out.append("denvrd runs with log_level=warning (no per-request access log); "
                "'denvrd (log info)' has the access log on, for reference.")
     out.append("")
-    hdr = "%-27s %-17s %10s %9s %9s %7s" % ("target", "workload", "req/s", "p50 ms", "p99 ms", "errors")
+    tck = note_int("machine.clk_tck") or 100
+
+    def cpu_us(r):
+        return r["ticks"] * 1e6 / tck / r["n"] if r["n"] > 0 and r["ticks"] >= 0 else float("nan")
+
+    hdr = "%-27s %-17s %10s %9s %9s %7s %12s" % ("target", "workload", "req/s", "p50 ms", "p99 ms", "errors",
+                                                 "CPU us/req")
     out.append(hdr)
     out.append("-" * len(hdr))
     for t, tname in TARGETS:
         for w, wname in WORKLOADS:
             r = res.get((t, w))
             if r:
-                out.append("%-27s %-17s %10.0f %9.3f %9.3f %7d" % (tname, wname, r["rps"], r["p50"],
-                                                                  r["p99"], r["err"]))
+                out.append("%-27s %-17s %10.0f %9.3f %9.3f %7d %12.0f" % (tname, wname, r["rps"], r["p50"],
+                                                                         r["p99"], r["err"], cpu_us(r)))
+    out.append("(CPU us/req: user + system time of the server's processes during the run, per request; "
+               "for direct the upstream's)")
     out.append("")
 
     verdicts = []
@@ -91,8 +99,9 @@ def table(results_path, notes_path):
         for w, wname in WORKLOADS:
             a, b = res.get((d, w)), res.get(("nginx-1w", w))
             if a and b:
-                out.append("  %-17s req/s x%.2f   p99 x%.2f" % (wname, a["rps"] / b["rps"] if b["rps"] else 0,
-                                                             a["p99"] / b["p99"] if b["p99"] else 0))
+                out.append("  %-17s req/s x%.2f   p99 x%.2f   CPU per request x%.2f" % (
+                    wname, a["rps"] / b["rps"] if b["rps"] else 0, a["p99"] / b["p99"] if b["p99"] else 0,
+                    cpu_us(a) / cpu_us(b) if cpu_us(b) > 0 else float("nan")))
         out.append("")
 
     out.append("upstream connections opened (accepted by the upstream nginx, stub_status; the upstream "
@@ -169,7 +178,7 @@ def table(results_path, notes_path):
 
 def main():
     if sys.argv[1] == "parse":
-        parse(*sys.argv[2:5])
+        parse(*sys.argv[2:6])
     elif sys.argv[1] == "table":
         table(*sys.argv[2:4])
     else:

@@ -210,13 +210,27 @@ check_answer() {   # check_answer NAME URL [CURL-ARGS]: must authorise and answe
                 die "$name: $url answered $code: $(head -c 300 "$TMP/check.out")"
 }
 
+# CPU time (user + system, clock ticks) used so far by the server process(es) in
+# CPU_PIDS and their children (nginx's workers): the table's CPU per request.
+CPU_PIDS=
+cpu_ticks() {
+        local p sum=0 t
+        for p in $CPU_PIDS $(for p in $CPU_PIDS; do pgrep -P "$p"; done); do
+                t=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) || t=0
+                sum=$((sum + ${t:-0}))
+        done
+        echo "$sum"
+}
+
 run_wrk() {   # run_wrk TARGET WORKLOAD CONNS THREADS URL
-        local target=$1 workload=$2 conns=$3 threads=$4 url=$5 out
+        local target=$1 workload=$2 conns=$3 threads=$4 url=$5 out c0 c1
         out="$TMP/wrk-$target-$workload.txt"
         wrk ${WRK_HEADER:+-H "$WRK_HEADER"} -t"$threads" -c"$conns" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
+        c0=$(cpu_ticks)
         wrk ${WRK_HEADER:+-H "$WRK_HEADER"} -t"$threads" -c"$conns" -d"${DURATION}s" --timeout 10s --latency "$url" >"$out" 2>&1 ||
                 say "wrk failed for $target/$workload (see $out)"
-        python3 "$HERE/report.py" parse "$target" "$workload" "$out" >>"$RESULTS"
+        c1=$(cpu_ticks)
+        python3 "$HERE/report.py" parse "$target" "$workload" "$out" "$((c1 - c0))" >>"$RESULTS"
 }
 
 WRK_HEADER=
@@ -275,6 +289,7 @@ EOF
         wait_http "http://127.0.0.1:$port/" || die "$name: nginx did not start"
         check_answer "$name" "http://127.0.0.1:$port$SERVERS_PATH"
         check_answer "$name" "http://127.0.0.1:$port$BIG_PATH"
+        CPU_PIDS=$pid
         run_workloads "$name" "http://127.0.0.1:$port"
         a1=$(upstream_accepts)
         note "$name.upstream_conns" "$((a1 - a0 - 1))"
@@ -339,6 +354,7 @@ EOF
           done ) &
         sampler=$!
         PIDS+=("$sampler")
+        CPU_PIDS=$pid
         run_workloads "$name" "http://127.0.0.1:$port"
         sleep 3   # denvrd trims its heap after 2 s without requests
         note_rss "$name" after "$pid"
@@ -363,6 +379,7 @@ done
 load=$(cut -d' ' -f1 /proc/loadavg)
 note machine.load_before "$load"
 note machine.cpus "$(nproc)"
+note machine.clk_tck "$(getconf CLK_TCK)"
 if awk -v l="$load" -v m="$MAX_LOAD" 'BEGIN { exit !(l > m) }'; then
         say "warning: load average $load > $MAX_LOAD: the machine is busy, numbers will be noisy"
 fi
@@ -378,6 +395,7 @@ for t in $TARGETS; do
                 WRK_HEADER="Authorization: ApiKey $APIKEY"
                 check_answer direct "$UP_URL$SERVERS_PATH" -H "$WRK_HEADER"
                 check_answer direct "$UP_URL$BIG_PATH" -H "$WRK_HEADER"
+                CPU_PIDS=$UP_PID
                 run_workloads direct "$UP_URL"
                 WRK_HEADER= ;;
         nginx-1w)    bench_nginx nginx-1w 1 ;;
