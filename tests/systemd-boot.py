@@ -1,0 +1,750 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""denvrd under a real systemd: the machine's own systemd booted as PID 1 of a throw-away
+container, and the README's system-wide and per-user steps run in it word for word.
+
+Usage: tests/systemd-boot.py BUILDDIR SRCDIR      (as root; it FAILS, never skips, otherwise)
+
+The container: an overlay of / (lowerdir=/, upper and work dirs in a temporary directory),
+without /etc/machine-id, booted with
+    systemd-nspawn --register=no --keep-unit --link-journal=no -D ROOT --private-network -b
+Every enabled service, socket and timer of the host image is masked there, and a unit that
+never finishes holds network-online.target back on purpose.  Commands run inside with
+`nsenter -t LEADER -a` (LEADER: the container's PID 1, the child of systemd-nspawn).  denvrd is
+installed from BUILDDIR with `meson install --destdir ROOT` (the README's "meson setup build
+--prefix=/usr && meson compile -C build && sudo meson install -C build", so BUILDDIR must have
+prefix /usr); the mock upstream (tests/mock_denvr.py) runs inside as a transient service.
+
+Checked, in order (each step prints its time; the first failure ends the run):
+  * the first request is answered within 2 s of `systemctl enable --now denvrd.socket` while
+    network-online.target is still waiting;
+  * on /run/denvrd/denvrd.sock a member of group denvr is served, a non-member refused;
+  * hardening in force at run time (/proc/PID/status: NoNewPrivs 1, Seccomp 2, no
+    capabilities; /home empty in denvrd's mount namespace);
+  * journal fields (journalctl -o json): REQUEST_ID, METHOD, PATH, STATUS, PEER_UID, and the
+    login's MESSAGE_ID;
+  * `systemctl reload denvrd`: same process, reload MESSAGE_ID, new default applied;
+  * a SIGSTOPped denvrd is killed by the watchdog and restarted (WatchdogSec=2s drop-in);
+  * `systemctl stop`: exit status 0 and a LogOut at the mock;
+  * the per-user units under `systemctl --user` (lingering user manager): served on
+    $XDG_RUNTIME_DIR/denvrd.sock and TCP, hardened, refused to other users, logged out on stop;
+  * no warning from systemd (PID 1 or the user manager) about denvrd's units in the journal,
+    apart from the watchdog's own messages during the watchdog step.
+Everything is undone on every exit path (the container halted, or killed; the overlay
+unmounted; the temporary directory removed), bounded by GUARD_SECONDS.
+"""
+
+import ctypes
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GUARD_SECONDS = 150          # the whole run, cleanup included, stays under meson's timeout
+FIRST_REQUEST_SECONDS = 2    # issue 12: the first request within 2 s of enable --now
+MOCK_PORT = 9443             # inside the container's own network namespace
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+GET_SERVERS = "/api/v1/servers/virtual/GetServers"
+MEMBER, OUTSIDER = "nspalice", "nspbob"     # users created inside the container only
+HOLD_UNIT = "denvrd-test-hold-online.service"
+MOCK_UNIT = "denvrd-test-mock.service"
+MESSAGE_ID_LOGIN = "4f0b6c2d3a8e4d17b1e5c9a07d2f6e31"
+MESSAGE_ID_RELOAD = "b2a9e7c41f3d4c8a9e0f1a2b3c4d5e6f"
+MESSAGE_ID_LOGOUT = "0d7e3a1b5c9f4e2a8b6d1c3e5f7a9b0c"
+
+
+class Failure(Exception):
+    pass
+
+
+class GuardTimeout(Exception):
+    pass
+
+
+T0 = time.monotonic()
+
+
+def say(msg):
+    print("[%6.1fs] %s" % (time.monotonic() - T0, msg), flush=True)
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def wait_for(pred, timeout, what, interval=0.2):
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Failure as e:
+            last = e
+        if time.monotonic() > deadline:
+            raise Failure("timed out after %gs waiting for %s%s" % (
+                timeout, what, " (%s)" % last if last else ""))
+        time.sleep(interval)
+
+
+def positive_pid(text, what):
+    """A pid read from somewhere, checked before any kill(): 0 or -1 would hit our own
+    process group or everything."""
+    s = str(text).strip()
+    check(re.fullmatch(r"[0-9]+", s) is not None and int(s) > 1, "%s: %r is not a pid" % (what, s))
+    return int(s)
+
+
+# ---------------------------------------------------------------------------------------------
+# the container
+# ---------------------------------------------------------------------------------------------
+def _pdeathsig():
+    # If this script dies, systemd-nspawn gets SIGTERM and halts the container.
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+
+
+class Container:
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.root = tmp / "root"
+        self.nspawn = None
+        self.leader = None
+        self.mounted = False
+        self.console = None
+        self._uids = {}
+
+    def mount(self):
+        for d in ("upper", "work", "root"):
+            (self.tmp / d).mkdir()
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                        "lowerdir=/,upperdir=%s,workdir=%s" % (self.tmp / "upper", self.tmp / "work"),
+                        str(self.root)], check=True, timeout=30)
+        self.mounted = True
+        (self.root / "etc" / "machine-id").unlink(missing_ok=True)
+
+    def boot(self):
+        self.console = open(self.tmp / "console.log", "wb")
+        self.nspawn = subprocess.Popen(
+            ["systemd-nspawn", "--register=no", "--keep-unit", "--link-journal=no",
+             "-D", str(self.root), "--private-network", "-b"],
+            stdin=subprocess.DEVNULL, stdout=self.console, stderr=subprocess.STDOUT,
+            preexec_fn=_pdeathsig)
+        npid = positive_pid(self.nspawn.pid, "systemd-nspawn")
+
+        def leader():
+            check(self.nspawn.poll() is None, "systemd-nspawn exited with %s; console:\n%s" % (
+                self.nspawn.returncode, self.console_text()))
+            kids = Path("/proc/%d/task/%d/children" % (npid, npid)).read_text().split()
+            for k in kids:
+                if Path("/proc/%s/comm" % k).read_text().strip() == "systemd":
+                    return k
+            return None
+        self.leader = positive_pid(wait_for(leader, 20, "the container's PID 1"), "leader")
+        wait_for(lambda: self.sh("systemctl is-active multi-user.target", check=False)
+                 .stdout.strip() == "active", 60, "multi-user.target in the container")
+
+    def console_text(self):
+        try:
+            return (self.tmp / "console.log").read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def cmd(self, argv, user=None, env=None):
+        """argv run inside the container (as user, if given), with a clean environment."""
+        e = {"PATH": PATH, "LANG": "C.UTF-8", "HOME": "/root", "SYSTEMD_PAGER": "",
+             "SYSTEMD_COLORS": "0"}
+        pre = []
+        if user:
+            uid = self.uid(user)
+            e.update(HOME="/home/" + user, USER=user, LOGNAME=user,
+                     XDG_RUNTIME_DIR="/run/user/%d" % uid)
+            pre = ["setpriv", "--reuid=" + user, "--regid=" + user, "--init-groups", "--"]
+        e.update(env or {})
+        return ["nsenter", "-t", str(self.leader), "-a", "--", *pre, "env", "-i",
+                *["%s=%s" % kv for kv in e.items()], *argv]
+
+    def sh(self, script, user=None, input=None, timeout=30, check=True, env=None):
+        argv = self.cmd(["/bin/sh", "-c", script], user=user, env=env)
+        try:
+            p = subprocess.run(argv, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, timeout=timeout, cwd="/")
+        except subprocess.TimeoutExpired:
+            raise Failure("timed out after %ss: %s" % (timeout, script))
+        if check and p.returncode != 0:
+            raise Failure("`%s`%s exited %d:\n%s%s" % (script, " as " + user if user else "",
+                          p.returncode, p.stdout, p.stderr))
+        return p
+
+    def uid(self, user):
+        if user not in self._uids:
+            p = subprocess.run(["nsenter", "-t", str(self.leader), "-a", "--", "id", "-u", user],
+                               stdout=subprocess.PIPE, text=True, timeout=10, check=True)
+            self._uids[user] = int(p.stdout)
+        return self._uids[user]
+
+    def path(self, p):
+        """A path of the container's root file system, seen from here (the overlay is
+        shared); not for what the container mounts itself (/run, /proc, /tmp...)."""
+        return self.root / p.lstrip("/")
+
+    def halt(self):
+        """Halt the container; kill it if that takes too long.  Never raises."""
+        if self.nspawn is None:
+            return
+        try:
+            if self.nspawn.poll() is None:
+                self.nspawn.terminate()   # nspawn asks the container's systemd to halt
+                try:
+                    self.nspawn.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    say("the container did not halt within 20 s; killing it")
+                    if self.leader and self.leader > 1:
+                        os.kill(self.leader, signal.SIGKILL)   # its whole PID namespace
+                    self.nspawn.kill()
+                    self.nspawn.wait(timeout=10)
+        except (OSError, subprocess.SubprocessError) as e:
+            say("halting the container: %s" % e)
+        if self.console:
+            self.console.close()
+
+    def unmount(self):
+        if not self.mounted:
+            return
+        r = subprocess.run(["umount", str(self.root)], stderr=subprocess.PIPE, text=True,
+                           timeout=30)
+        if r.returncode != 0:
+            say("umount: %s; detaching it lazily" % r.stderr.strip())
+            subprocess.run(["umount", "-l", str(self.root)], timeout=30)
+        self.mounted = False
+
+
+# ---------------------------------------------------------------------------------------------
+# preparing the image (before boot)
+# ---------------------------------------------------------------------------------------------
+HOLD_UNIT_TEXT = """\
+[Unit]
+Description=Holds network-online.target back (denvrd systemd-boot test)
+DefaultDependencies=no
+Before=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/bin/sleep infinity
+TimeoutStartSec=infinity
+"""
+
+
+def prepare_image(c):
+    # Mask what the host image would start; keep journald, logind, dbus (static units).
+    out = subprocess.run(["systemctl", "--root=" + str(c.root), "list-unit-files",
+                          "--state=enabled", "--no-legend", "--no-pager"],
+                         stdout=subprocess.PIPE, text=True, check=True, timeout=30).stdout
+    masks = sorted({line.split()[0] for line in out.splitlines() if line.split() and
+                    re.search(r"\.(service|socket|timer|path)$", line.split()[0])})
+    masks += ["systemd-networkd-wait-online.service", "getty@.service", "console-getty.service"]
+    etc = c.path("/etc/systemd/system")
+    for u in sorted(set(masks)):
+        link = etc / u
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to("/dev/null")
+    say("masked %d units of the host image" % len(set(masks)))
+    # network-online.target waits for a unit that never finishes; it is started after boot
+    # (hold_network_online), as a target Wants= would order the wanting target after it.
+    (etc / HOLD_UNIT).write_text(HOLD_UNIT_TEXT)
+    d = etc / "network-online.target.d"
+    d.mkdir(exist_ok=True)
+    (d / "denvrd-test.conf").write_text("[Unit]\nWants=%s\n" % HOLD_UNIT)
+
+
+def hold_network_online(c):
+    c.sh("systemctl start --no-block network-online.target")
+    wait_for(lambda: c.sh("systemctl is-active %s" % HOLD_UNIT, check=False).stdout.strip()
+             == "activating", 10, "%s to be running" % HOLD_UNIT)
+    check(c.sh("systemctl is-active network-online.target", check=False).stdout.strip()
+          != "active", "network-online.target is active: the test cannot hold it back")
+
+
+# ---------------------------------------------------------------------------------------------
+# the README
+# ---------------------------------------------------------------------------------------------
+def readme_block(readme, marker):
+    """The commands of the first ```sh block after the paragraph starting with marker."""
+    i = readme.index(marker)
+    m = re.compile(r"```sh\n(.*?)```", re.S).search(readme, i)
+    check(m is not None, "README.md: no ```sh block after %r" % marker)
+    cmds = []
+    for line in m.group(1).splitlines():
+        s = line.strip()
+        if not s:
+            continue
+        cmds.append(s)
+    return cmds, readme[i:m.start()]
+
+
+def strip_comment(cmd):
+    return re.sub(r"\s+#\s.*$", "", cmd).strip()
+
+
+def unsudo(cmd):
+    return cmd[5:] if cmd.startswith("sudo ") else cmd
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers inside the container
+# ---------------------------------------------------------------------------------------------
+def curl(c, url, user=None, unix=None, max_time=10, extra=""):
+    """(exit code, HTTP status or 0, body) of a curl run inside the container."""
+    sock = "--unix-socket %s " % shlex.quote(unix) if unix else ""
+    p = c.sh("curl -sS --max-time %s %s%s-w '\\n%%{http_code}' %s" % (
+        max_time, sock, extra, shlex.quote(url)), user=user, check=False, timeout=max_time + 10)
+    body, _, code = p.stdout.rpartition("\n")
+    return p.returncode, int(code or 0), body + p.stderr
+
+
+def mock_requests(c, path):
+    p = c.sh("curl -sS --cacert /etc/denvrd-test/ca.pem https://127.0.0.1:%d/_mock/requests"
+             % MOCK_PORT)
+    reqs = json.loads(p.stdout)
+    if isinstance(reqs, dict):
+        reqs = reqs.get("requests", [])
+    return [r for r in reqs if r.get("path", "").startswith(path)]
+
+
+def refused(c, user, sock):
+    """user cannot connect to the unix socket sock: curl fails, and connect() says EACCES."""
+    rc, code, body = curl(c, "http://localhost" + GET_SERVERS, user=user, unix=sock)
+    check(rc == 7 and code == 0, "%s on %s: curl rc %d HTTP %d %s" % (user, sock, rc, code, body))
+    p = c.sh("python3 -c 'import socket, sys\n"
+             "try:\n socket.socket(socket.AF_UNIX).connect(sys.argv[1]); print(\"connected\")\n"
+             "except OSError as e:\n print(e.__class__.__name__)' %s" % shlex.quote(sock),
+             user=user)
+    check(p.stdout.strip() == "PermissionError", "%s connecting to %s: %s" % (
+        user, sock, p.stdout.strip()))
+
+
+def main_pid(c, unit, user=None):
+    p = c.sh("systemctl %sshow -p MainPID --value %s" % ("--user " if user else "", unit),
+             user=user)
+    return p.stdout.strip()
+
+
+def proc_status(c, pid):
+    """/proc/PID/status of a process of the container (pid as the container sees it)."""
+    return dict(line.split(":", 1) for line in c.sh("cat /proc/%d/status" % pid)
+                .stdout.splitlines() if ":" in line)
+
+
+def check_hardening(c, pid, who, expect_no_caps_bounding):
+    st = {k: v.strip() for k, v in proc_status(c, pid).items()}
+    check(st.get("NoNewPrivs") == "1", "%s: NoNewPrivs is %r" % (who, st.get("NoNewPrivs")))
+    check(st.get("Seccomp") == "2", "%s: Seccomp is %r (2 = filter)" % (who, st.get("Seccomp")))
+    caps = ["CapInh", "CapPrm", "CapEff", "CapAmb"] + (["CapBnd"] if expect_no_caps_bounding
+                                                         else [])
+    for k in caps:
+        check(int(st.get(k, "1"), 16) == 0, "%s: %s is %s" % (who, k, st.get(k)))
+    return st
+
+
+def journal_cursor(c):
+    p = c.sh("journalctl -n 0 --show-cursor --no-pager", check=False)
+    m = re.search(r"-- cursor: (\S+)", p.stdout)
+    check(m is not None, "no journal cursor: %r" % p.stdout)
+    return m.group(1)
+
+
+def journal(c, args, after=None):
+    cur = "--after-cursor=%s " % shlex.quote(after) if after else ""
+    p = c.sh("journalctl -o json --no-pager %s%s" % (cur, args), timeout=30)
+    return [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+
+
+def systemd_warnings(entries):
+    """Warnings (and worse) by systemd itself (PID 1 or a user manager) about denvrd."""
+    bad = []
+    for e in entries:
+        if e.get("_COMM") != "systemd" or int(e.get("PRIORITY", "6")) > 4:
+            continue
+        msg = e.get("MESSAGE")
+        if isinstance(msg, list):   # non-UTF-8 messages come as byte arrays
+            msg = bytes(msg).decode(errors="replace")
+        unit = e.get("UNIT") or e.get("USER_UNIT") or ""
+        if unit.startswith("denvrd") or "denvrd" in (msg or ""):
+            bad.append("%s: %s" % (unit or e.get("_PID"), msg))
+    return bad
+
+
+# ---------------------------------------------------------------------------------------------
+# the steps
+# ---------------------------------------------------------------------------------------------
+def edit_config(text, mock_user):
+    """The README's 'edit it' step, done to the installed example."""
+    def set_key(text, section, line):
+        key = line.split("=", 1)[0].strip()
+        m = re.search(r"^\[%s\]\n" % re.escape(section), text, re.M)
+        check(m is not None, "the example has no [%s] section" % section)
+        head, tail = text[:m.end()], text[m.end():]
+        nxt = re.search(r"^\[", tail, re.M)
+        body, rest = (tail[:nxt.start()], tail[nxt.start():]) if nxt else (tail, "")
+        body, n = re.subn(r"^%s\s*=.*$" % re.escape(key), line, body, flags=re.M)
+        if n == 0:
+            body = line + "\n" + body
+        return head + body + rest
+    text = set_key(text, "defaults", 'server = "https://127.0.0.1:%d"' % MOCK_PORT)
+    text = set_key(text, "credentials", 'username = "%s"' % mock_user)
+    text = set_key(text, "daemon", 'allowed_groups = ["denvr"]')
+    text = set_key(text, "daemon", 'ca_file = "/etc/denvrd-test/ca.pem"')
+    return text
+
+
+def start_mock(c, src):
+    certs = c.path("/etc/denvrd-test")
+    sys.path.insert(0, str(src / "tests"))
+    import mock_denvr
+    mock_denvr.ensure_certs(str(certs))
+    os.chmod(certs, 0o755)
+    shutil.copy(src / "tests" / "mock_denvr.py", certs / "mock_denvr.py")
+    c.sh("systemd-run --unit=%s --quiet /usr/bin/python3 /etc/denvrd-test/mock_denvr.py "
+         "--tls --certdir /etc/denvrd-test --host 127.0.0.1 --port %d" % (MOCK_UNIT, MOCK_PORT))
+    wait_for(lambda: curl(c, "https://127.0.0.1:%d/_mock/ping" % MOCK_PORT,
+                          extra="--cacert /etc/denvrd-test/ca.pem ")[1] == 200,
+             20, "the mock upstream in the container")
+    return mock_denvr.DEFAULT_USER, mock_denvr.DEFAULT_PASSWORD
+
+
+def install(c, build):
+    opts = json.loads(subprocess.run(["meson", "introspect", "--buildoptions", str(build)],
+                                     stdout=subprocess.PIPE, text=True, check=True,
+                                     timeout=60).stdout)
+    prefix = next(o["value"] for o in opts if o["name"] == "prefix")
+    check(prefix == "/usr", "%s has prefix %s; the README installs with --prefix=/usr "
+          "(meson configure %s -Dprefix=/usr)" % (build, prefix, build))
+    subprocess.run(["meson", "install", "-C", str(build), "--no-rebuild", "--quiet",
+                    "--destdir", str(c.root)], check=True, timeout=60,
+                   stdout=subprocess.DEVNULL)
+
+
+def system_wide(c, src, build, mock_user, mock_password):
+    readme = (src / "README.md").read_text()
+    cmds, _ = readme_block(readme, "**System-wide**")
+    say("README system-wide steps: %d lines" % len(cmds))
+    enable = "systemctl enable --now denvrd.socket"
+    check(unsudo(cmds[-1]) == "sudo " + enable or unsudo(cmds[-1]) == enable,
+          "the README's system-wide block no longer ends with %r: %r" % (enable, cmds[-1]))
+    check(c.sh("systemctl is-active network-online.target", check=False).stdout.strip()
+          != "active", "network-online.target is active: the test cannot hold it back")
+    check("network-online.target" in c.sh("systemctl list-jobs --no-pager").stdout,
+          "network-online.target has no pending start job")
+
+    for raw in cmds:
+        if raw.startswith("#"):
+            if "edit it" in raw:
+                conf = c.path("/etc/denvr/denvr.toml")
+                conf.write_text(edit_config(conf.read_text(), mock_user))   # mode, group kept
+                say("  edited /etc/denvr/denvr.toml as the README says")
+            continue
+        cmd = unsudo(strip_comment(raw))
+        if cmd.startswith("meson setup build --prefix=/usr && meson compile -C build && "):
+            install(c, build)
+            say("  %s  -> meson install -C BUILDDIR --destdir ROOT" % cmd)
+            continue
+        stdin = None
+        if "cat > /etc/credstore/denvr-apikey" in cmd:
+            check("# or denvr-password" in raw, "README credstore line changed: %r" % raw)
+            cmd = cmd.replace("denvr-apikey", "denvr-password")   # a password login
+            stdin = mock_password
+        if cmd == "usermod -aG denvr alice":
+            cmd = "usermod -aG denvr " + MEMBER
+        if cmd == enable:
+            first_request(c, cmd)
+            continue
+        c.sh(cmd, input=stdin)
+        say("  # %s" % cmd)
+
+
+def first_request(c, enable):
+    # One shell: enable, then curl at once, bounded by the 2 s of the issue.
+    t = time.monotonic()
+    p = c.sh("%s && exec curl -sS --max-time %d -o /dev/null -w '%%{http_code} %%{time_total}' "
+             "http://127.0.0.1:3368%s" % (enable, FIRST_REQUEST_SECONDS, GET_SERVERS),
+             check=False, timeout=30)
+    took = time.monotonic() - t
+    say("  # %s; curl: %s (rc %d, %.2f s in all)" % (enable, p.stdout.strip(), p.returncode, took))
+    online = c.sh("systemctl is-active network-online.target", check=False).stdout.strip()
+    if p.returncode == 28:
+        jobs = c.sh("systemctl list-jobs --no-pager", check=False).stdout
+        raise Failure("the first request was not answered within %d s of `%s` while "
+                      "network-online.target is held back (%s); jobs:\n%s" % (
+                          FIRST_REQUEST_SECONDS, enable, online, jobs))
+    check(p.returncode == 0, "enable + first request failed (rc %d): %s%s" % (
+        p.returncode, p.stdout, p.stderr))
+    check(p.stdout.split()[0] == "200", "first request: HTTP %s" % p.stdout)
+    check(online != "active", "network-online.target became active; nothing was held back")
+
+
+def socket_peers(c):
+    st = c.sh("stat -c '%a %U %G' /run/denvrd/denvrd.sock").stdout.split()
+    check(st == ["660", "denvrd", "denvr"], "/run/denvrd/denvrd.sock is %s" % st)
+    rc, code, body = curl(c, "http://localhost" + GET_SERVERS, user=MEMBER,
+                          unix="/run/denvrd/denvrd.sock")
+    check(rc == 0 and code == 200, "member %s on the socket: rc %d HTTP %d %s" % (
+        MEMBER, rc, code, body))
+    refused(c, OUTSIDER, "/run/denvrd/denvrd.sock")
+    # TCP peers: once denvrd checks them by uid too, OUTSIDER over 127.0.0.1:3368 gets
+    # a 403 here and MEMBER a 200 (curl(c, "http://127.0.0.1:3368" + GET_SERVERS, user=...)).
+    say("  %s served on the socket, %s refused (EACCES)" % (MEMBER, OUTSIDER))
+
+
+def hardening(c):
+    pid = positive_pid(main_pid(c, "denvrd.service"), "denvrd MainPID")
+    st = check_hardening(c, pid, "system denvrd", True)
+    home = c.sh("ls -A /home").stdout.split()
+    check(MEMBER in home, "/home of the container lacks %s: %s" % (MEMBER, home))
+    seen = c.sh("nsenter -t %d -m ls -A /home" % pid).stdout.split()
+    check(seen == [], "/home in denvrd's mount namespace shows %s" % seen)
+    check(st.get("Uid", "").split()[0] == str(c.uid("denvrd")), "denvrd runs as uid %s" %
+          st.get("Uid"))
+    say("  pid %d: NoNewPrivs 1, Seccomp 2, no capabilities, uid denvrd, /home empty" % pid)
+    return pid
+
+
+def journal_fields(c):
+    uid = str(c.uid(MEMBER))
+
+    def find():
+        es = journal(c, "-u denvrd.service")
+        req = [e for e in es if e.get("PATH") == GET_SERVERS and e.get("PEER_UID") == uid]
+        login = [e for e in es if e.get("MESSAGE_ID") == MESSAGE_ID_LOGIN]
+        return (req, login) if req and login else None
+    req, login = wait_for(find, 10, "denvrd's request and login entries in the journal")
+    e = req[-1]
+    for k in ("REQUEST_ID", "METHOD", "STATUS", "UPSTREAM_STATUS", "DURATION_MS"):
+        check(e.get(k), "journal entry lacks %s: %s" % (k, e))
+    check(e["METHOD"] == "GET" and e["STATUS"] == "200", "journal entry: %s" % e)
+    say("  journal: REQUEST_ID=%s METHOD=%s PATH=%s STATUS=%s PEER_UID=%s; login %s" % (
+        e["REQUEST_ID"], e["METHOD"], e["PATH"], e["STATUS"], e["PEER_UID"],
+        login[-1]["MESSAGE"]))
+
+
+def reload(c, pid):
+    conf = c.path("/etc/denvr/denvr.toml")
+    text, n = re.subn(r'^cluster = "Msc1"$', 'cluster = "NspReload"', conf.read_text(),
+                      flags=re.M)
+    check(n == 1, "the example's [defaults] cluster line not found")
+    conf.write_text(text)
+    cur = journal_cursor(c)
+    c.sh("systemctl reload denvrd")
+    wait_for(lambda: [e for e in journal(c, "-u denvrd.service", cur)
+                      if e.get("MESSAGE_ID") == MESSAGE_ID_RELOAD], 10, "the reload entry")
+    check(main_pid(c, "denvrd.service") == str(pid), "reload replaced the process")
+    rc, code, body = curl(c, "http://127.0.0.1:3368" + GET_SERVERS)
+    check(code == 200, "after reload: HTTP %d %s" % (code, body))
+    q = [r["path"] for r in mock_requests(c, GET_SERVERS)]
+    check(q and "Cluster=NspReload" in q[-1], "after reload upstream got %r" % q[-1:])
+    say("  reloaded in place (pid %d); upstream got %s" % (pid, q[-1]))
+
+
+def watchdog(c, pid):
+    d = c.path("/etc/systemd/system/denvrd.service.d")
+    d.mkdir(exist_ok=True)
+    (d / "watchdog.conf").write_text("[Service]\nWatchdogSec=2s\n")
+    c.sh("systemctl daemon-reload && systemctl restart denvrd.service")
+    old = positive_pid(main_pid(c, "denvrd.service"), "denvrd MainPID")
+    cur = journal_cursor(c)
+    c.sh("kill -STOP %d" % old)
+    say("  SIGSTOP to denvrd pid %d (WatchdogSec=2s)" % old)
+
+    def restarted():
+        now = main_pid(c, "denvrd.service")
+        active = c.sh("systemctl is-active denvrd.service", check=False).stdout.strip()
+        return now if active == "active" and now not in ("0", str(old)) else None
+    new = positive_pid(wait_for(restarted, 30, "the watchdog to restart denvrd"), "new pid")
+    es = journal(c, "-u denvrd.service", cur)
+    msgs = [e.get("MESSAGE", "") for e in es if e.get("_COMM") == "systemd"]
+    check(any("Watchdog timeout" in str(m) for m in msgs),
+          "no 'Watchdog timeout' from systemd: %s" % msgs)
+    (d / "watchdog.conf").unlink()
+    d.rmdir()
+    c.sh("systemctl daemon-reload")
+    end = journal_cursor(c)
+    rc, code, body = curl(c, "http://127.0.0.1:3368" + GET_SERVERS)
+    check(code == 200, "after the watchdog restart: HTTP %d %s" % (code, body))
+    say("  watchdog killed pid %d, systemd restarted denvrd as pid %d, serving again" % (old, new))
+    return cur, end
+
+
+def clean_stop(c):
+    before = len(mock_requests(c, "/api/TokenAuth/LogOut"))
+    c.sh("systemctl stop denvrd.socket denvrd.service")
+    show = dict(l.split("=", 1) for l in c.sh(
+        "systemctl show -p Result -p ExecMainCode -p ExecMainStatus -p ActiveState "
+        "denvrd.service").stdout.split())
+    check(show == {"Result": "success", "ExecMainCode": "1", "ExecMainStatus": "0",
+                   "ActiveState": "inactive"}, "after stop: %s" % show)
+    after = len(mock_requests(c, "/api/TokenAuth/LogOut"))
+    check(after == before + 1, "LogOut requests at the mock: %d before stop, %d after" % (
+        before, after))
+    check(c.sh("test -e /run/denvrd/denvrd.sock", check=False).returncode == 1,
+          "socket file left after stop")
+    say("  stopped: exit 0, Result=success, one LogOut at the mock, socket removed")
+
+
+def per_user(c, src, mock_user, mock_password):
+    readme = (src / "README.md").read_text()
+    cmds, para = readme_block(readme, "**Per user.**")
+    check(cmds == ["systemctl --user enable --now denvrd.socket"],
+          "README per-user block: %r" % cmds)
+    check("~/.config/denvr.toml" in para and "chmod 600" in para, "README per-user paragraph")
+    u = MEMBER
+    uid = c.uid(u)
+    c.sh("loginctl enable-linger %s" % u)
+    wait_for(lambda: c.sh("test -S /run/user/%d/systemd/private" % uid, check=False)
+             .returncode == 0, 20,
+             "the user manager of %s" % u)
+    # ~/.config/denvr.toml with the credentials, chmod 600 (README).
+    conf = ('[defaults]\nserver = "https://127.0.0.1:%d"\n\n[credentials]\nusername = "%s"\n'
+            'password = "%s"\n\n[daemon]\nca_file = "/etc/denvrd-test/ca.pem"\n'
+            % (MOCK_PORT, mock_user, mock_password))
+    c.sh("mkdir -p ~/.config && cat > ~/.config/denvr.toml && chmod 600 ~/.config/denvr.toml",
+         user=u, input=conf)
+    logouts = len(mock_requests(c, "/api/TokenAuth/LogOut"))
+    c.sh(cmds[0], user=u)
+    say("  $ %s   (as %s, lingering)" % (cmds[0], u))
+    sock = "/run/user/%d/denvrd.sock" % uid
+    rc, code, body = curl(c, "http://localhost" + GET_SERVERS, user=u, unix=sock)
+    check(rc == 0 and code == 200, "user socket: rc %d HTTP %d %s" % (rc, code, body))
+    rc, code, body = curl(c, "http://127.0.0.1:3368" + GET_SERVERS, user=u)
+    check(rc == 0 and code == 200, "user unit over TCP: rc %d HTTP %d %s" % (rc, code, body))
+    refused(c, OUTSIDER, sock)
+    pid = positive_pid(main_pid(c, "denvrd.service", user=u), "user denvrd MainPID")
+    st = check_hardening(c, pid, "user denvrd", False)
+    check(st["Uid"].split()[0] == str(uid), "user denvrd runs as %s" % st["Uid"])
+    c.sh("systemctl --user stop denvrd.socket denvrd.service", user=u)
+    res = c.sh("systemctl --user show -p Result -p ExecMainStatus denvrd.service",
+               user=u).stdout.split()
+    check(res == ["Result=success", "ExecMainStatus=0"], "user unit after stop: %s" % res)
+    check(len(mock_requests(c, "/api/TokenAuth/LogOut")) == logouts + 1,
+          "no LogOut from the user unit's stop")
+    say("  user denvrd pid %d (uid %d): socket and TCP served, %s refused, NoNewPrivs 1, "
+        "Seccomp 2, stopped with LogOut" % (pid, uid, OUTSIDER))
+
+
+def no_unit_warnings(c, start, watchdog_window):
+    wd_from, wd_to = watchdog_window
+    before = journal(c, "", start)
+    # Cut the watchdog step out: its "Watchdog timeout" errors are the point of that step.
+    cut = []
+    inside = False
+    for e in before:
+        cur = e.get("__CURSOR")
+        if cur == wd_from:
+            inside = True
+            continue
+        if cur == wd_to:
+            inside = False
+            continue
+        if not inside:
+            cut.append(e)
+    bad = systemd_warnings(cut)
+    check(not bad, "systemd warned about denvrd's units:\n  " + "\n  ".join(bad))
+    say("  no systemd warning about denvrd in %d journal entries" % len(cut))
+
+
+def run(build, src, tmp):
+    c = Container(tmp)
+    try:
+        c.mount()
+        prepare_image(c)
+        c.boot()
+        say("container up: PID 1 is host pid %d" % c.leader)
+        hold_network_online(c)
+        start = journal_cursor(c)
+        for u in (MEMBER, OUTSIDER):
+            c.sh("useradd -m -s /bin/sh %s" % u)
+        mock_user, mock_password = start_mock(c, src)
+        say("mock upstream up in the container")
+        say("system-wide install and configuration (README)")
+        system_wide(c, src, build, mock_user, mock_password)
+        say("socket peers")
+        socket_peers(c)
+        say("hardening at run time")
+        pid = hardening(c)
+        say("journal fields")
+        journal_fields(c)
+        say("reload")
+        reload(c, pid)
+        say("watchdog")
+        window = watchdog(c, pid)
+        say("clean stop")
+        clean_stop(c)
+        say("per-user units (systemctl --user, lingering)")
+        per_user(c, src, mock_user, mock_password)
+        say("systemd's warnings about denvrd's units")
+        no_unit_warnings(c, start, window)
+    except Failure:
+        try:
+            print(c.sh("journalctl --no-pager -n 60 -u denvrd.service -u denvrd.socket",
+                       check=False, timeout=10).stdout)
+        except Exception:
+            pass
+        raise
+    finally:
+        c.halt()
+        c.unmount()
+
+
+def on_alarm(signum, frame):
+    raise GuardTimeout("the test ran over its %d s bound" % GUARD_SECONDS)
+
+
+def on_term(signum, frame):
+    raise SystemExit("terminated by signal %d" % signum)
+
+
+def main():
+    if len(sys.argv) != 3:
+        print("usage: %s BUILDDIR SRCDIR" % sys.argv[0], file=sys.stderr)
+        return 2
+    build, src = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()
+    if os.geteuid() != 0:
+        print("FAIL: this test boots a container and must run as root (CI does)")
+        return 1
+    for tool in ("systemd-nspawn", "nsenter", "setpriv", "mount", "meson", "curl", "openssl"):
+        if not shutil.which(tool):
+            print("FAIL: %s not found (packages systemd-container, util-linux, curl)" % tool)
+            return 1
+    # A private mount namespace: the overlay can never outlive this process.
+    if os.environ.get("DENVRD_BOOT_UNSHARED") != "1":
+        os.environ["DENVRD_BOOT_UNSHARED"] = "1"
+        os.execvp("unshare", ["unshare", "--mount", "--propagation", "private", "--",
+                              sys.executable, os.path.abspath(__file__), str(build), str(src)])
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    signal.alarm(GUARD_SECONDS - 25)   # leaves time for the cleanup below
+    tmp = Path(tempfile.mkdtemp(prefix="denvrd-boot-"))
+    rc = 1
+    try:
+        run(build, src, tmp)
+        rc = 0
+    except (Failure, GuardTimeout, subprocess.SubprocessError, OSError) as e:
+        print("FAIL: %s" % e)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        shutil.rmtree(tmp, ignore_errors=True)
+    say("%s in %.1f s" % ("passed" if rc == 0 else "FAILED", time.monotonic() - T0))
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
