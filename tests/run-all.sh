@@ -9,7 +9,10 @@
 #      every fuzz target.  Most integration time is spent waiting on timers,
 #      so the suites share the two cores well; valgrind and the fuzzers run
 #      niced so the timing-sensitive tests keep their CPU;
-#   3. the clang unit tests, and the systemd exposure figures printed.
+#   3. the systemd boot test (tests/systemd-boot.py: the README's systemd steps
+#      under a real systemd in a container) once, for the gcc build, on its own
+#      so its time bounds do not compete with the parallel suites;
+#   4. the clang unit tests, and the systemd exposure figures printed.
 # The last line is "tests: N passed, M failed".
 set -euo pipefail
 
@@ -30,7 +33,8 @@ setup() {   # setup DIR [meson options...]
 }
 
 step "builds: gcc, ASan + UBSan, clang, fuzzers"
-setup "$out/gcc"
+# prefix /usr: the systemd boot test installs this build as the README does.
+setup "$out/gcc" -Dprefix=/usr
 setup "$out/asan" -Db_sanitize=address,undefined -Db_lundef=false
 CC=clang setup "$out/clang"
 CC=clang setup "$out/fuzz" -Dfuzzers=true -Db_lundef=false
@@ -38,9 +42,11 @@ CC=clang setup "$out/fuzz" -Dfuzzers=true -Db_lundef=false
 step "suites (gcc, ASan + UBSan), valgrind subset and fuzzers, in parallel"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-meson test -C "$out/gcc" --no-rebuild --print-errorlogs --num-processes 1 >"$out/gcc.log" 2>&1 &
+meson test -C "$out/gcc" --no-rebuild --print-errorlogs --num-processes 1 --no-suite systemd-boot \
+        >"$out/gcc.log" 2>&1 &
 gcc_pid=$!
-meson test -C "$out/asan" --no-rebuild --print-errorlogs --num-processes 1 >"$out/asan.log" 2>&1 &
+meson test -C "$out/asan" --no-rebuild --print-errorlogs --num-processes 1 --no-suite systemd-boot \
+        >"$out/asan.log" 2>&1 &
 asan_pid=$!
 nice -n 10 tests/valgrind-run.sh "$out/gcc" >"$out/valgrind.log" 2>&1 &
 valgrind_pid=$!
@@ -60,21 +66,27 @@ step "systemd units: verify and exposure"
 units_rc=0
 tests/check-units.sh "$out/gcc" || units_rc=$?
 
+step "systemd boot test (gcc build)"
+boot_rc=0
+meson test -C "$out/gcc" --no-rebuild --print-errorlogs --suite systemd-boot --logbase systemd-boot \
+        || boot_rc=$?
+
 step "clang unit tests"
 clang_rc=0
 meson test -C "$out/clang" --no-rebuild --suite unit --print-errorlogs || clang_rc=$?
 
 step "summary"
-printf 'gcc suite: %s\nASan+UBSan suite: %s\nvalgrind: %s\nfuzzers: %s\nsystemd units: %s\nclang unit tests: %s\n' \
-        "$gcc_rc" "$asan_rc" "$valgrind_rc" "$fuzz_rc" "$units_rc" "$clang_rc"
+printf 'gcc suite: %s\nASan+UBSan suite: %s\nvalgrind: %s\nfuzzers: %s\nsystemd units: %s\nsystemd boot: %s\nclang unit tests: %s\n' \
+        "$gcc_rc" "$asan_rc" "$valgrind_rc" "$fuzz_rc" "$units_rc" "$boot_rc" "$clang_rc"
 # Individual test counts: meson's own tests, with the integration suite's
 # pytest cases counted one by one.
-/usr/bin/python3 - "$out/gcc" "$out/asan" "$out/clang" <<'PY' || true
+/usr/bin/python3 - "$out/gcc/meson-logs/testlog.json" "$out/gcc/meson-logs/systemd-boot.json" \
+        "$out/asan/meson-logs/testlog.json" "$out/clang/meson-logs/testlog.json" <<'PY' || true
 import json, re, sys
 passed = failed = 0
-for build in sys.argv[1:]:
+for log in sys.argv[1:]:
     try:
-        lines = open(build + "/meson-logs/testlog.json").read().splitlines()
+        lines = open(log).read().splitlines()
     except OSError:
         continue
     for line in lines:
@@ -90,4 +102,4 @@ for build in sys.argv[1:]:
             failed += 1
 print("tests: %d passed, %d failed" % (passed, failed))
 PY
-[ "$gcc_rc$asan_rc$valgrind_rc$fuzz_rc$units_rc$clang_rc" = "000000" ]
+[ "$gcc_rc$asan_rc$valgrind_rc$fuzz_rc$units_rc$boot_rc$clang_rc" = "0000000" ]

@@ -379,7 +379,8 @@ def systemd_warnings(entries):
             msg = bytes(msg).decode(errors="replace")
         unit = e.get("UNIT") or e.get("USER_UNIT") or ""
         if unit.startswith("denvrd") or "denvrd" in (msg or ""):
-            bad.append("%s: %s" % (unit or e.get("_PID"), msg))
+            who = "PID 1" if e.get("_PID") == "1" else "user manager pid %s" % e.get("_PID")
+            bad.append("%s (%s): %s" % (unit or "?", who, msg))
     return bad
 
 
@@ -517,6 +518,43 @@ def hardening(c):
     return pid
 
 
+NODELAY_PROBE = r"""
+import ctypes, os, socket, sys
+pid = int(sys.argv[1])
+c = socket.create_connection(("127.0.0.1", 3368), timeout=10)
+c.sendall(b"GET /_denvrd/healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+assert c.recv(4096).startswith(b"HTTP/1.1 200"), "healthz"
+me = c.getsockname()
+libc = ctypes.CDLL(None, use_errno=True)
+pidfd = os.pidfd_open(pid)
+found = []
+for fd in os.listdir("/proc/%d/fd" % pid):
+    if not os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:"):
+        continue
+    n = libc.syscall(438, pidfd, int(fd), 0)   # pidfd_getfd: a copy of denvrd's descriptor
+    if n < 0:
+        continue
+    s = socket.socket(fileno=n)
+    try:
+        if s.type == socket.SOCK_STREAM and s.family == socket.AF_INET and s.getpeername() == me:
+            found.append(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+    except OSError:
+        pass
+    finally:
+        s.close()
+print(found)
+"""
+
+
+def tcp_nodelay(c, pid):
+    """The accepted TCP connection has TCP_NODELAY (the socket unit no longer sets NoDelay=;
+    libmicrohttpd switches it on for each connection)."""
+    p = c.sh("python3 -c %s %d" % (shlex.quote(NODELAY_PROBE), pid))
+    check(p.stdout.strip() == "[1]", "TCP_NODELAY of denvrd's end of a connection: %s%s" % (
+        p.stdout, p.stderr))
+    say("  denvrd's accepted TCP connection has TCP_NODELAY on")
+
+
 def journal_fields(c):
     uid = str(c.uid(MEMBER))
 
@@ -606,7 +644,13 @@ def per_user(c, src, mock_user, mock_password):
     check("~/.config/denvr.toml" in para and "chmod 600" in para, "README per-user paragraph")
     u = MEMBER
     uid = c.uid(u)
-    c.sh("loginctl enable-linger %s" % u)
+    check(c.sh("systemctl is-active systemd-logind.service", check=False).stdout.strip()
+          == "active", "systemd-logind does not run in the container (it needs the system "
+          "bus: package dbus)")
+    linger = "sudo loginctl enable-linger $USER"
+    check("`%s`" % linger in readme[readme.index("**Per user.**"):readme.index("**System-wide**")],
+          "the README's per-user part no longer says %s" % linger)
+    c.sh(unsudo(linger), env={"USER": u})
     wait_for(lambda: c.sh("test -S /run/user/%d/systemd/private" % uid, check=False)
              .returncode == 0, 20,
              "the user manager of %s" % u)
@@ -678,6 +722,7 @@ def run(build, src, tmp):
         socket_peers(c)
         say("hardening at run time")
         pid = hardening(c)
+        tcp_nodelay(c, pid)
         say("journal fields")
         journal_fields(c)
         say("reload")
