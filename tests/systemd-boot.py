@@ -125,9 +125,9 @@ class Container:
     def mount(self):
         for d in ("upper", "work", "root"):
             (self.tmp / d).mkdir()
-        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
-                        "lowerdir=/,upperdir=%s,workdir=%s" % (self.tmp / "upper", self.tmp / "work"),
-                        str(self.root)], check=True, timeout=30)
+        opts = "lowerdir=/,upperdir=%s,workdir=%s" % (self.tmp / "upper", self.tmp / "work")
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(self.root)],
+                       check=True, timeout=30)
         self.mounted = True
         (self.root / "etc" / "machine-id").unlink(missing_ok=True)
 
@@ -149,8 +149,11 @@ class Container:
                     return k
             return None
         self.leader = positive_pid(wait_for(leader, 20, "the container's PID 1"), "leader")
-        wait_for(lambda: self.sh("systemctl is-active multi-user.target", check=False)
-                 .stdout.strip() == "active", 60, "multi-user.target in the container")
+        try:
+            wait_for(lambda: self.sh("systemctl is-active multi-user.target", check=False)
+                     .stdout.strip() == "active", 60, "multi-user.target in the container")
+        except Failure as e:
+            raise Failure("%s; console:\n%s" % (e, self.console_text()))
 
     def console_text(self):
         try:
@@ -282,12 +285,7 @@ def readme_block(readme, marker):
     i = readme.index(marker)
     m = re.compile(r"```sh\n(.*?)```", re.S).search(readme, i)
     check(m is not None, "README.md: no ```sh block after %r" % marker)
-    cmds = []
-    for line in m.group(1).splitlines():
-        s = line.strip()
-        if not s:
-            continue
-        cmds.append(s)
+    cmds = [line.strip() for line in m.group(1).splitlines() if line.strip()]
     return cmds, readme[i:m.start()]
 
 
@@ -314,10 +312,7 @@ def curl(c, url, user=None, unix=None, max_time=10, extra=""):
 def mock_requests(c, path):
     p = c.sh("curl -sS --cacert /etc/denvrd-test/ca.pem https://127.0.0.1:%d/_mock/requests"
              % MOCK_PORT)
-    reqs = json.loads(p.stdout)
-    if isinstance(reqs, dict):
-        reqs = reqs.get("requests", [])
-    return [r for r in reqs if r.get("path", "").startswith(path)]
+    return [r for r in json.loads(p.stdout) if r["path"].startswith(path)]
 
 
 def refused(c, user, sock):
@@ -365,7 +360,7 @@ def journal_cursor(c):
 def journal(c, args, after=None):
     cur = "--after-cursor=%s " % shlex.quote(after) if after else ""
     p = c.sh("journalctl -o json --no-pager %s%s" % (cur, args), timeout=30)
-    return [json.loads(l) for l in p.stdout.splitlines() if l.strip()]
+    return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
 
 
 def systemd_warnings(entries):
@@ -439,7 +434,7 @@ def system_wide(c, src, build, mock_user, mock_password):
     cmds, _ = readme_block(readme, "**System-wide**")
     say("README system-wide steps: %d lines" % len(cmds))
     enable = "systemctl enable --now denvrd.socket"
-    check(unsudo(cmds[-1]) == "sudo " + enable or unsudo(cmds[-1]) == enable,
+    check(unsudo(cmds[-1]) == enable,
           "the README's system-wide block no longer ends with %r: %r" % (enable, cmds[-1]))
     check(c.sh("systemctl is-active network-online.target", check=False).stdout.strip()
           != "active", "network-online.target is active: the test cannot hold it back")
@@ -622,6 +617,7 @@ def watchdog(c, pid):
 
 def clean_stop(c):
     before = len(mock_requests(c, "/api/TokenAuth/LogOut"))
+    cur = journal_cursor(c)
     c.sh("systemctl stop denvrd.socket denvrd.service")
     show = dict(l.split("=", 1) for l in c.sh(
         "systemctl show -p Result -p ExecMainCode -p ExecMainStatus -p ActiveState "
@@ -631,6 +627,8 @@ def clean_stop(c):
     after = len(mock_requests(c, "/api/TokenAuth/LogOut"))
     check(after == before + 1, "LogOut requests at the mock: %d before stop, %d after" % (
         before, after))
+    check([e for e in journal(c, "-u denvrd.service", cur)
+           if e.get("MESSAGE_ID") == MESSAGE_ID_LOGOUT], "no logout entry in the journal")
     check(c.sh("test -e /run/denvrd/denvrd.sock", check=False).returncode == 1,
           "socket file left after stop")
     say("  stopped: exit 0, Result=success, one LogOut at the mock, socket removed")
@@ -682,25 +680,32 @@ def per_user(c, src, mock_user, mock_password):
         "Seccomp 2, stopped with LogOut" % (pid, uid, OUTSIDER))
 
 
+# What systemd says when the watchdog step does its job; anything else is a warning.
+WATCHDOG_MESSAGES = re.compile(
+    r"denvrd\.service: (Watchdog timeout \(limit 2s\)!|Killing process \d+ \(denvrd\) with "
+    r"signal SIGABRT\.|Main process exited, code=(killed|dumped), status=6/ABRT|"
+    r"Failed with result 'watchdog'\.)$")
+
+
 def no_unit_warnings(c, start, watchdog_window):
     wd_from, wd_to = watchdog_window
-    before = journal(c, "", start)
-    # Cut the watchdog step out: its "Watchdog timeout" errors are the point of that step.
-    cut = []
-    inside = False
-    for e in before:
-        cur = e.get("__CURSOR")
-        if cur == wd_from:
+    entries = journal(c, "", start)
+    kept, inside, expected = [], False, 0
+    for e in entries:
+        if inside and e.get("_PID") == "1" and WATCHDOG_MESSAGES.match(str(e.get("MESSAGE"))):
+            expected += 1
+        else:
+            kept.append(e)
+        # The cursors name the last entry before the step and the last one of it.
+        if e.get("__CURSOR") == wd_from:
             inside = True
-            continue
-        if cur == wd_to:
+        elif e.get("__CURSOR") == wd_to:
             inside = False
-            continue
-        if not inside:
-            cut.append(e)
-    bad = systemd_warnings(cut)
+    bad = systemd_warnings(kept)
     check(not bad, "systemd warned about denvrd's units:\n  " + "\n  ".join(bad))
-    say("  no systemd warning about denvrd in %d journal entries" % len(cut))
+    check(expected >= 2, "the watchdog's messages were not found in the journal")
+    say("  no systemd warning about denvrd in %d journal entries (%d expected watchdog "
+        "messages left out)" % (len(kept), expected))
 
 
 def run(build, src, tmp):
@@ -743,6 +748,10 @@ def run(build, src, tmp):
             pass
         raise
     finally:
+        # The cleanup is bounded by its own timeouts; nothing may interrupt it.
+        signal.alarm(0)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
         c.halt()
         c.unmount()
 
@@ -781,11 +790,9 @@ def main():
     try:
         run(build, src, tmp)
         rc = 0
-    except (Failure, GuardTimeout, subprocess.SubprocessError, OSError) as e:
+    except (Failure, GuardTimeout, SystemExit, subprocess.SubprocessError, OSError) as e:
         print("FAIL: %s" % e)
     finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         shutil.rmtree(tmp, ignore_errors=True)
     say("%s in %.1f s" % ("passed" if rc == 0 else "FAILED", time.monotonic() - T0))
     return rc
