@@ -28,6 +28,9 @@ setup() {   # setup DIR [meson options...]
         local dir=$1; shift
         if [ ! -f "$dir/build.ninja" ]; then
                 meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
+        elif [ $# -gt 0 ]; then
+                # An older build directory gets today's options (e.g. the gcc prefix).
+                meson configure "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
         fi
         meson compile -C "$dir"
 }
