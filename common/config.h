@@ -149,6 +149,13 @@ char *config_to_json(const struct denvr_config *c);
 /* True when the two configs log in as the same principal with the same secret source. */
 bool config_same_credentials(const struct denvr_config *a, const struct denvr_config *b);
 
+/*
+ * What denvr.toml may hold, for the check that the manual documents it all:
+ * the i-th section's name, and the i-th key with its section; NULL past the last.
+ */
+const char *config_known_section(size_t i);
+const char *config_known_key(size_t i, const char **ret_section);
+
 void config_free(struct denvr_config *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct denvr_config *, config_free)
 #define _cleanup_config_free_ _cleanup_(config_freep)

@@ -438,6 +438,14 @@ void config_key_apply(struct loader *l, const struct key_def *k, struct toml_val
         k->apply(l, k, v);
 }
 
+const char *config_known_key(size_t i, const char **ret_section) {
+        if (i >= ELEMENTSOF(key_table))
+                return NULL;
+        if (ret_section)
+                *ret_section = config_known_section((size_t) (key_table[i].section - SECTION_DEFAULTS));
+        return key_table[i].name;
+}
+
 /* Cache rules are not in the key table: their keys are API paths. */
 void config_cache_rule_apply(struct loader *l, const char *path, struct toml_value *v) {
         struct cache_rule *n;

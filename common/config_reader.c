@@ -63,6 +63,10 @@ static enum section section_from_name(const char *name) {
         return SECTION_IGNORED;
 }
 
+const char *config_known_section(size_t i) {
+        return i <= (size_t) (SECTION_CACHE - SECTION_DEFAULTS) ? section_names[SECTION_DEFAULTS + i] : NULL;
+}
+
 /* Records a key or table id; returns the line it was first seen on, or 0. */
 static unsigned seen_before(struct loader *l, json_t *set, const char *id, unsigned value) {
         json_t *old = json_object_get(set, id);

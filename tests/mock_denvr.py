@@ -96,7 +96,7 @@ TENANT = "denvr-test"
 # ---------------------------------------------------------------------------------------------
 # The operations the Denvr SDKs know (late 2025).  method, path, query params, body fields,
 # defaults; a trailing * marks a required parameter.  tests/integration/test_mock.py checks this
-# table against ../shared/denvr-api/operations.tsv.
+# table against tests/denvr-api/operations.tsv.
 # ---------------------------------------------------------------------------------------------
 OPERATIONS = [
     ("GET", "/api/v1/clusters/GetAll", "", "", ""),

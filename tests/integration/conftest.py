@@ -2,7 +2,8 @@
 """pytest fixtures for denvrd's integration tests.
 
 Fixtures
-  shared_dir      <repo>/../shared; the test FAILS (never skips) when it is missing.
+  api_dir         tests/denvr-api, Denvr's API reference; the test FAILS (never skips) when it
+                  is missing.
   harness_logdir  the one directory holding every denvrd and mock log of the session
                   (test_zz_log_hygiene.py searches it for secrets).
   mock_server     session-scoped HTTPS mock upstream (tests/mock_denvr.py).
@@ -77,11 +78,10 @@ def harness_certdir(harness_root):
 
 
 @pytest.fixture(scope="session")
-def shared_dir():
-    if not H.SHARED_DIR.is_dir():
-        pytest.fail("the shared reference directory %s is missing (it must sit beside the "
-                    "checkout as ../shared)" % H.SHARED_DIR)
-    return H.SHARED_DIR
+def api_dir():
+    if not (H.API_DIR / "operations.tsv").is_file():
+        pytest.fail("Denvr's API reference %s is missing from the tree" % (H.API_DIR / "operations.tsv"))
+    return H.API_DIR
 
 
 def _slug(nodeid):
@@ -256,4 +256,4 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_report_header(config):
-    return "denvrd binary: %s; shared dir: %s" % (H.denvrd_binary(), H.SHARED_DIR)
+    return "denvrd binary: %s; API reference: %s" % (H.denvrd_binary(), H.API_DIR)

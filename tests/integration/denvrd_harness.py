@@ -23,7 +23,7 @@ from pathlib import Path
 INTEGRATION_DIR = Path(__file__).resolve().parent
 TESTS_DIR = INTEGRATION_DIR.parent
 REPO_ROOT = TESTS_DIR.parent
-SHARED_DIR = REPO_ROOT.parent / "shared"
+API_DIR = TESTS_DIR / "denvr-api"      # Denvr's API reference, kept in the tree
 MOCK_PATH = TESTS_DIR / "mock_denvr.py"
 
 if str(TESTS_DIR) not in sys.path:

@@ -4,7 +4,7 @@
 Every test looks at what the mock upstream actually received (byte-exact path and body,
 ordered headers), or checks that it received nothing at all.
 
-The operations and their defaults come from ../shared/denvr-api/operations.tsv, parsed here,
+The operations and their defaults come from tests/denvr-api/operations.tsv, parsed here,
 so every operation that has defaults is exercised; what denvrd is expected to add:
   * query: "&Name=value" appended after the client's query, byte-exact (value percent-encoded,
     RFC 3986 unreserved characters as they are), in the order of operations.tsv;
@@ -27,7 +27,7 @@ import pytest
 import denvrd_harness as H
 from denvrd_harness import wait_until
 
-TSV_NAME = "denvr-api/operations.tsv"
+TSV_NAME = "operations.tsv"
 
 # What [defaults] holds in most tests.  vpcid is set (and differs from tenant) so that it is
 # visible which of the two fills vpc / namespace / vpcId.
@@ -97,7 +97,7 @@ def parse_operations(path):
 
 def _collect():
     try:
-        return parse_operations(H.SHARED_DIR / TSV_NAME)
+        return parse_operations(H.API_DIR / TSV_NAME)
     except OSError:
         return []   # test_operations_tsv_is_there fails (never skips) then
 
@@ -110,9 +110,9 @@ IDS = [op.path.rsplit("/", 2)[-2] + "/" + op.path.rsplit("/", 1)[-1] if op else 
        for op in PARAMS]
 
 
-def _need(op, shared_dir):
+def _need(op, api_dir):
     if op is None:
-        pytest.fail("%s has no operation with defaults" % (shared_dir / TSV_NAME))
+        pytest.fail("%s has no operation with defaults" % (api_dir / TSV_NAME))
     return op
 
 
@@ -281,8 +281,8 @@ def expected_path(op, target, values, present=()):
 # ---------------------------------------------------------------------------------------------
 # operations.tsv itself
 # ---------------------------------------------------------------------------------------------
-def test_operations_tsv_is_there(shared_dir):
-    ops = parse_operations(shared_dir / TSV_NAME)
+def test_operations_tsv_is_there(api_dir):
+    ops = parse_operations(api_dir / TSV_NAME)
     assert [repr(o) for o in ops] == [repr(o) for o in OPERATIONS]
     assert len(WITH_DEFAULTS) >= 25, "operations.tsv lost its defaults? %r" % WITH_DEFAULTS
     sources = {src for op in WITH_DEFAULTS for src in op.defaults.values()}
@@ -293,8 +293,8 @@ def test_operations_tsv_is_there(shared_dir):
 # every operation with defaults: absent, supplied, empty/null, other case, partly supplied
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("op", PARAMS, ids=IDS)
-def test_defaults_filled_for_every_operation(op, shared_dir, mock, start_denvrd):
-    op = _need(op, shared_dir)
+def test_defaults_filled_for_every_operation(op, api_dir, mock, start_denvrd):
+    op = _need(op, api_dir)
     d = start_denvrd(defaults=CONFIG)
     defaulted = op.defaulted()
 
@@ -362,11 +362,11 @@ def test_defaults_filled_for_every_operation(op, shared_dir, mock, start_denvrd)
 
 
 @pytest.mark.parametrize("op", PARAMS, ids=IDS)
-def test_unconfigured_defaults_add_nothing(op, shared_dir, mock, start_denvrd):
+def test_unconfigured_defaults_add_nothing(op, api_dir, mock, start_denvrd):
     """cluster and rpool set to "" (they have built-in values otherwise), no tenant, no vpcid:
     nothing is added; what is then missing and required is refused by denvrd with upstream's
     validation members, without a round trip."""
-    op = _need(op, shared_dir)
+    op = _need(op, api_dir)
     d = start_denvrd(defaults={"cluster": "", "rpool": ""})
     target, body, headers = client_request(op)
     missing = [n for n, _, req in op.defaulted() if req]
@@ -384,10 +384,10 @@ def test_unconfigured_defaults_add_nothing(op, shared_dir, mock, start_denvrd):
 
 
 @pytest.mark.parametrize("op", PARAMS, ids=IDS)
-def test_no_tenant_no_vpcid(op, shared_dir, mock, start_denvrd):
+def test_no_tenant_no_vpcid(op, api_dir, mock, start_denvrd):
     """cluster and rpool configured, neither tenant nor vpcid: vpc/namespace/vpcId are never
     added (they are required wherever they occur, so those operations get the 400)."""
-    op = _need(op, shared_dir)
+    op = _need(op, api_dir)
     values = {"cluster": "Msc1", "rpool": "reserved-a"}
     d = start_denvrd(defaults=values)
     target, body, headers = client_request(op)

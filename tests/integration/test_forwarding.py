@@ -143,9 +143,9 @@ def request_bytes(method, target, headers, body=b""):
 # ---------------------------------------------------------------------------------------------
 # byte-exact round trips of every operation
 # ---------------------------------------------------------------------------------------------
-def load_operations(shared_dir):
+def load_operations(api_dir):
     ops = []
-    for line in (shared_dir / "denvr-api" / "operations.tsv").read_text().splitlines():
+    for line in (api_dir / "operations.tsv").read_text().splitlines():
         if not line.strip() or line.startswith("#") or line.startswith("method\t"):
             continue
         method, path, q, b, dflt = line.split("\t")
@@ -206,9 +206,9 @@ def op_request(method, path, qparams, bfields):
 
 
 @pytest.mark.parametrize("via", ["tcp", "tcp6", "unix"])
-def test_every_operation_round_trips_byte_exact(start_denvrd, mock, shared_dir, via):
+def test_every_operation_round_trips_byte_exact(start_denvrd, mock, api_dir, via):
     d = start_denvrd(listen=["127.0.0.1:0", "[::1]:0"])
-    ops = load_operations(shared_dir)
+    ops = load_operations(api_dir)
     v1 = [op for op in ops if not op[1].startswith("/api/TokenAuth/")]
     assert len(v1) >= 30, "operations.tsv looks truncated: %d /api/v1 operations" % len(v1)
     for method, path, qparams, bfields in v1:
@@ -236,11 +236,11 @@ def test_every_operation_round_trips_byte_exact(start_denvrd, mock, shared_dir, 
 
 
 def test_tokenauth_operations_are_answered_by_denvrd_not_forwarded(start_denvrd, mock,
-                                                                     shared_dir):
+                                                                     api_dir):
     """The three TokenAuth operations of operations.tsv belong to denvrd's login holder: it
     answers them itself (a placeholder session) and never forwards the client's login."""
     d = start_denvrd()
-    auth_ops = [op for op in load_operations(shared_dir) if op[1].startswith("/api/TokenAuth/")]
+    auth_ops = [op for op in load_operations(api_dir) if op[1].startswith("/api/TokenAuth/")]
     assert {op[1] for op in auth_ops} == {"/api/TokenAuth/Authenticate",
                                          "/api/TokenAuth/RefreshToken",
                                          "/api/TokenAuth/LogOut"}

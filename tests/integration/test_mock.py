@@ -62,9 +62,9 @@ def check_envelope(env, success=True):
 # ---------------------------------------------------------------------------------------------
 # The operation table
 # ---------------------------------------------------------------------------------------------
-def test_builtin_operation_table_matches_shared_tsv(shared_dir):
+def test_builtin_operation_table_matches_api_tsv(api_dir):
     rows = []
-    for line in (shared_dir / "denvr-api" / "operations.tsv").read_text().splitlines():
+    for line in (api_dir / "operations.tsv").read_text().splitlines():
         if not line.strip() or line.startswith("#") or line.startswith("method\t"):
             continue
         f = line.split("\t")

@@ -134,7 +134,7 @@ int main(int argc, char *argv[]) {
         }
         f = fopen(argv[1], "re");
         if (!f) {
-                fprintf(stderr, "drift: cannot read %s: %s (the drift test needs ../shared beside the checkout)\n",
+                fprintf(stderr, "drift: cannot read %s: %s (Denvr's operation list, kept in tests/denvr-api/)\n",
                         argv[1], strerror(errno));
                 return EXIT_FAILURE;
         }
