@@ -13,6 +13,9 @@ these tests then fail with a 401 at the mock.  What is not tested: the kernel it
 CLOCK_BOOTTIME timerfd fires after a resume), which sd-event and Linux document.
 """
 
+import os
+import re
+
 import denvrd_harness as H
 from denvrd_harness import scaled, wait_until
 
@@ -106,6 +109,31 @@ def test_suspend_shorter_than_the_token_changes_nothing(start_denvrd, mock):
     assert _bearer_of_last_api_request(mock)[1] == "Bearer " + token
     s = mock.stats()
     assert s["logins_ok"] == 1 and s["refresh_attempts"] == 0 and s["unauthorized"] == 0, s
+
+
+def _boottime_timers(pid):
+    """Armed CLOCK_BOOTTIME (clockid 7) timerfds of a process, from /proc/PID/fdinfo."""
+    armed = []
+    for fd in os.listdir("/proc/%d/fdinfo" % pid):
+        try:
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                info = f.read()
+        except OSError:
+            continue
+        m = re.search(r"^it_value: \((\d+), (\d+)\)", info, re.M)
+        if re.search(r"^clockid: 7$", info, re.M) and m and m.groups() != ("0", "0"):
+            armed.append(int(m.group(1)) + int(m.group(2)) / 1e9)
+    return armed
+
+
+def test_the_installed_denvrd_renews_on_a_boottime_timer(start_denvrd, mock):
+    """The real daemon (not the test build) arms its renewal on a CLOCK_BOOTTIME timerfd,
+    the kind the kernel fires on resume when its time came during the suspend."""
+    mock.config(access_lifetime=600, refresh_lifetime=3600)   # renewal due at 480 s
+    d = start_denvrd(credentials="password")
+    wait_until(lambda: d.request("GET", "/_denvrd/readyz")[0] == 200, 10, what="ready")
+    timers = wait_until(lambda: _boottime_timers(d.pid), 5, what="an armed CLOCK_BOOTTIME timer")
+    assert any(400 < t <= 480 for t in timers), timers
 
 
 def test_the_installed_denvrd_has_no_test_hooks(start_denvrd, mock):
