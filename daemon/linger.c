@@ -84,7 +84,9 @@ static int on_linger_io(sd_event_source *s, int fd, uint32_t revents, void *user
                         linger_rearm(g);
                         return 0;
                 }
-                linger_free(g);   /* the client closed (or reset): done */
+                /* The client closed (or reset): done. */
+                log_debug("lingering connection closed by the client after %zu dropped bytes", g->dropped);
+                linger_free(g);
                 return 0;
         }
 }
