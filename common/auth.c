@@ -18,6 +18,10 @@
 #include "upstream.h"
 
 #define USEC_PER_SEC 1000000ull
+/* Token lives run on the clock that counts a suspend: a token that expired
+ * while the laptop slept is renewed when it wakes, not found stale by the
+ * first request (CLOCK_MONOTONIC stops during suspend). */
+#define AUTH_CLOCK CLOCK_BOOTTIME
 #define AUTH_TIMEOUT_MS 15000ul
 #define LOGOUT_TIMEOUT_MS 2000ul
 #define BACKOFF_BASE_USEC (1 * USEC_PER_SEC)
@@ -52,12 +56,12 @@ struct auth {
 
         struct secret *access;              /* password mode */
         struct secret *refresh;
-        uint64_t access_expires, refresh_expires;   /* CLOCK_MONOTONIC usec */
+        uint64_t access_expires, refresh_expires;   /* AUTH_CLOCK usec */
         uint64_t access_margin, refresh_margin;     /* see EXPIRY_MARGIN_USEC */
         uint64_t generation;
 
         enum auth_op op;
-        uint64_t op_started;                /* monotonic: tokens live from here */
+        uint64_t op_started;                /* AUTH_CLOCK: tokens live from here */
         struct upstream_transfer *t;
         char *op_url;
         struct secret *op_body;
@@ -69,7 +73,8 @@ struct auth {
         sd_event_source *refresh_timer;
         sd_event_source *retry_timer;
         unsigned failures;
-        uint64_t next_attempt;              /* monotonic, 0 none */
+        uint64_t next_attempt;              /* AUTH_CLOCK, 0 none */
+        uint64_t slept;                     /* a simulated suspend (tests only), see auth_test_sleep() */
         char failure[320];
         char logged_failure[320];           /* last reason logged, to log each once */
 
@@ -80,11 +85,24 @@ struct auth {
         struct auth_waiter *waiters;
 };
 
+/* A simulated suspend (auth_test_sleep) moves CLOCK_BOOTTIME only, as a real one does. */
+static uint64_t slept_on(const struct auth *a, clockid_t clock) {
+        return clock == CLOCK_BOOTTIME ? a->slept : 0;
+}
+
 static uint64_t now_usec(const struct auth *a) {
         uint64_t n = 0;
 
-        (void) sd_event_now(a->event, CLOCK_MONOTONIC, &n);
-        return n;
+        (void) sd_event_now(a->event, AUTH_CLOCK, &n);
+        return n + slept_on(a, AUTH_CLOCK);
+}
+
+/* Arms a timer on AUTH_CLOCK for a time of now_usec()'s. */
+static int timer_arm(struct auth *a, sd_event_source **s, uint64_t at, sd_event_time_handler_t cb) {
+        uint64_t slept = slept_on(a, AUTH_CLOCK);
+
+        *s = sd_event_source_disable_unref(*s);
+        return sd_event_add_time(a->event, s, AUTH_CLOCK, at > slept ? at - slept : 0, 10000, cb, a);
 }
 
 static uint64_t realtime_usec(void) {
@@ -218,9 +236,7 @@ static void schedule_renewal(struct auth *a, uint64_t access_life, uint64_t refr
                 if (refresh_life > 0 && r_at < at)
                         at = r_at;
         }
-        a->refresh_timer = sd_event_source_disable_unref(a->refresh_timer);
-        if (sd_event_add_time(a->event, &a->refresh_timer, CLOCK_MONOTONIC, at, 10000,
-                              on_refresh_timer, a) < 0)
+        if (timer_arm(a, &a->refresh_timer, at, on_refresh_timer) < 0)
                 log_warning("cannot schedule token renewal; tokens will be renewed on demand");
 }
 
@@ -271,9 +287,7 @@ static void fail(struct auth *a, const char *fmt, ...) {
         } else
                 log_debug("login still failing (%u in a row): %s", a->failures, a->failure);
 
-        a->retry_timer = sd_event_source_disable_unref(a->retry_timer);
-        if (sd_event_add_time(a->event, &a->retry_timer, CLOCK_MONOTONIC, a->next_attempt, 10000,
-                              on_retry_timer, a) < 0)
+        if (timer_arm(a, &a->retry_timer, a->next_attempt, on_retry_timer) < 0)
                 log_warning("cannot schedule the next login attempt");
         wake_waiters(a, -EACCES);
 }
@@ -768,6 +782,26 @@ int auth_logout(struct auth *a, void (*done)(void *userdata), void *userdata) {
         a->logout_userdata = userdata;
         op_start(a, OP_LOGOUT);
         return a->op == OP_LOGOUT ? 1 : 0;
+}
+
+/* After a resume, a timer on CLOCK_BOOTTIME is due as much sooner as the suspend lasted. */
+static void timer_advance(sd_event_source *s, uint64_t usec) {
+        clockid_t clock;
+        uint64_t at;
+
+        if (!s || sd_event_source_get_time_clock(s, &clock) < 0 || clock != CLOCK_BOOTTIME)
+                return;
+        if (sd_event_source_get_time(s, &at) >= 0)
+                (void) sd_event_source_set_time(s, at > usec ? at - usec : 0);
+}
+
+void auth_test_sleep(struct auth *a, uint64_t usec, bool timers) {
+        log_info("simulating a suspend of %llu s", (unsigned long long) (usec / USEC_PER_SEC));
+        a->slept += usec;
+        if (timers) {
+                timer_advance(a->refresh_timer, usec);
+                timer_advance(a->retry_timer, usec);
+        }
 }
 
 void auth_note_upstream_contact(struct auth *a, bool ok) {

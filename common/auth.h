@@ -100,5 +100,15 @@ struct auth_state {
         const char *failure;
 };
 void auth_get_state(const struct auth *a, struct auth_state *ret);
+/*
+ * For the test build only (denvrd-test-hooks; nothing in denvrd calls it): what
+ * a suspend of usec looks like after the wake-up.  The token clock
+ * (CLOCK_BOOTTIME) is ahead by usec; with timers, the renewal and retry timers
+ * whose time came meanwhile are due at once, as the kernel's are on resume;
+ * without, they are late (a request dispatched before them, in the same loop
+ * iteration after a resume).
+ */
+void auth_test_sleep(struct auth *a, uint64_t usec, bool timers);
+
 /* Forwarded requests report whether upstream answered, for readiness. */
 void auth_note_upstream_contact(struct auth *a, bool ok);

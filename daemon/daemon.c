@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "cache.h"
+#include "linger.h"
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
@@ -302,6 +303,7 @@ void daemon_begin_shutdown(struct daemon *d) {
         d->status_timer = sd_event_source_disable_unref(d->status_timer);
         notify_stopping(d);
         daemon_stop_listeners(d);
+        linger_stop_all(d);
         /* Log out with the current token, bounded to 2 s, then leave. */
         if (auth_logout(d->auth, on_logout_done, d) > 0 &&
             sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, LOGOUT_BOUND_USEC, 10000,
@@ -320,6 +322,7 @@ struct daemon *daemon_free(struct daemon *d) {
                 listener_free(d->listeners[i]);
         free(d->listeners);
         assert(d->requests == NULL);
+        linger_stop_all(d);
         auth_free(d->auth);
         cache_free(d->cache);
         upstream_free(d->upstream);

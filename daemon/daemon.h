@@ -20,6 +20,7 @@ struct request;
 struct upstream;
 struct auth;
 struct cache;
+struct lingering_conn;
 
 struct daemon {
         sd_event *event;
@@ -36,6 +37,8 @@ struct daemon {
 
         struct request *requests;            /* in flight, for shutdown and stats */
         unsigned n_requests;
+        struct lingering_conn *lingering;    /* connections closing lingering (linger.c) */
+        unsigned n_lingering;
 
         struct metrics metrics;
         uint64_t started_usec;               /* CLOCK_MONOTONIC */

@@ -18,6 +18,9 @@
 #include "notify.h"
 #include "request.h"
 #include "upstream.h"
+#ifdef DENVRD_TEST_HOOKS
+#include "test_hooks.h"
+#endif
 
 static void reply_plain_json(struct request *r, unsigned status, json_t *j) {
         char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -153,6 +156,10 @@ void local_api_handle(struct request *r) {
                 handle_status(r);
         else if (strcmp(name, "metrics") == 0)
                 local_api_metrics(r);
+#ifdef DENVRD_TEST_HOOKS
+        else if (strcmp(name, "test/sleep") == 0)
+                test_hooks_sleep(r);
+#endif
         else
                 request_reply_error(r, 404, NULL, "no such denvrd endpoint: %s (try healthz, readyz, "
                                     "status or metrics)", r->path);

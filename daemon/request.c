@@ -204,6 +204,7 @@ void request_free(struct request *r, bool completed_ok) {
 
         if (r->response)
                 MHD_destroy_response(r->response);
+        free(r->now_buf);
         free(r->body);
         free(r->path);
         free(r->raw_uri);
@@ -300,6 +301,65 @@ void request_append_body(struct request *r, const char *data, size_t len) {
         r->body[r->body_len] = 0;
 }
 
+bool request_has_body(const struct request *r) {
+        const char *cl = request_header(r, "Content-Length");
+
+        return request_header(r, "Transfer-Encoding") || (cl && strspn(cl, "0") != strlen(cl));
+}
+
+static enum MHD_Result put_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+        FILE *f = cls;
+
+        /* libmicrohttpd's own would say keep-alive; this connection ends after the reply. */
+        if (strcasecmp(key, "Connection") != 0 && strcasecmp(key, "Content-Length") != 0)
+                fprintf(f, "%s: %s\r\n", key, value ? value : "");
+        return MHD_YES;
+}
+
+static int reply_serialize(struct request *r) {
+        const char *reason = MHD_get_reason_phrase_for(r->status);
+        FILE *f;
+
+        f = open_memstream(&r->now_buf, &r->now_len);
+        if (!f)
+                return -ENOMEM;
+        fprintf(f, "HTTP/1.1 %u %s\r\n", r->status, reason && *reason ? reason : "Error");
+        (void) MHD_get_response_headers(r->response, put_header, f);
+        fprintf(f, "Content-Length: %zu\r\nConnection: close\r\n\r\n", r->response_bytes);
+        fwrite(r->response_body, 1, r->response_bytes, f);
+        if (fclose(f) != 0) {
+                free(r->now_buf);
+                r->now_buf = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+int request_send_now(struct request *r) {
+        int k;
+
+        assert(r->response);
+        if (r->sent_now)
+                return 0;
+        if (!r->now_buf) {
+                k = reply_serialize(r);
+                if (k < 0)
+                        return k;
+        }
+        while (r->now_sent < r->now_len) {
+                ssize_t n = send(r->conn_ctx->fd, r->now_buf + r->now_sent, r->now_len - r->now_sent,
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return errno == EAGAIN || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+                r->now_sent += (size_t) n;
+        }
+        r->sent_now = true;
+        r->conn_ctx->linger = true;
+        return 0;
+}
+
 void request_dispatch(struct request *r) {
         router_dispatch(r);
 }
@@ -389,6 +449,7 @@ int request_reply(struct request *r, unsigned status, const char *content_type, 
                 return -EALREADY;
         }
 
+        r->response_body = len ? body : "";
         if (len == 0) {
                 free(body);
                 resp = MHD_create_response_from_buffer(0, (void *) "", MHD_RESPMEM_PERSISTENT);

@@ -53,6 +53,7 @@ struct conn_ctx {
          * life: edge-triggered, so it costs no system call per request. */
         sd_event_source *hangup_watch;
         bool peer_closed;       /* seen by hangup_watch */
+        bool linger;            /* answered with the body unread: close lingering (linger.c) */
         struct request *request;   /* the one in progress on it, if any */
 };
 
@@ -74,11 +75,15 @@ struct request {
         size_t body_len, body_alloc;
         bool body_too_large;
         size_t body_discarded;  /* bytes read and dropped after a 413 */
+        char *now_buf;          /* the reply as written by request_send_now() */
+        size_t now_len, now_sent;
+        bool sent_now;          /* ... and all of it is written */
         bool dispatched;
 
         struct proxy *proxy;    /* for forwarded requests */
 
         struct MHD_Response *response;
+        const char *response_body;   /* owned by response */
         unsigned status;
         long upstream_status;
         size_t response_bytes;
@@ -97,6 +102,16 @@ void request_free(struct request *r, bool completed_ok);
 void request_begin(struct request *r);
 /* Appends a body chunk; enforces max_body_bytes. */
 void request_append_body(struct request *r, const char *data, size_t len);
+/* Whether the request announces a body (Content-Length > 0 or Transfer-Encoding). */
+bool request_has_body(const struct request *r);
+/*
+ * Writes the pending reply on the connection now, with "Connection: close":
+ * libmicrohttpd sends replies only before the body (first call) or after all
+ * of it.  Returns 0 once it is all written (the connection must then be
+ * closed, lingering), -EAGAIN when part of it waits for the next call, or
+ * another negative errno.
+ */
+int request_send_now(struct request *r);
 /* Called once the whole body is in: local answer, or start forwarding. */
 void request_dispatch(struct request *r);
 /* A new connection's hangup watch, for all its requests; removed before it closes. */

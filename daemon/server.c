@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
 
 #include "access.h"
 #include "daemon.h"
+#include "linger.h"
 #include "listener.h"
 #include "log.h"
 #include "peer.h"
@@ -27,7 +29,9 @@
 #define CONNECTION_MEMORY_LIMIT (32u * 1024u)
 #define CONNECTION_LIMIT 8192u
 #define CONNECTION_IDLE_TIMEOUT_SEC 120u
-/* How much of a too large chunked body is read (and dropped) to answer 413. */
+/* How much of a too large chunked body is read (and dropped) to answer 413
+ * as usual, on a connection that stays open; beyond it the answer is written
+ * at once and the connection closed lingering. */
 #define BODY_DRAIN_MAX_BYTES (4u * 1024u * 1024u)
 
 static void server_rearm_timer(struct listener *l) {
@@ -124,6 +128,14 @@ static void peer_fill(struct conn_ctx *ctx, struct MHD_Connection *conn) {
         }
 }
 
+/* Whether the client sent what nobody read: libmicrohttpd closes after its own
+ * refusals (431, 400 for broken chunks...) without reading on. */
+static bool unread_bytes(int fd) {
+        int n = 0;
+
+        return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code) {
         struct listener *l = cls;
@@ -152,6 +164,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (ctx) {
                 /* Before libmicrohttpd closes the fd, whose number may be reused at once. */
                 request_conn_unwatch(ctx);
+                if (ctx->fd >= 0 && (ctx->linger || unread_bytes(ctx->fd)))
+                        (void) linger_start(l->daemon, ctx->fd);
                 peer_done(&ctx->peer);
                 free(ctx->raw_uri);
                 free(ctx);
@@ -202,8 +216,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                         return MHD_NO;
                 *con_cls = r;
                 request_begin(r);
-                if (r->response)
+                if (r->response) {
+                        /* Refused before the body: libmicrohttpd sends the answer
+                         * (no 100 Continue) and closes without reading the body,
+                         * which a client may be sending already. */
+                        if (request_has_body(r))
+                                ctx->linger = true;
                         return queue_reply(r);
+                }
                 request_watch_hangup(r);
                 return MHD_YES;
         }
@@ -220,10 +240,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                         return MHD_YES;
                 /* Answered (413) while the body is still arriving: libmicrohttpd
                  * queues a reply only once the whole request is in, so the rest
-                 * is read and dropped, up to a bound; beyond it the connection
-                 * is closed without an answer. */
+                 * is read and dropped, up to a bound.  Beyond it the answer is
+                 * written here and the connection closed, lingering so that the
+                 * client reads the answer rather than a reset. */
                 r->body_discarded += n;
-                return r->body_discarded <= BODY_DRAIN_MAX_BYTES ? MHD_YES : MHD_NO;
+                if (r->body_discarded <= BODY_DRAIN_MAX_BYTES)
+                        return MHD_YES;
+                if (request_send_now(r) == -EAGAIN && r->body_discarded <= 2 * BODY_DRAIN_MAX_BYTES)
+                        return MHD_YES;   /* the socket's buffer is full: more on the next call */
+                return MHD_NO;
         }
 
         if (r->response)
@@ -244,7 +269,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         struct request *r = *con_cls;
 
         if (r) {
-                request_free(r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+                request_free(r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK || r->sent_now);
                 *con_cls = NULL;
         }
 }

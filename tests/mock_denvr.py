@@ -41,6 +41,8 @@ CONTROL API (JSON in and out):
   GET  /_mock/stats            counters
   GET  /_mock/tokens           every token ever issued, and every secret ever configured
   POST /_mock/expire_tokens    expire every access and refresh token now
+  POST /_mock/advance_clock {seconds}  the upstream's view of a client's suspend: every
+                               token issued so far is `seconds` older (expires that much sooner)
   GET|POST /_mock/config       {access_lifetime, refresh_lifetime, apikey, user, password,
                                 refresh_post_405, refresh_post_status}
   POST /_mock/fail    {count, status, retry_after, body, body_b64, size, content_type, headers}
@@ -730,6 +732,12 @@ class State:
             for d in (self.access, self.refresh):
                 for info in d.values():
                     info["exp"] = min(info["exp"], now)
+
+    def advance_clock(self, seconds):
+        with self.lock:
+            for d in (self.access, self.refresh):
+                for info in d.values():
+                    info["exp"] -= seconds
 
     def set_config(self, cfg):
         with self.lock:
@@ -1477,6 +1485,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         "secrets": list(st.secrets_seen)}
         if name == "expire_tokens" and method == "POST":
             st.expire_all()
+            return {"ok": True}
+        if name == "advance_clock" and method == "POST":
+            st.advance_clock(float(spec["seconds"]))
             return {"ok": True}
         if name == "config":
             if method == "POST":

@@ -152,18 +152,20 @@ def start_denvrd(request, mock, tmp_path, harness_logdir, sock_dir):
     wrapper: a command prefix run before DENVRD_WRAPPER and denvrd (e.g.
       ["systemd-socket-activate", "-l", ...]); it must exec denvrd in its own process.
     journal_stream: set $JOURNAL_STREAM to the dev:ino of denvrd's stderr (journal output).
+    binary: another build of denvrd (H.denvrd_test_hooks_binary(): the test-hooks build).
     """
     started = []
     request.node._harness_daemons = started
-    binary = H.denvrd_binary()
+    default_binary = H.denvrd_binary()
 
     def _start(config_text_extra="", env=None, args=(), credentials="apikey", *,
                upstream=None, listen="127.0.0.1:0", socket=True, ca_file=True,
                log_level="debug", defaults=None, daemon=None, config_text=None, wait=True,
-               timeout=15, wrapper=(), journal_stream=False):
-        if not binary.exists():
+               timeout=15, wrapper=(), journal_stream=False, binary=None):
+        exe = binary or default_binary
+        if not exe.exists():
             pytest.fail("denvrd binary %s not found: build it (meson compile -C build) or set "
-                        "DENVRD_BIN" % binary)
+                        "DENVRD_BIN / DENVRD_TEST_HOOKS_BIN" % exe)
         n = len(started) + 1
         work = tmp_path / ("denvrd-%d" % n)
         work.mkdir()
@@ -200,7 +202,7 @@ def start_denvrd(request, mock, tmp_path, harness_logdir, sock_dir):
                                          "daemon": dm}, config_text_extra)
         cfg = H.write_private(work / "denvr.toml", config_text)
         log = harness_logdir / ("denvrd-%s-%d.log" % (_slug(request.node.nodeid), n))
-        d = H.Denvrd(binary, cfg, log, H.denvrd_env(home, env), args,
+        d = H.Denvrd(exe, cfg, log, H.denvrd_env(home, env), args,
                      list(wrapper) + H.denvrd_wrapper(), expected_socket=sock_path,
                      journal_stream=journal_stream)
         d.workdir = work

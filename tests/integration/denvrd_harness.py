@@ -87,6 +87,14 @@ def denvrd_binary():
     return REPO_ROOT / "build" / "daemon" / "denvrd"
 
 
+def denvrd_test_hooks_binary():
+    """denvrd with the test-only endpoints of daemon/test_hooks.c (never installed)."""
+    p = os.environ.get("DENVRD_TEST_HOOKS_BIN")
+    if p:
+        return Path(p)
+    return REPO_ROOT / "build" / "daemon" / "denvrd-test-hooks"
+
+
 # ---------------------------------------------------------------------------------------------
 # TOML rendering (only what denvr.toml needs: strings, ints, bools, arrays of strings)
 # ---------------------------------------------------------------------------------------------
@@ -378,6 +386,10 @@ class MockProcess:
 
     def expire_tokens(self):
         return self.control("POST", "expire_tokens")
+
+    def advance_clock(self, seconds):
+        """Every token issued so far becomes `seconds` older (a client's suspend, upstream's view)."""
+        return self.control("POST", "advance_clock", {"seconds": seconds})
 
     def config(self, **kw):
         return self.control("POST", "config", kw) if kw else self.control("GET", "config")

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_MODULE "test"
+#include "test_hooks.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "daemon.h"
+#include "log.h"
+#include "request.h"
+
+#define USEC_PER_SEC 1000000ull
+
+/* The value of name=VALUE in a query string, copied into buf; NULL if absent. */
+static const char *query_value(const char *query, const char *name, char *buf, size_t size) {
+        size_t n = strlen(name);
+
+        for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+                if (strncmp(p, name, n) == 0 && p[n] == '=') {
+                        size_t len = strcspn(p + n + 1, "&");
+
+                        if (len >= size)
+                                return NULL;
+                        memcpy(buf, p + n + 1, len);
+                        buf[len] = 0;
+                        return buf;
+                }
+        }
+        return NULL;
+}
+
+/* GET /_denvrd/test/sleep?seconds=N[&timers=0]: see auth_test_sleep(). */
+void test_hooks_sleep(struct request *r) {
+        char buf[32];
+        const char *v = query_value(r->query, "seconds", buf, sizeof buf);
+        unsigned long long seconds;
+        bool timers;
+        char *end;
+
+        errno = 0;
+        seconds = v ? strtoull(v, &end, 10) : 0;
+        if (!v || errno || *end || seconds == 0 || seconds > 10u * 365 * 86400) {
+                request_reply_error(r, 400, NULL, "seconds=N (1 to 10 years) is required");
+                return;
+        }
+        v = query_value(r->query, "timers", buf, sizeof buf);
+        timers = !v || strcmp(v, "0") != 0;
+        auth_test_sleep(r->daemon->auth, seconds * USEC_PER_SEC, timers);
+        request_reply_json(r, 200, strdup("{\"slept\":true}\n"));
+}
