@@ -18,6 +18,7 @@
 #include "notify.h"
 #include "request.h"
 #include "upstream.h"
+#include "whoami.h"
 
 static void reply_plain_json(struct request *r, unsigned status, json_t *j) {
         char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -153,7 +154,9 @@ void local_api_handle(struct request *r) {
                 handle_status(r);
         else if (strcmp(name, "metrics") == 0)
                 local_api_metrics(r);
+        else if (strcmp(name, "whoami") == 0)
+                whoami_handle(r);
         else
                 request_reply_error(r, 404, NULL, "no such denvrd endpoint: %s (try healthz, readyz, "
-                                    "status or metrics)", r->path);
+                                    "status, metrics or whoami)", r->path);
 }
