@@ -82,7 +82,7 @@ void config_token_apply(struct loader *l, const char *name, struct toml_value *v
 
         if (!local_token_name_valid(name)) {
                 config_error_at(l, l->lineno, "[tokens] \"%.80s\": a token name is 1 to 64 characters "
-                                "from A-Z a-z 0-9 _ - .", name);
+                                "from A-Z a-z 0-9 _ -", name);
                 return;
         }
         if (v->type != TOML_STRING || local_token_hash_parse(v->s.str, hash) < 0) {

@@ -123,5 +123,5 @@ bool local_token_name_valid(const char *name) {
         n = strlen(name);
         if (n == 0 || n > LOCAL_TOKEN_NAME_MAX)
                 return false;
-        return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.") == n;
+        return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") == n;
 }

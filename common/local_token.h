@@ -46,5 +46,5 @@ bool local_token_matches(const uint8_t want[SHA256_DIGEST_SIZE], const char *tok
 /* Compares n bytes without stopping at the first difference. */
 bool memeq_const_time(const void *a, const void *b, size_t n);
 
-/* A name of 1..64 characters from A-Z a-z 0-9 '_' '-' '.' (usable as a bare TOML key). */
+/* A name of 1..64 characters from A-Z a-z 0-9 '_' '-': a bare TOML key ('.' would make it dotted). */
 bool local_token_name_valid(const char *name);

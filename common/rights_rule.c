@@ -110,7 +110,7 @@ int rights_rule_parse_subject(const char *key, struct rights_rule *r, char *buf,
         if (strncmp(key, "token:", 6) == 0) {
                 name = key + 6;
                 if (!local_token_name_valid(name)) {
-                        *why = "a token name is 1 to 64 characters from A-Z a-z 0-9 _ - .";
+                        *why = "a token name is 1 to 64 characters from A-Z a-z 0-9 _ -";
                         return -EINVAL;
                 }
                 r->subject = RIGHTS_SUBJECT_TOKEN;
