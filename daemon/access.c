@@ -502,13 +502,10 @@ static bool check_level(struct request *r) {
 
 /* --- the whole check ---------------------------------------------------------------- */
 
-static bool check_peer(struct request *r) {
+static bool check_peer_gate(struct request *r) {
         struct peer *p = &r->conn_ctx->peer;
         uid_t self = r->daemon->euid;
 
-        /* A valid local token is a credential of its own: its rule decides (rights.c). */
-        if (r->token[0])
-                return true;
         /* Judged at connect; again here since a reload may have changed the rules. */
         p->allowed = access_peer_allowed(p, r->daemon->config, self);
         if (p->allowed)
@@ -540,6 +537,25 @@ static bool check_peer(struct request *r) {
                     "to allow this user deliberately, add it to [daemon] allowed_uids, or one of its "
                     "groups to allowed_groups, or give it a rule in [rights] (\"uid:NAME\" = "
                     "\"read-only\", for one)", (unsigned) p->uid, (unsigned) self);
+}
+
+static bool check_peer(struct request *r) {
+        /* A valid local token is a credential of its own: its rule decides (rights.c). */
+        if (r->token[0])
+                return true;
+        /*
+         * The login shim may be given a local token as the password, in the
+         * body: it judges the peer itself once it has read that
+         * (access_check_login_peer()).  It never forwards anything.
+         */
+        if (login_shim_matches(r->path))
+                return true;
+        return check_peer_gate(r);
+}
+
+bool access_check_login_peer(struct request *r) {
+        assert(r);
+        return check_peer_gate(r);
 }
 
 /* --- local tokens and rights (rights.c decides; refusals are made here) -------------- */

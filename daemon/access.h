@@ -45,6 +45,9 @@ bool access_check_request(struct request *r);
 bool access_check_rights(struct request *r);
 bool access_check_rights_params(struct request *r);
 
+/* The peer gate for a login shim request that brought no local token. */
+bool access_check_login_peer(struct request *r);
+
 /* From request_reply(): CORS headers when the request's Origin is listed in cors_origins. */
 void access_add_cors_headers(struct request *r);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "access.h"
 #include "daemon.h"
 #include "envelope.h"
 #include "local_token.h"
@@ -91,7 +92,7 @@ void login_shim_handle(struct request *r) {
         case 1:
                 pw = body_password(r);
                 k = local_token_given(r, json_string_value(pw), json_string_length(pw));
-                if (refuse_bad_token(r, k)) {
+                if (refuse_bad_token(r, k) || (k == 0 && !r->token[0] && !access_check_login_peer(r))) {
                         json_decref(pw);
                         return;
                 }
@@ -112,7 +113,7 @@ void login_shim_handle(struct request *r) {
         case 2:
                 refresh = query_refresh_token(r->query);
                 k = local_token_given(r, refresh, refresh ? strlen(refresh) : 0);
-                if (refuse_bad_token(r, k))
+                if (refuse_bad_token(r, k) || (k == 0 && !r->token[0] && !access_check_login_peer(r)))
                         return;
                 if (k > 0)
                         access = refresh;
@@ -122,6 +123,8 @@ void login_shim_handle(struct request *r) {
                                    "expireInSeconds", PLACEHOLDER_LIFE_SEC);
                 break;
         case 3:
+                if (!r->token[0] && !access_check_login_peer(r))
+                        return;
                 result = json_null();
                 break;
         default:
