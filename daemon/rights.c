@@ -80,7 +80,8 @@ void rights_caller_of(struct request *r, struct rights_caller *ret) {
                 .transport = p->is_unix ? "unix" : "tcp",
                 .token = r->token[0] ? r->token : NULL,
         };
-        if (p->is_unix && p->has_cred) {
+        if (p->has_cred) {
+                /* The kernel named the peer (SO_PEERCRED): uid, gid, groups, pid where known. */
                 ret->uid_known = ret->gid_known = true;
                 ret->uid = p->uid;
                 ret->gid = p->gid;
@@ -90,8 +91,8 @@ void rights_caller_of(struct request *r, struct rights_caller *ret) {
         } else if (!p->is_unix) {
                 /*
                  * A TCP peer: the uid owning the client's socket, looked up once
-                 * per connection (peer.c).  Its groups are not known here; only
-                 * uid rules can name a TCP caller.
+                 * per connection (peer.c).  Its groups are not known here, so
+                 * only uid rules name a TCP caller this way.
                  */
                 int u = peer_tcp_uid(r->conn_ctx);
 

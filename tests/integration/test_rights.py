@@ -388,6 +388,17 @@ def test_most_specific_subject_decides(start_denvrd, mock, people, new_token,
     assert who["rule"]["subject"] == "uid:%s" % op["name"] and who["allowed"] == ["servers/virtual/GetServers"]
 
 
+def test_uid_rule_over_tcp(start_denvrd, mock, shared_dir_for_socket):
+    """A TCP caller is named by the uid owning its socket, and held to that uid's rule."""
+    d = start(start_denvrd, shared_dir_for_socket, '"uid:%d" = ["servers/virtual/GetServers"]' % os.getuid())
+    st, who = send(d, "GET", "/_denvrd/whoami")
+    assert st == 200 and who["caller"]["transport"] == "tcp" and who["caller"]["uid"] == os.getuid()
+    assert who["rule"]["subject"] == "uid:%d" % os.getuid()
+    assert send(d, "GET", GET_SERVERS)[0] == 200
+    refused(send(d, "POST", START, VM), '"uid:%d"' % os.getuid(), 'add "servers/virtual/StartServer"')
+    assert upstream_saw(mock) == [("GET", GET_SERVERS)]
+
+
 def test_listener_level_is_a_ceiling(start_denvrd, mock, people, shared_dir_for_socket):
     ci = people["ci"]
     d = start(start_denvrd, shared_dir_for_socket, '"uid:%s" = "full"' % ci["name"],
