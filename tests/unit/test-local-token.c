@@ -94,7 +94,7 @@ static void test_tokens(void) {
         CHECK(!local_token_matches(h, t2, strlen(t2)), "another token does not");
         CHECK(!local_token_matches(h, t1, strlen(t1) - 1), "a truncated token does not");
 
-        /* The README's example: what sha256sum prints for "abc". */
+        /* What sha256sum prints for "abc" (FIPS 180-4, example B.1). */
         local_token_hash_text("abc", 3, text);
         CHECK(strcmp(text, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0, "%s", text);
         CHECK(local_token_hash_parse("sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD", h) == 0 &&
