@@ -33,6 +33,8 @@ enum section {
         SECTION_CREDENTIALS,
         SECTION_DAEMON,
         SECTION_CACHE,
+        SECTION_RIGHTS,
+        SECTION_TOKENS,
         SECTION_IGNORED,
         _SECTION_MAX,
 };
@@ -99,6 +101,16 @@ const struct key_def *config_key_lookup(enum section s, const char *name);
 void config_key_apply(struct loader *l, const struct key_def *k, struct toml_value *v);
 /* [cache]: "/api/..." = TTL seconds. */
 void config_cache_rule_apply(struct loader *l, const char *path, struct toml_value *v);
+
+/* config_rights.c: [rights] "uid:NAME" = RULE and [tokens] NAME = "sha256:HEX". */
+void config_rights_rule_apply(struct loader *l, const char *key, struct toml_value *v);
+void config_token_apply(struct loader *l, const char *name, struct toml_value *v);
+/* After parsing: every token has a rule and every token rule a token. */
+void config_rights_check(struct loader *l);
+/* The rules in evaluation order and the tokens' hashes, for config_to_json(). */
+json_t *config_rights_to_json(const struct denvr_config *c);
+json_t *config_tokens_to_json(const struct denvr_config *c);
+void config_rights_free(struct denvr_config *c);
 
 /* config_credentials.c */
 void config_resolve_credentials(struct loader *l, const struct config_overrides *o);

@@ -198,6 +198,7 @@ static void validate(struct loader *l, const struct config_overrides *o) {
 
         check_listen_loopback(l, o);
         check_socket_path(l, o);
+        config_rights_check(l);
         if (c->ca_file && access(c->ca_file, R_OK) < 0)
                 config_error_at(l, l->key_line[KEY_CA_FILE], "'ca_file' %s: %s", c->ca_file, strerror(errno));
 }
@@ -339,5 +340,6 @@ void config_free(struct denvr_config *c) {
         for (size_t i = 0; i < c->n_cache; i++)
                 free(c->cache[i].path);
         free(c->cache);
+        config_rights_free(c);
         free(c);
 }

@@ -13,7 +13,9 @@
 #include <sys/types.h>
 
 #include "cleanup.h"
+#include "rights_rule.h"
 #include "secret.h"
+#include "sha256.h"
 
 #define DENVRD_DEFAULT_PORT 3368
 #define DENVRD_DEFAULT_SERVER "https://api.cloud.denvrdata.com"
@@ -42,6 +44,13 @@ enum access_level {
 struct cache_rule {
         char *path;          /* exact path, e.g. /api/v1/servers/virtual/GetConfigurations */
         unsigned ttl_sec;
+};
+
+/* [tokens]: a local token's name and the SHA-256 of the token (local_token.h). */
+struct local_token {
+        char *name;
+        uint8_t hash[SHA256_DIGEST_SIZE];
+        unsigned line;
 };
 
 struct denvr_config {
@@ -91,6 +100,12 @@ struct denvr_config {
         /* [cache] */
         struct cache_rule *cache;
         size_t n_cache;
+
+        /* [rights], in file order (see rights_rule.h), and [tokens] */
+        struct rights_rule *rights;
+        size_t n_rights;
+        struct local_token *tokens;
+        size_t n_tokens;
 };
 
 /* Command-line overrides; NULL/0 fields mean "not given". */

@@ -127,6 +127,8 @@ char *config_to_json(const struct denvr_config *c) {
         jset(&b, root, "credentials", creds);
         jset(&b, root, "daemon", daemon);
         jset(&b, root, "cache", cache);
+        jset(&b, root, "rights", config_rights_to_json(c));
+        jset(&b, root, "tokens", config_tokens_to_json(c));
 
         s = b.failed ? NULL : json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         json_decref(root);

@@ -28,7 +28,7 @@
  * lexes each physical line as TOML first and hands inih one normalised line
  * per physical line:
  *   - comments and blank lines become an empty line;
- *   - a table header becomes "[name]" for our four sections, or the
+ *   - a table header becomes "[name]" for our six sections, or the
  *     IGNORED_SECTION marker for anything else (warned about here);
  *   - "key = value" becomes "KEY=VALUE_MARK" where KEY is the decoded key with
  *     the bytes inih treats specially replaced by control bytes (which cannot
@@ -54,10 +54,12 @@ static const char *const section_names[_SECTION_MAX] = {
         [SECTION_CREDENTIALS] = "credentials",
         [SECTION_DAEMON] = "daemon",
         [SECTION_CACHE] = "cache",
+        [SECTION_RIGHTS] = "rights",
+        [SECTION_TOKENS] = "tokens",
 };
 
 static enum section section_from_name(const char *name) {
-        for (int s = SECTION_DEFAULTS; s <= SECTION_CACHE; s++)
+        for (int s = SECTION_DEFAULTS; s < SECTION_IGNORED; s++)
                 if (streq(name, section_names[s]))
                         return (enum section) s;
         return SECTION_IGNORED;
@@ -393,8 +395,13 @@ static bool lookup_key(struct loader *l, const char *section, const char *key, e
                 return false;
         }
         *ret_s = s;
-        *ret_k = s == SECTION_CACHE ? NULL : config_key_lookup(s, key);
-        if (!*ret_k && s != SECTION_CACHE) {
+        /* [cache], [rights] and [tokens] are keyed by paths and names, not by a key table. */
+        if (s == SECTION_CACHE || s == SECTION_RIGHTS || s == SECTION_TOKENS) {
+                *ret_k = NULL;
+                return true;
+        }
+        *ret_k = config_key_lookup(s, key);
+        if (!*ret_k) {
                 config_warning_at(l, l->lineno, "unknown key '%s' in [%s] (ignored)", key, section_names[s]);
                 return false;
         }
@@ -431,6 +438,10 @@ static int loader_handler(void *userdata, const char *section, const char *name,
         }
         if (s == SECTION_CACHE)
                 config_cache_rule_apply(l, key, &v);
+        else if (s == SECTION_RIGHTS)
+                config_rights_rule_apply(l, key, &v);
+        else if (s == SECTION_TOKENS)
+                config_token_apply(l, key, &v);
         else
                 config_key_apply(l, k, &v);
         toml_value_done(&v);

@@ -19,6 +19,7 @@
 #include "login_shim.h"
 #include "peer.h"
 #include "request.h"
+#include "rights.h"
 #include "router.h"
 
 /* The methods denvrd forwards; OPTIONS is never preflighted, so not listed. */
@@ -64,7 +65,8 @@ bool access_peer_allowed(const struct peer *p, const struct denvr_config *c, uid
         for (size_t i = 0; i < p->n_groups; i++)
                 if (id_listed(p->groups[i], c->allowed_groups, c->n_allowed_groups))
                         return true;
-        return false;
+        /* A peer a [rights] rule names is let in, to be held to that rule (rights.c). */
+        return rights_peer_has_rule(c, p);
 }
 
 void access_peer_connected(struct conn_ctx *ctx, const struct denvr_config *c, uid_t self) {
@@ -107,7 +109,7 @@ static bool deny(struct request *r, const char *format, ...) _printf_(2, 3);
 static bool deny(struct request *r, const char *format, ...) {
         const struct peer *p = &r->conn_ctx->peer;
         _cleanup_free_ char *msg = NULL;
-        char who[96];
+        char who[96 + LOCAL_TOKEN_NAME_MAX];
         va_list ap;
 
         va_start(ap, format);
@@ -117,8 +119,12 @@ static bool deny(struct request *r, const char *format, ...) {
 
         if (p->is_unix && p->has_cred)
                 snprintf(who, sizeof who, "uid=%u pid=%d", (unsigned) p->uid, (int) p->pid);
+        else if (!p->is_unix && p->tcp_uid >= 0)
+                snprintf(who, sizeof who, "%s uid=%d", p->addr, p->tcp_uid);
         else
                 snprintf(who, sizeof who, "%s", p->is_unix ? "unix" : p->addr);
+        if (r->token[0])
+                snprintf(who + strlen(who), sizeof who - strlen(who), " token=%s", r->token);
         /* r->path only: a query may hold secrets. */
         log_info("%s: refused %s %s from %s: %s", r->id, r->method, r->path, who,
                  msg ? msg : "(out of memory)");
@@ -496,7 +502,7 @@ static bool check_level(struct request *r) {
 
 /* --- the whole check ---------------------------------------------------------------- */
 
-static bool check_peer(struct request *r) {
+static bool check_peer_gate(struct request *r) {
         struct peer *p = &r->conn_ctx->peer;
         uid_t self = r->daemon->euid;
 
@@ -519,7 +525,8 @@ static bool check_peer(struct request *r) {
                 if (p->has_cred)
                         log_fields(LOG_NOTICE, fields, ELEMENTSOF(fields),
                                    "refused unix socket peer uid=%u gid=%u pid=%d: not denvrd's own user "
-                                   "(uid %u) or root, not in allowed_uids, and no group in allowed_groups",
+                                   "(uid %u) or root, not in allowed_uids, no group in allowed_groups, "
+                                   "and no rule in [rights]",
                                    (unsigned) p->uid, (unsigned) p->gid, (int) p->pid, (unsigned) self);
                 else
                         log_notice("refused a unix socket peer whose credentials are unknown (SO_PEERCRED failed)");
@@ -528,7 +535,86 @@ static bool check_peer(struct request *r) {
                 return deny(r, "denvrd cannot identify this socket peer (SO_PEERCRED failed) and refuses it");
         return deny(r, "uid %u may not use denvrd's socket: only its own user (uid %u) and root may; "
                     "to allow this user deliberately, add it to [daemon] allowed_uids, or one of its "
-                    "groups to allowed_groups", (unsigned) p->uid, (unsigned) self);
+                    "groups to allowed_groups, or give it a rule in [rights] (\"uid:NAME\" = "
+                    "\"read-only\", for one)", (unsigned) p->uid, (unsigned) self);
+}
+
+static bool check_peer(struct request *r) {
+        /* A valid local token is a credential of its own: its rule decides (rights.c). */
+        if (r->token[0])
+                return true;
+        /*
+         * The login shim may be given a local token as the password, in the
+         * body: it judges the peer itself once it has read that
+         * (access_check_login_peer()).  It never forwards anything.
+         */
+        if (login_shim_matches(r->path))
+                return true;
+        return check_peer_gate(r);
+}
+
+bool access_check_login_peer(struct request *r) {
+        assert(r);
+        return check_peer_gate(r);
+}
+
+/* --- local tokens and rights (rights.c decides; refusals are made here) -------------- */
+
+/* A request that claims a local token (Authorization) must carry a valid one. */
+static bool check_token(struct request *r) {
+        const struct peer *p = &r->conn_ctx->peer;
+
+        if (rights_identify_token(r) >= 0)
+                return true;
+        /* Never the token itself: only that one was presented. */
+        log_info("%s: refused %s %s from %s: a local token that matches no [tokens] entry", r->id,
+                 r->method, r->path, p->is_unix ? "unix socket" : p->addr);
+        r->daemon->metrics.denied++;
+        request_reply_error(r, 401, NULL, "the local token in Authorization matches no entry of [tokens] "
+                            "in denvr.toml (revoked, mistyped, or for another denvrd): make one with "
+                            "denvrd --new-token NAME");
+        (void) request_reply_header(r, "WWW-Authenticate", "ApiKey");
+        return false;
+}
+
+/* Applies the caller's [rights] rule; get NULL: before the body is in. */
+static bool check_rights(struct request *r, rights_param_fn get, void *userdata) {
+        struct rights_caller who;
+        struct rights_answer ans;
+
+        /* Without rules nothing is looked up: the common case costs nothing. */
+        if (r->daemon->config->n_rights == 0) {
+                r->rule[0] = 0;
+                r->rights_pending = false;
+                return true;
+        }
+        rights_caller_of(r, &who);
+        rights_decide(r->daemon->config, &who, r->method, r->path, get, userdata, &ans);
+        snprintf(r->rule, sizeof r->rule, "%s", ans.rule ? ans.rule->key : "");
+        r->rights_pending = ans.verdict == RIGHTS_NEED_PARAMS;
+        if (ans.verdict != RIGHTS_DENY)
+                return true;
+        return deny(r, "%s", ans.message);
+}
+
+bool access_check_rights(struct request *r) {
+        assert(r);
+        return check_rights(r, NULL, NULL);
+}
+
+bool access_check_rights_params(struct request *r) {
+        struct rights_params params = { .r = r };
+        bool ok;
+
+        assert(r);
+        ok = check_rights(r, rights_request_param, &params);
+        rights_params_done(&params);
+        if (ok && r->rights_pending) {
+                /* The configuration changed under us; conditions cannot be pending now. */
+                r->rights_pending = false;
+                return deny(r, "the [rights] rule could not be checked");
+        }
+        return ok;
 }
 
 bool access_check_request(struct request *r) {
@@ -538,7 +624,7 @@ bool access_check_request(struct request *r) {
         bool listed;
 
         assert(r);
-        if (!check_peer(r))
+        if (!check_token(r) || !check_peer(r))
                 return false;
 
         (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, scan_header, &h);

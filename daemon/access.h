@@ -11,7 +11,9 @@
  *   - Host (DNS rebinding): loopback names, the listener's own address and
  *     allowed_hosts; no Host only on the unix socket;
  *   - browsers: Origin, Sec-Fetch-Site, CORS preflights, form content types;
- *   - the listener's access level (tcp_access, socket_access).
+ *   - the listener's access level (tcp_access, socket_access), a ceiling;
+ *   - a local token in Authorization (401 if it matches no [tokens] entry) and
+ *     the caller's rule in [rights] (rights.h).
  *
  * Every refusal is a 403 in Denvr's error envelope whose message names the
  * [daemon] key that would allow it, and counts in metrics.denied.
@@ -33,6 +35,18 @@ bool access_peer_allowed(const struct peer *p, const struct denvr_config *c, uid
 
 /* First thing in router_check(): false when a reply (a refusal, or a preflight's 204) was set. */
 bool access_check_request(struct request *r);
+
+/*
+ * The caller's [rights] rule (rights.c), from router_check() once the path is
+ * final: false when refused.  A rule whose entries have conditions leaves
+ * r->rights_pending; access_check_rights_params() then checks them once the
+ * body is in, before anything is forwarded.
+ */
+bool access_check_rights(struct request *r);
+bool access_check_rights_params(struct request *r);
+
+/* The peer gate for a login shim request that brought no local token. */
+bool access_check_login_peer(struct request *r);
 
 /* From request_reply(): CORS headers when the request's Origin is listed in cors_origins. */
 void access_add_cors_headers(struct request *r);

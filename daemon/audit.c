@@ -32,7 +32,7 @@ static bool was_forwarded(const struct request *r) {
 
 void audit_request(struct request *r, bool completed_ok) {
         struct peer *p;
-        char status[16], up[16], uid[16] = "", pid[16] = "", who[160];
+        char status[16], up[16], uid[16] = "", pid[16] = "", who[160], decided[200];
         const char *exe = NULL, *transport;
 
         assert(r);
@@ -61,6 +61,10 @@ void audit_request(struct request *r, bool completed_ok) {
                          uid[0] ? uid : "?", p->addr);
         }
 
+        /* The caller's local token (its name, never the token) and the [rights] rule that allowed it. */
+        snprintf(decided, sizeof decided, "%s%s%s%s%s", r->token[0] ? " token=" : "", r->token,
+                 r->rule[0] ? " (rule \"" : "", r->rule, r->rule[0] ? "\")" : "");
+
         const struct log_field fields[] = {
                 { "MESSAGE_ID", MESSAGE_ID_AUDIT },
                 { "REQUEST_ID", r->id },
@@ -73,9 +77,11 @@ void audit_request(struct request *r, bool completed_ok) {
                 { "PEER_PID", pid[0] ? pid : NULL },
                 { "PEER_EXE", exe },
                 { "PEER_ADDR", p->is_unix ? NULL : p->addr },
+                { "TOKEN_NAME", r->token[0] ? r->token : NULL },
+                { "RIGHTS_RULE", r->rule[0] ? r->rule : NULL },
         };
         /* r->path only: the query may carry secrets, and bodies are never logged. */
-        log_fields(LOG_NOTICE, fields, ELEMENTSOF(fields), "%s %s by %s: upstream status %s, status %s%s (request %s)",
-                   r->method, r->path, who, r->upstream_status >= 0 ? up : "none", status,
+        log_fields(LOG_NOTICE, fields, ELEMENTSOF(fields), "%s %s by %s%s: upstream status %s, status %s%s (request %s)",
+                   r->method, r->path, who, decided, r->upstream_status >= 0 ? up : "none", status,
                    completed_ok ? "" : " (client went away)", r->id);
 }

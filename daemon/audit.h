@@ -7,7 +7,8 @@
  * for socket peers; the uid owning the client's socket for TCP peers), the
  * operation (method and path, never the query) and the upstream status.
  * Journal fields: MESSAGE_ID, REQUEST_ID, METHOD, PATH, STATUS,
- * UPSTREAM_STATUS, TRANSPORT, PEER_UID, PEER_PID, PEER_EXE, PEER_ADDR.
+ * UPSTREAM_STATUS, TRANSPORT, PEER_UID, PEER_PID, PEER_EXE, PEER_ADDR, and
+ * TOKEN_NAME and RIGHTS_RULE when a local token or a [rights] rule applied.
  */
 
 #include <stdbool.h>

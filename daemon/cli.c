@@ -23,6 +23,8 @@ void cli_usage(FILE *f) {
                 "                          ~/.config/denvr.toml, the file the Denvr SDKs read)\n"
                 "      --check-config      check the configuration, print it as JSON with secrets\n"
                 "                          shown as \"***\", and exit (1 if it has errors)\n"
+                "      --new-token NAME    print a new local token once, and the lines to add to\n"
+                "                          denvr.toml (which keeps only its SHA-256), and exit\n"
                 "  -l, --listen HOST:PORT  listen on HOST:PORT ([::1]:PORT for IPv6); repeat for more;\n"
                 "                          replaces [daemon] listen (default 127.0.0.1:%d)\n"
                 "  -s, --socket PATH       unix socket path, replaces [daemon] socket; \"\" for none\n"
@@ -74,6 +76,7 @@ int cli_parse(int argc, char **argv, struct cli_args *ret) {
         enum {
                 ARG_CHECK_CONFIG = 0x100,
                 ARG_LOG_LEVEL,
+                ARG_NEW_TOKEN,
         };
         static const struct option options[] = {
                 { "config",       required_argument, NULL, 'c' },
@@ -81,6 +84,7 @@ int cli_parse(int argc, char **argv, struct cli_args *ret) {
                 { "listen",       required_argument, NULL, 'l' },
                 { "socket",       required_argument, NULL, 's' },
                 { "log-level",    required_argument, NULL, ARG_LOG_LEVEL },
+                { "new-token",    required_argument, NULL, ARG_NEW_TOKEN },
                 { "version",      no_argument,       NULL, 'V' },
                 { "help",         no_argument,       NULL, 'h' },
                 { NULL, 0, NULL, 0 }
@@ -121,6 +125,9 @@ int cli_parse(int argc, char **argv, struct cli_args *ret) {
                                                    "(expected error, warning, notice, info or debug)", optarg);
                         }
                         a.overrides.log_level = optarg;
+                        break;
+                case ARG_NEW_TOKEN:
+                        a.new_token = optarg;
                         break;
                 case 'V':
                         cli_args_done(&a);

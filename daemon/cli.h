@@ -15,6 +15,7 @@ struct cli_args {
         /* What config_load() needs; the pointers in it stay valid until cli_args_done(). */
         struct config_overrides overrides;
         bool check_config;
+        const char *new_token;  /* --new-token NAME */
         char **listen;          /* owns overrides.listen */
 };
 

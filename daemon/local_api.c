@@ -18,6 +18,7 @@
 #include "notify.h"
 #include "request.h"
 #include "upstream.h"
+#include "whoami.h"
 #ifdef DENVRD_TEST_HOOKS
 #include "test_hooks.h"
 #endif
@@ -156,11 +157,13 @@ void local_api_handle(struct request *r) {
                 handle_status(r);
         else if (strcmp(name, "metrics") == 0)
                 local_api_metrics(r);
+        else if (strcmp(name, "whoami") == 0)
+                whoami_handle(r);
 #ifdef DENVRD_TEST_HOOKS
         else if (strcmp(name, "test/sleep") == 0)
                 test_hooks_sleep(r);
 #endif
         else
                 request_reply_error(r, 404, NULL, "no such denvrd endpoint: %s (try healthz, readyz, "
-                                    "status or metrics)", r->path);
+                                    "status, metrics or whoami)", r->path);
 }

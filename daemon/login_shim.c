@@ -2,13 +2,18 @@
 #define LOG_MODULE "login-shim"
 #include "login_shim.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <string.h>
 #include <strings.h>
 
+#include "access.h"
+#include "daemon.h"
 #include "envelope.h"
+#include "local_token.h"
 #include "log.h"
 #include "request.h"
+#include "rights.h"
 
 /* Ten years: the SDKs then never try to refresh. */
 #define PLACEHOLDER_LIFE_SEC 315360000
@@ -27,29 +32,99 @@ int login_shim_matches(const char *path) {
         return 0;
 }
 
+/*
+ * A local token given as the password (or as the refresh token): 1 when it
+ * is in [tokens], 0 when the value is no token claim (a dummy password),
+ * -EPERM when it claims to be one but is not.  The SDK then gets the token
+ * itself back as its access token and sends "Bearer TOKEN", which names the
+ * same token, so a login never turns a token into anything broader.
+ */
+static int local_token_given(struct request *r, const char *v, size_t n) {
+        if (!v || !local_token_is_claimed(v, n))
+                return 0;
+        return rights_token_lookup(r->daemon->config, v, n) ? 1 : -EPERM;
+}
+
+/* Authenticate's "password" member (JSON body), or NULL. */
+static json_t *body_password(struct request *r) {
+        json_t *body = r->body_len > 0 ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+        json_t *pw = json_incref(json_object_get(body, "password"));
+
+        json_decref(body);
+        if (!json_is_string(pw)) {
+                json_decref(pw);
+                return NULL;
+        }
+        return pw;
+}
+
+/* RefreshToken's refreshToken query parameter, as sent (a token is plain base64url), or NULL. */
+static char *query_refresh_token(const char *q) {
+        while (q && *q) {
+                size_t n = strcspn(q, "&");
+
+                if (strncasecmp(q, "refreshToken=", 13) == 0)
+                        return strndup(q + 13, n - 13);
+                q += n;
+                if (*q == '&')
+                        q++;
+        }
+        return NULL;
+}
+
+static bool refuse_bad_token(struct request *r, int k) {
+        if (k >= 0)
+                return false;
+        log_info("%s: refused %s: a local token that matches no [tokens] entry", r->id, r->path);
+        r->daemon->metrics.denied++;
+        request_reply_error(r, 401, NULL, "the local token given matches no entry of [tokens] in "
+                            "denvr.toml (revoked, mistyped, or for another denvrd)");
+        return true;
+}
+
 void login_shim_handle(struct request *r) {
-        json_t *result;
+        _cleanup_(erase_and_freep) char *refresh = NULL;
+        const char *access = PLACEHOLDER_TOKEN;
+        json_t *result, *pw = NULL;
+        int k;
 
         switch (login_shim_matches(r->path)) {
         case 1:
+                pw = body_password(r);
+                k = local_token_given(r, json_string_value(pw), json_string_length(pw));
+                if (refuse_bad_token(r, k) || (k == 0 && !r->token[0] && !access_check_login_peer(r))) {
+                        json_decref(pw);
+                        return;
+                }
+                if (k > 0)
+                        access = json_string_value(pw);
                 result = json_pack("{s:s, s:s, s:i, s:s, s:i, s:i, s:b, s:b, s:n, s:n}",
-                                   "accessToken", PLACEHOLDER_TOKEN,
-                                   "encryptedAccessToken", PLACEHOLDER_TOKEN,
+                                   "accessToken", access,
+                                   "encryptedAccessToken", access,
                                    "expireInSeconds", PLACEHOLDER_LIFE_SEC,
-                                   "refreshToken", PLACEHOLDER_TOKEN "-refresh",
+                                   "refreshToken", k > 0 ? access : PLACEHOLDER_TOKEN "-refresh",
                                    "refreshTokenExpireInSeconds", PLACEHOLDER_LIFE_SEC,
                                    "userId", 0,
                                    "requiresTwoFactorVerification", 0,
                                    "shouldResetPassword", 0,
                                    "passwordResetCode", "twoFactorRememberClientToken");
+                json_decref(pw);
                 break;
         case 2:
+                refresh = query_refresh_token(r->query);
+                k = local_token_given(r, refresh, refresh ? strlen(refresh) : 0);
+                if (refuse_bad_token(r, k) || (k == 0 && !r->token[0] && !access_check_login_peer(r)))
+                        return;
+                if (k > 0)
+                        access = refresh;
                 result = json_pack("{s:s, s:s, s:i}",
-                                   "accessToken", PLACEHOLDER_TOKEN,
-                                   "encryptedAccessToken", PLACEHOLDER_TOKEN,
+                                   "accessToken", access,
+                                   "encryptedAccessToken", access,
                                    "expireInSeconds", PLACEHOLDER_LIFE_SEC);
                 break;
         case 3:
+                if (!r->token[0] && !access_check_login_peer(r))
+                        return;
                 result = json_null();
                 break;
         default:

@@ -11,6 +11,7 @@
 #include "daemon.h"
 #include "hygiene.h"
 #include "log.h"
+#include "new_token.h"
 #include "secret.h"
 
 static int load_config(const struct config_overrides *o, struct denvr_config **ret) {
@@ -37,6 +38,11 @@ int main(int argc, char **argv) {
         if (r != 0)
                 return r > 0 ? r : 2;
 
+        if (args.new_token) {
+                r = new_token_print(args.new_token);
+                cli_args_done(&args);
+                return r;
+        }
         log_open();
         if (args.check_config)
                 return cli_check_config(&args.overrides);

@@ -15,6 +15,7 @@
 #include <systemd/sd-event.h>
 
 #include "cleanup.h"
+#include "local_token.h"
 
 struct daemon;
 struct listener;
@@ -88,6 +89,12 @@ struct request {
         long upstream_status;
         size_t response_bytes;
         unsigned retries;
+
+        /* rights.c: the caller's local token (its name in [tokens], "" for none), the
+         * [rights] key that decided ("" for no rule), conditions still to check. */
+        char token[LOCAL_TOKEN_NAME_MAX + 1];
+        char rule[LOCAL_TOKEN_NAME_MAX + 16];
+        bool rights_pending;
 
         bool suspended;
         bool aborted;           /* client went away */

@@ -15,13 +15,13 @@ bool router_check(struct request *r) {
         if (!access_check_request(r))
                 return false;   /* refused, or a CORS preflight answered */
         if (path_has_prefix(r->path, "/_denvrd/") || path_has_prefix(r->path, "/api/"))
-                return true;
+                return access_check_rights(r);
         if (shorthand_matches(r->path)) {
                 if (shorthand_rewrite(r, r->daemon->config->api) < 0) {
                         request_reply_error(r, 503, NULL, "out of memory");
                         return false;
                 }
-                return true;
+                return access_check_rights(r);
         }
 
         request_reply_error(r, 404, NULL,
@@ -31,6 +31,9 @@ bool router_check(struct request *r) {
 }
 
 void router_dispatch(struct request *r) {
+        /* Conditions of a [rights] entry need the body: checked now, before anything is forwarded. */
+        if (r->rights_pending && !access_check_rights_params(r))
+                return;
         if (path_has_prefix(r->path, "/_denvrd/"))
                 local_api_handle(r);
         else if (login_shim_matches(r->path))

@@ -170,7 +170,32 @@ def expected_config(doc, path, home):
         "credentials": credentials,
         "daemon": daemon,
         "cache": dict(doc.get("cache", {})),
+        "rights": expected_rights(doc.get("rights", {})),
+        "tokens": {k: v.lower() for k, v in doc.get("tokens", {}).items()},
     }
+
+
+def expected_rights(rights):
+    """[rights] in evaluation order: token rules, then uid rules, then group rules, each in file order."""
+    rules = []
+    for kind in ("token", "uid", "group"):
+        for key, value in rights.items():
+            subject, _, name = key.partition(":")
+            if subject != kind:
+                continue
+            rule = {"subject": key, "rights": value}
+            if kind == "uid":
+                rule["uid"] = ids([name], lambda n: pwd.getpwnam(n).pw_uid)[0]
+            elif kind == "group":
+                rule["gid"] = ids([name], lambda n: grp.getgrnam(n).gr_gid)[0]
+            rules.append(rule)
+    return {"evaluation": EVALUATION, "rules": rules}
+
+
+# How denvrd says it applies [rights] (daemon/rights.h); the text is part of the interface.
+EVALUATION = ("a request with a local token: that token's rule alone; otherwise the rule for the caller's "
+              "uid; otherwise the first group rule, in file order, for one of its groups; otherwise no rule "
+              "(full for those [daemon] lets in). The listener's tcp_access or socket_access caps every rule.")
 
 
 def secrets_in(doc):
