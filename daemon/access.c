@@ -478,14 +478,14 @@ static bool check_level(struct request *r) {
                 return true;
         case ACCESS_OFF:
                 /* Health checks keep working, so a supervisor can still probe the listener. */
-                if (path_is_health(r->path))
+                if (path_is_health(r->canon_path))
                         return true;
                 return deny(r, "the API is switched off on this listener (%s = \"off\"): %s %s refused; "
                             "set [daemon] %s = \"read-only\" or \"full\" to enable it",
                             key, r->method, r->path, key);
         case ACCESS_READ_ONLY:
                 /* The login shim answers locally and never changes anything upstream. */
-                if (method_is_safe(r->method) || login_shim_matches(r->path))
+                if (method_is_safe(r->method) || login_shim_matches(r->canon_path))
                         return true;
                 return deny(r, "this listener is read-only (%s = \"read-only\"): %s %s is not forwarded, "
                             "only GET and HEAD are; set [daemon] %s = \"full\" to allow changes through it",

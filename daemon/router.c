@@ -2,6 +2,9 @@
 #define LOG_MODULE "router"
 #include "router.h"
 
+#include <assert.h>
+#include <errno.h>
+
 #include "access.h"
 #include "local_api.h"
 #include "daemon.h"
@@ -12,13 +15,20 @@
 #include "shorthand.h"
 
 bool router_check(struct request *r) {
+        const char *canon = r->canon_path;
+
+        assert(canon);
         if (!access_check_request(r))
                 return false;   /* refused, or a CORS preflight answered */
-        if (path_has_prefix(r->path, "/_denvrd/") || path_has_prefix(r->path, "/api/"))
+        if (path_has_prefix(canon, "/_denvrd/") || path_has_prefix(canon, "/api/"))
                 return true;
-        if (shorthand_matches(r->path)) {
-                if (shorthand_rewrite(r, r->daemon->config->api) < 0) {
-                        request_reply_error(r, 503, NULL, "out of memory");
+        if (shorthand_matches(canon)) {
+                int k = shorthand_rewrite(r, r->daemon->config->api);
+
+                if (k < 0) {
+                        request_reply_error(r, k == -ENOMEM ? 503 : 400, NULL, "%s",
+                                            k == -ENOMEM ? "out of memory"
+                                                         : "the path is refused once [defaults] api is added");
                         return false;
                 }
                 return true;
@@ -30,10 +40,12 @@ bool router_check(struct request *r) {
         return false;
 }
 
+/* Decided on the canonical path: every spelling of /api/TokenAuth/ reaches the shim. */
 void router_dispatch(struct request *r) {
-        if (path_has_prefix(r->path, "/_denvrd/"))
+        assert(r->canon_path);
+        if (path_has_prefix(r->canon_path, "/_denvrd/"))
                 local_api_handle(r);
-        else if (login_shim_matches(r->path))
+        else if (login_shim_matches(r->canon_path))
                 login_shim_handle(r);
         else
                 proxy_start(r);

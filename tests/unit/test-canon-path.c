@@ -221,7 +221,17 @@ static void test_operation_paths(void) {
 
                 CHECK(k == (int) strlen(op->path) && strcasecmp(buf, op->path) == 0, "%s -> %s", op->path, buf);
                 CHECK(k > 0 && optable_lookup(op->method, buf) == op, "lookup of canonical %s", buf);
+                CHECK(k > 0 && optable_lookup_path(buf) && strcmp(optable_lookup_path(buf)->path, op->path) == 0,
+                      "the table's spelling of %s", buf);
         }
+}
+
+static void test_lookup_path(void) {
+        CHECK(!optable_lookup_path("/api/v1/servers/virtual/getserve"), "a prefix of GetServer is none");
+        CHECK(optable_lookup_path("/api/v1/servers/virtual/getservers/") != NULL, "one trailing slash");
+        CHECK(!optable_lookup_path("/api/v1/servers/virtual/getservers//"), "two trailing slashes");
+        CHECK(!optable_lookup_path("/api/v1/servers/virtual"), "a service is no operation");
+        CHECK(!optable_lookup_path("/"), "the root");
 }
 
 static void test_buffer_and_dup(void) {
@@ -275,6 +285,7 @@ int main(void) {
         test_refused();
         test_spellings_of_one_path();
         test_operation_paths();
+        test_lookup_path();
         test_buffer_and_dup();
         test_printable();
 
