@@ -240,8 +240,7 @@ static bool request_canonicalise(struct request *r) {
         k = canon_path_dup(r->path, &r->canon_path, &why);
         if (k == -EINVAL) {
                 log_debug("%s: path refused: %s", r->id, why);
-                request_reply_error(r, 400, NULL, "path refused: %s; denvrd forwards only plain paths, "
-                                    "as upstream would route them", why);
+                request_reply_error(r, 400, NULL, "path refused: %s", why);
                 return false;
         }
         if (k < 0) {
