@@ -14,15 +14,14 @@
 #include "request.h"
 #include "shorthand.h"
 
-bool router_check(struct request *r) {
-        const char *canon = r->canon_path;
+static bool is_served(const char *canon) {
+        return path_has_prefix(canon, "/_denvrd/") || path_has_prefix(canon, "/api/");
+}
 
-        assert(canon);
-        if (!access_check_request(r))
-                return false;   /* refused, or a CORS preflight answered */
-        if (path_has_prefix(canon, "/_denvrd/") || path_has_prefix(canon, "/api/"))
-                return true;
-        if (shorthand_matches(canon)) {
+bool router_check(struct request *r) {
+        assert(r->canon_path);
+        /* The shorthand first, so the access rules judge the path that is forwarded. */
+        if (!is_served(r->canon_path) && shorthand_matches(r->canon_path)) {
                 int k = shorthand_rewrite(r, r->daemon->config->api);
 
                 if (k < 0) {
@@ -31,8 +30,11 @@ bool router_check(struct request *r) {
                                                          : "the path is refused once [defaults] api is added");
                         return false;
                 }
-                return true;
         }
+        if (!access_check_request(r))
+                return false;   /* refused, or a CORS preflight answered */
+        if (is_served(r->canon_path))
+                return true;
 
         request_reply_error(r, 404, NULL,
                             "no such endpoint: %s (denvrd serves /api/... like the Denvr API, "
