@@ -66,6 +66,25 @@ const struct operation *optable_lookupn(const char *method, const char *path, si
                        sizeof(optable_operations[0]), operation_compare);
 }
 
+static int operation_path_compare(const void *k, const void *e) {
+        const struct lookup_key *key = k;
+        const struct operation *op = e;
+
+        return ascii_casecmpn(key->path, key->path_len, op->path);
+}
+
+const struct operation *optable_lookup_path(const char *path) {
+        struct lookup_key key = { .method = NULL, .path = path };
+
+        assert(path);
+        key.path_len = strlen(path);
+        if (key.path_len > 1 && path[key.path_len - 1] == '/')
+                key.path_len--;
+        /* Sorted by path first: bsearch() lands on one of the path's methods. */
+        return bsearch(&key, optable_operations, optable_n_operations,
+                       sizeof(optable_operations[0]), operation_path_compare);
+}
+
 const struct operation *optable_lookup(const char *method, const char *path) {
         assert(path);
         return optable_lookupn(method, path, strlen(path));

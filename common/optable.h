@@ -63,6 +63,10 @@ const struct operation *optable_lookup(const char *method, const char *path);
 /* Same, with an explicit path length (path need not be NUL-terminated). */
 const struct operation *optable_lookupn(const char *method, const char *path, size_t path_len);
 
+/* An operation with this path and any method (matched as above), or NULL:
+ * for the path as the table spells it, e.g. in audit lines. */
+const struct operation *optable_lookup_path(const char *path);
+
 /* "cluster", "vpcid", "rpool" (the denvr.toml key), or NULL for NONE. */
 const char *op_default_to_string(enum op_default d);
 /* Inverse of op_default_to_string(); -EINVAL for an unknown key. */

@@ -484,14 +484,14 @@ static bool check_level(struct request *r) {
                 return true;
         case ACCESS_OFF:
                 /* Health checks keep working, so a supervisor can still probe the listener. */
-                if (path_is_health(r->path))
+                if (path_is_health(r->canon_path))
                         return true;
                 return deny(r, "the API is switched off on this listener (%s = \"off\"): %s %s refused; "
                             "set [daemon] %s = \"read-only\" or \"full\" to enable it",
                             key, r->method, r->path, key);
         case ACCESS_READ_ONLY:
                 /* The login shim answers locally and never changes anything upstream. */
-                if (method_is_safe(r->method) || login_shim_matches(r->path))
+                if (method_is_safe(r->method) || login_shim_matches(r->canon_path))
                         return true;
                 return deny(r, "this listener is read-only (%s = \"read-only\"): %s %s is not forwarded, "
                             "only GET and HEAD are; set [daemon] %s = \"full\" to allow changes through it",
@@ -548,7 +548,7 @@ static bool check_peer(struct request *r) {
          * body: it judges the peer itself once it has read that
          * (access_check_login_peer()).  It never forwards anything.
          */
-        if (login_shim_matches(r->path))
+        if (login_shim_matches(r->canon_path))
                 return true;
         return check_peer_gate(r);
 }
@@ -589,7 +589,7 @@ static bool check_rights(struct request *r, rights_param_fn get, void *userdata)
                 return true;
         }
         rights_caller_of(r, &who);
-        rights_decide(r->daemon->config, &who, r->method, r->path, get, userdata, &ans);
+        rights_decide(r->daemon->config, &who, r->method, r->canon_path, get, userdata, &ans);
         snprintf(r->rule, sizeof r->rule, "%s", ans.rule ? ans.rule->key : "");
         r->rights_pending = ans.verdict == RIGHTS_NEED_PARAMS;
         if (ans.verdict != RIGHTS_DENY)

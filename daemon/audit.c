@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "login_shim.h"
+#include "optable.h"
 #include "peer.h"
 #include "request.h"
 #include "router.h"
@@ -26,20 +27,28 @@ static bool method_is_safe(const char *m) {
 static bool was_forwarded(const struct request *r) {
         if (r->proxy || r->upstream_status >= 0)
                 return true;
-        return r->aborted && r->dispatched && path_has_prefix(r->path, "/api/") &&
-               !login_shim_matches(r->path);
+        return r->aborted && r->dispatched && r->canon_path && path_has_prefix(r->canon_path, "/api/") &&
+               !login_shim_matches(r->canon_path);
+}
+
+/* The canonical path, spelled as the operation table spells it when it knows the path. */
+static const char *audit_path(const struct request *r) {
+        const struct operation *op = optable_lookup_path(r->canon_path);
+
+        return op ? op->path : r->canon_path;
 }
 
 void audit_request(struct request *r, bool completed_ok) {
         struct peer *p;
         char status[16], up[16], uid[16] = "", pid[16] = "", who[160], decided[200];
-        const char *exe = NULL, *transport;
+        const char *exe = NULL, *transport, *path;
 
         assert(r);
         if (method_is_safe(r->method) || !was_forwarded(r))
                 return;
 
         p = &r->conn_ctx->peer;
+        path = audit_path(r);
         snprintf(status, sizeof status, "%u", completed_ok ? r->status : 499u);
         snprintf(up, sizeof up, "%ld", r->upstream_status);
         if (p->is_unix) {
@@ -69,7 +78,7 @@ void audit_request(struct request *r, bool completed_ok) {
                 { "MESSAGE_ID", MESSAGE_ID_AUDIT },
                 { "REQUEST_ID", r->id },
                 { "METHOD", r->method },
-                { "PATH", r->path },
+                { "PATH", path },
                 { "STATUS", status },
                 { "UPSTREAM_STATUS", r->upstream_status >= 0 ? up : NULL },
                 { "TRANSPORT", transport },
@@ -80,8 +89,8 @@ void audit_request(struct request *r, bool completed_ok) {
                 { "TOKEN_NAME", r->token[0] ? r->token : NULL },
                 { "RIGHTS_RULE", r->rule[0] ? r->rule : NULL },
         };
-        /* r->path only: the query may carry secrets, and bodies are never logged. */
+        /* The canonical path only: the query may carry secrets, and bodies are never logged. */
         log_fields(LOG_NOTICE, fields, ELEMENTSOF(fields), "%s %s by %s%s: upstream status %s, status %s%s (request %s)",
-                   r->method, r->path, who, decided, r->upstream_status >= 0 ? up : "none", status,
+                   r->method, path, who, decided, r->upstream_status >= 0 ? up : "none", status,
                    completed_ok ? "" : " (client went away)", r->id);
 }

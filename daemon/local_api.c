@@ -142,7 +142,7 @@ static void handle_status(struct request *r) {
 }
 
 void local_api_handle(struct request *r) {
-        const char *name = r->path + strlen("/_denvrd/");
+        const char *name = r->canon_path + strlen("/_denvrd/");
 
         if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
                 request_reply_error(r, 405, NULL, "%s accepts only GET and HEAD", r->path);

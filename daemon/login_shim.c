@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <string.h>
-#include <strings.h>
 
 #include "access.h"
 #include "daemon.h"
@@ -19,15 +18,25 @@
 #define PLACEHOLDER_LIFE_SEC 315360000
 #define PLACEHOLDER_TOKEN "denvrd-local-session"
 
+#define SHIM_PREFIX "/api/tokenauth"
+
+/* Canonical forms: lowercase. */
 static const char *const shim_paths[] = {
-        "/api/TokenAuth/Authenticate",
-        "/api/TokenAuth/RefreshToken",
-        "/api/TokenAuth/LogOut",
+        SHIM_PREFIX "/authenticate",
+        SHIM_PREFIX "/refreshtoken",
+        SHIM_PREFIX "/logout",
 };
 
-int login_shim_matches(const char *path) {
+bool login_shim_matches(const char *canon_path) {
+        size_t n = strlen(SHIM_PREFIX);
+
+        return strncmp(canon_path, SHIM_PREFIX, n) == 0 && (canon_path[n] == 0 || canon_path[n] == '/');
+}
+
+/* 1 + index into shim_paths[], or 0. */
+static int shim_endpoint(const char *canon_path) {
         for (size_t i = 0; i < ELEMENTSOF(shim_paths); i++)
-                if (strcasecmp(path, shim_paths[i]) == 0)
+                if (strcmp(canon_path, shim_paths[i]) == 0)
                         return (int) i + 1;
         return 0;
 }
@@ -88,7 +97,7 @@ void login_shim_handle(struct request *r) {
         json_t *result, *pw = NULL;
         int k;
 
-        switch (login_shim_matches(r->path)) {
+        switch (shim_endpoint(r->canon_path)) {
         case 1:
                 pw = body_password(r);
                 k = local_token_given(r, json_string_value(pw), json_string_length(pw));
@@ -128,7 +137,9 @@ void login_shim_handle(struct request *r) {
                 result = json_null();
                 break;
         default:
-                request_reply_error(r, 404, NULL, "no such login endpoint: %s", r->path);
+                request_reply_error(r, 404, NULL, "no such login endpoint: %s (denvrd answers "
+                                    "Authenticate, RefreshToken and LogOut itself and forwards none "
+                                    "of /api/TokenAuth/)", r->path);
                 return;
         }
         log_debug("%s: answered %s locally (denvrd holds the real login)", r->id, r->path);

@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "cache.h"
+#include "canon_path.h"
 #include "daemon.h"
 #include "fillin.h"
 #include "optable.h"
@@ -268,7 +269,7 @@ static void flight_finish(struct proxy *p, const struct cache_answer *a) {
         if (!p->flight)
                 return;
         if (a)
-                cache_store(d->cache, p->cache_key, p->r->path, p->cache_ttl, a, daemon_now(d));
+                cache_store(d->cache, p->cache_key, p->r->canon_path, p->cache_ttl, a, daemon_now(d));
         waiters = cache_flight_end(d->cache, p->flight);
         p->flight = NULL;
         for (void **w = waiters; w && *w; w++) {
@@ -558,7 +559,7 @@ static int proxy_fill_in(struct proxy *p, bool *ret_json) {
         int k;
 
         *ret_json = false;
-        op = optable_lookup(r->method, r->path);
+        op = optable_lookup(r->method, r->canon_path);
         if (!op)
                 return 0;   /* unknown operations pass through untouched */
 
@@ -595,10 +596,16 @@ static int proxy_fill_in(struct proxy *p, bool *ret_json) {
         return 0;
 }
 
-static const struct cache_rule *cache_rule_for(const struct denvr_config *c, const char *path) {
-        for (size_t i = 0; i < c->n_cache; i++)
-                if (strcasecmp(c->cache[i].path, path) == 0)
+/* The rule for a canonical path: a rule names its path in any spelling. */
+static const struct cache_rule *cache_rule_for(const struct denvr_config *c, const char *canon) {
+        for (size_t i = 0; i < c->n_cache; i++) {
+                const char *path = c->cache[i].path;
+                size_t n = strlen(path);
+                char buf[512];
+
+                if (n < sizeof buf && canon_path(path, n, buf, sizeof buf, NULL) >= 0 && strcmp(buf, canon) == 0)
                         return &c->cache[i];
+        }
         return NULL;
 }
 
@@ -621,21 +628,26 @@ static int proxy_cache_step(struct proxy *p) {
         const struct cache_rule *rule;
         const struct cache_answer *hit;
         struct cache_flight *f;
-        const char *ae, *accept;
+        const char *ae, *accept, *query;
         unsigned age;
 
         if (strcmp(r->method, "GET") != 0) {
                 if (strcmp(r->method, "HEAD") != 0)
-                        cache_invalidate_service(d->cache, r->path);
+                        cache_invalidate_service(d->cache, r->canon_path);
                 return 0;
         }
-        rule = cache_rule_for(d->config, r->path);
+        rule = cache_rule_for(d->config, r->canon_path);
         if (!rule || client_says_no_cache(r))
                 return 0;
 
         ae = request_header(r, "Accept-Encoding");
         accept = request_header(r, "Accept");
-        if (asprintf(&p->cache_key, "%s\n%s\n%s", p->url, ae ? ae : "", accept ? accept : "") < 0) {
+        /* Every spelling of the path shares the entry: p->url is server, the client's path, then
+         * the query (with defaults). */
+        query = p->url + strlen(d->config->server) + strlen(r->path);
+        assert(query <= p->url + strlen(p->url));
+        if (asprintf(&p->cache_key, "%s%s%s\n%s\n%s", d->config->server, r->canon_path, query, ae ? ae : "",
+                     accept ? accept : "") < 0) {
                 p->cache_key = NULL;
                 return 0;   /* just not cached */
         }

@@ -18,6 +18,7 @@
 
 #include "access.h"
 #include "audit.h"
+#include "canon_path.h"
 #include "daemon.h"
 #include "denvrd-version.h"
 #include "envelope.h"
@@ -148,9 +149,17 @@ static void request_log_access(struct request *r, bool completed_ok) {
         uint64_t us = clock_now_usec() - r->start_usec;
         const struct peer *p = &r->conn_ctx->peer;
         unsigned shown = completed_ok ? r->status : 499;   /* 499: client went away */
+        char escaped[512];
+        const char *path = r->path;
 
         if (log_get_max_level() < LOG_INFO)
                 return;   /* not logged: skip the formatting too */
+
+        /* A refused path may hold any byte; an accepted one is printable ASCII. */
+        if (!r->canon_path) {
+                canon_path_printable(r->path, escaped, sizeof escaped);
+                path = escaped;
+        }
 
         snprintf(status, sizeof status, "%u", shown);
         snprintf(up, sizeof up, "%ld", r->upstream_status);
@@ -164,7 +173,7 @@ static void request_log_access(struct request *r, bool completed_ok) {
         const struct log_field fields[] = {
                 { "REQUEST_ID", r->id },
                 { "METHOD", r->method },
-                { "PATH", r->path },
+                { "PATH", path },
                 { "STATUS", status },
                 { "UPSTREAM_STATUS", r->upstream_status >= 0 ? up : NULL },
                 { "DURATION_MS", dur },
@@ -172,7 +181,7 @@ static void request_log_access(struct request *r, bool completed_ok) {
         };
         log_fields(LOG_INFO, fields, ELEMENTSOF(fields),
                    "%s %s %s %s %s upstream=%s bytes=%zu ms=%s retries=%u", r->id, who, r->method,
-                   r->path, status, r->upstream_status >= 0 ? up : "-", r->response_bytes, dur,
+                   path, status, r->upstream_status >= 0 ? up : "-", r->response_bytes, dur,
                    r->retries);
 }
 
@@ -206,6 +215,7 @@ void request_free(struct request *r, bool completed_ok) {
                 MHD_destroy_response(r->response);
         free(r->now_buf);
         free(r->body);
+        free(r->canon_path);
         free(r->path);
         free(r->raw_uri);
         free(r);
@@ -221,6 +231,24 @@ static enum MHD_Result sum_header_bytes(void *cls, enum MHD_ValueKind kind, cons
 
         *sum += strlen(key) + (value ? strlen(value) : 0) + 4;   /* ": " and CRLF */
         return MHD_YES;
+}
+
+/* The path's canonical form, or a 400 saying why there is none. */
+static bool request_canonicalise(struct request *r) {
+        const char *why = NULL;
+        int k;
+
+        k = canon_path_dup(r->path, &r->canon_path, &why);
+        if (k == -EINVAL) {
+                log_debug("%s: path refused: %s", r->id, why);
+                request_reply_error(r, 400, NULL, "path refused: %s", why);
+                return false;
+        }
+        if (k < 0) {
+                request_reply_error(r, 503, NULL, "out of memory");
+                return false;
+        }
+        return true;
 }
 
 static bool method_supported(const char *m) {
@@ -253,8 +281,8 @@ void request_begin(struct request *r) {
                 (void) request_reply_header(r, "Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
                 return;
         }
-        if (!router_check(r))
-                return;   /* the router replied */
+        if (!request_canonicalise(r) || !router_check(r))
+                return;   /* replied */
 
         cl = request_header(r, "Content-Length");
         if (cl) {

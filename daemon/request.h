@@ -67,6 +67,12 @@ struct request {
 
         char *raw_uri;          /* path?query exactly as the client sent it */
         char *path;             /* raw path part (not percent-decoded) */
+        /* The one form every decision on the path uses (common/canon_path.h):
+         * routing, login shim, shorthand, operation table, cache, access, audit.
+         * Set by request_begin() before the access checks; NULL until then and
+         * for a refused path.  Lowercase: compare with strcmp() to lowercase
+         * constants, or case-insensitively. */
+        char *canon_path;
         const char *query;      /* into raw_uri after '?', or NULL */
         char method[16];
         char id[129];

@@ -2,6 +2,9 @@
 #define LOG_MODULE "router"
 #include "router.h"
 
+#include <assert.h>
+#include <errno.h>
+
 #include "access.h"
 #include "local_api.h"
 #include "daemon.h"
@@ -11,18 +14,27 @@
 #include "request.h"
 #include "shorthand.h"
 
+static bool is_served(const char *canon) {
+        return path_has_prefix(canon, "/_denvrd/") || path_has_prefix(canon, "/api/");
+}
+
 bool router_check(struct request *r) {
-        if (!access_check_request(r))
-                return false;   /* refused, or a CORS preflight answered */
-        if (path_has_prefix(r->path, "/_denvrd/") || path_has_prefix(r->path, "/api/"))
-                return access_check_rights(r);
-        if (shorthand_matches(r->path)) {
-                if (shorthand_rewrite(r, r->daemon->config->api) < 0) {
-                        request_reply_error(r, 503, NULL, "out of memory");
+        assert(r->canon_path);
+        /* The shorthand first, so the access rules judge the path that is forwarded. */
+        if (!is_served(r->canon_path) && shorthand_matches(r->canon_path)) {
+                int k = shorthand_rewrite(r, r->daemon->config->api);
+
+                if (k < 0) {
+                        request_reply_error(r, k == -ENOMEM ? 503 : 400, NULL, "%s",
+                                            k == -ENOMEM ? "out of memory"
+                                                         : "the path is refused once [defaults] api is added");
                         return false;
                 }
-                return access_check_rights(r);
         }
+        if (!access_check_request(r))
+                return false;   /* refused, or a CORS preflight answered */
+        if (is_served(r->canon_path))
+                return access_check_rights(r);
 
         request_reply_error(r, 404, NULL,
                             "no such endpoint: %s (denvrd serves /api/... like the Denvr API, "
@@ -30,13 +42,15 @@ bool router_check(struct request *r) {
         return false;
 }
 
+/* Decided on the canonical path: every spelling of /api/TokenAuth/ reaches the shim. */
 void router_dispatch(struct request *r) {
         /* Conditions of a [rights] entry need the body: checked now, before anything is forwarded. */
         if (r->rights_pending && !access_check_rights_params(r))
                 return;
-        if (path_has_prefix(r->path, "/_denvrd/"))
+        assert(r->canon_path);
+        if (path_has_prefix(r->canon_path, "/_denvrd/"))
                 local_api_handle(r);
-        else if (login_shim_matches(r->path))
+        else if (login_shim_matches(r->canon_path))
                 login_shim_handle(r);
         else
                 proxy_start(r);

@@ -4,6 +4,8 @@
 /*
  * Where a request goes: denvrd's own endpoints under /_denvrd/, the SDK
  * login shim under /api/TokenAuth/, everything else under /api/ upstream.
+ * Decided on the request's canonical path (request.canon_path), never on
+ * the client's spelling.
  */
 
 #include <stdbool.h>

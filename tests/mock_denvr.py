@@ -1283,7 +1283,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             query = urllib.parse.parse_qsl(rawq, keep_blank_values=True, errors="replace")
         except ValueError:
             query = []
-        key = path.lower()
+        # routed like ASP.NET: decoded once (but %2F), case-insensitive, one trailing '/' ignored
+        key = urllib.parse.unquote(path.replace("%2F", "%252F").replace("%2f", "%252f"),
+                                   errors="replace").lower()
+        if len(key) > 1 and key.endswith("/"):
+            key = key[:-1]
         if key == ECHO_PATH.lower():
             if not self.auth_user():
                 return self.unauthorized()

@@ -52,6 +52,7 @@ export PYTHONDONTWRITEBYTECODE=1
 tests=(
         "$here/integration/test_smoke.py"
         "$here/integration/test_forwarding.py"
+        "$here/integration/test_paths.py"
 )
 
 set +e
