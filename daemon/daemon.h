@@ -20,6 +20,7 @@ struct request;
 struct upstream;
 struct auth;
 struct cache;
+struct wait_loop;
 
 struct daemon {
         sd_event *event;
@@ -33,6 +34,7 @@ struct daemon {
         struct upstream *upstream;
         struct auth *auth;
         struct cache *cache;
+        struct wait_loop *wait_loops;        /* wait.c: one per upstream GET being polled */
 
         struct request *requests;            /* in flight, for shutdown and stats */
         unsigned n_requests;

@@ -21,6 +21,7 @@ struct listener;
 struct MHD_Connection;
 struct MHD_Response;
 struct proxy;
+struct waiter;
 
 /* Who is on the other end of a connection. */
 struct peer {
@@ -77,6 +78,7 @@ struct request {
         bool dispatched;
 
         struct proxy *proxy;    /* for forwarded requests */
+        struct waiter *wait;    /* for GET /_denvrd/wait/ (wait.c) */
 
         struct MHD_Response *response;
         unsigned status;

@@ -1276,7 +1276,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _compute(self, method, path, rawq, body):
         json_ct = "application/json; charset=utf-8"
         status, result = self.route(method, path, rawq, body)
-        if status in (404,):
+        if status == 404 and result is None:
             return 404, [], b""
         if status == 405:
             return 405, [["Allow", result]], b""
