@@ -284,17 +284,31 @@ static void describe_last(const struct waiter *w, char *buf, size_t n) {
                 snprintf(buf, n, "%s still absent from the result", w->q.conditions[0].field);
 }
 
+/* "waited for status:ONLINE or status:ERROR; 12 polls" */
+static void describe_wanted(const struct waiter *w, char *buf, size_t n) {
+        size_t k = 0, total = w->q.n_conditions + w->q.gone;
+        unsigned polls = w->loop->polls - w->polls_at_join;
+
+        k += (size_t) snprintf(buf, n, "waited for ");
+        for (size_t i = 0; i < total && k < n; i++) {
+                const char *sep = i == 0 ? "" : i + 1 == total ? " or " : ", ";
+
+                if (i < w->q.n_conditions)
+                        k += (size_t) snprintf(buf + k, n - k, "%s%s:%s", sep, w->q.conditions[i].field,
+                                               w->q.conditions[i].value);
+                else
+                        k += (size_t) snprintf(buf + k, n - k, "%sgone", sep);
+        }
+        if (k < n)
+                snprintf(buf + k, n - k, "; %u poll%s", polls, polls == 1 ? "" : "s");
+}
+
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         struct waiter *w = userdata;
-        char last[200], wanted[WAIT_FIELD_MAX + WAIT_VALUE_MAX + 32];
+        char last[200], wanted[WAIT_MAX_CONDITIONS * (WAIT_FIELD_MAX + WAIT_VALUE_MAX + 4) + 64];
 
         describe_last(w, last, sizeof last);
-        if (w->q.n_conditions)
-                snprintf(wanted, sizeof wanted, "waited for %s:%s%s%s", w->q.conditions[0].field,
-                         w->q.conditions[0].value, w->q.n_conditions > 1 || w->q.gone ? " or more" : "",
-                         w->q.n_conditions > 1 || w->q.gone ? " conditions" : "");
-        else
-                snprintf(wanted, sizeof wanted, "waited for gone");
+        describe_wanted(w, wanted, sizeof wanted);
         if (request_reply_error(w->r, 504, wanted, "%s after %u s", last, w->q.timeout_sec) == 0)
                 add_wait_header(w, "timeout", w->q.n_conditions ? w->q.conditions[0].field : "gone");
         waiter_free(w, WAIT_END_TIMEOUT);

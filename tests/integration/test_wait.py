@@ -243,11 +243,19 @@ def test_timeout_names_the_last_value(wd, mock):
     assert st == 504, body
     msg = envelope_message(body)
     assert msg == "status still STARTING after 3 s", msg
-    assert "status:ONLINE" in json.loads(body)["error"]["details"]
-    assert wait_header(h)[0] == "timeout"
+    details = json.loads(body)["error"]["details"]
+    what, _, polls, _ = wait_header(h)
+    assert what == "timeout"
+    assert details == "waited for status:ONLINE; %d polls" % polls, details
+    assert polls == len(polls_of(mock, "vm-slow")) >= 2
     assert took >= 2.9, took
+    st, h, body, _ = wait_for(wd, GET_SERVER + "?id=vm-slow&until=status:ONLINE&until=ip:x"
+                              "&until=gone&timeout=1")
+    assert st == 504
+    assert json.loads(body)["error"]["details"].startswith(
+        "waited for status:ONLINE, ip:x or gone; "), body
     _, _, samples = metrics(wd)
-    assert metric(samples, "denvrd_waits_ended_total", reason="timeout") == 1
+    assert metric(samples, "denvrd_waits_ended_total", reason="timeout") == 2
 
 
 def test_hangup_stops_polling(wd, mock):
