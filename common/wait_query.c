@@ -146,7 +146,8 @@ static int one_param(struct wait_query *q, const char *p, size_t n, bool *timeou
         name = form_decode(p, name_len, &bad);
         if (!name)
                 return -ENOMEM;
-        if (strcasecmp(name, "until") != 0 && strcasecmp(name, "timeout") != 0)
+        /* A name with an encoded NUL is not ours, whatever precedes the NUL. */
+        if (bad || (strcasecmp(name, "until") != 0 && strcasecmp(name, "timeout") != 0))
                 return keep_param(q, p, n);
 
         value = form_decode(eq ? eq + 1 : p + n, eq ? n - name_len - 1 : 0, &bad);

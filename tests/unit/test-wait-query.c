@@ -50,6 +50,8 @@ static void test_parse(void) {
         check_rest(__LINE__, "untilx=1&until2=2&until=gone", "untilx=1&until2=2");
         /* An encoded name is still ours (ASP.NET would bind it). */
         check_rest(__LINE__, "%75ntil=gone&id=1", "id=1");
+        /* A name with an encoded NUL is not ours: kept as it is. */
+        check_rest(__LINE__, "until%00x=gone&until=gone", "until%00x=gone");
 
         CHECK(parse("id=1&until=status:ONLINE&until=status:ERROR&until=gone&timeout=3600", &q) == 0,
               "multi: %s", q.error);
