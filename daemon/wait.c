@@ -36,6 +36,7 @@ struct wait_loop {
         struct daemon *daemon;
         struct wait_loop *prev, *next;
         char *target;                   /* path?query after defaults: the loop's key */
+        char *shown;                    /* target for logs, secret-looking values redacted */
         struct waiter *waiters;
         unsigned n_waiters;
 
@@ -107,7 +108,7 @@ static void loop_free(struct wait_loop *l) {
                 d->wait_loops = l->next;
         if (l->next)
                 l->next->prev = l->prev;
-        log_debug("%s: polling stopped after %u poll(s)", l->target, l->polls);
+        log_debug("%s: polling stopped after %u poll(s)", l->shown, l->polls);
         l->timer = sd_event_source_disable_unref(l->timer);
         auth_unwait(d->auth, &l->auth_wait);
         upstream_transfer_free(l->t);
@@ -115,6 +116,7 @@ static void loop_free(struct wait_loop *l) {
         curl_slist_free_all(l->headers);
         json_decref(l->last_result);
         free(l->url);
+        free(l->shown);
         free(l->target);
         free(l);
 }
@@ -140,12 +142,14 @@ static struct wait_loop *loop_new(struct daemon *d, char *target) {
         l->target = target;
         l->last_status = -1;
         l->pause_sec = 1;
-        if (!(l->t = upstream_transfer_new(d->upstream, on_transfer_done, l)) ||
+        if (!(l->shown = redact_url(target)) ||
+            !(l->t = upstream_transfer_new(d->upstream, on_transfer_done, l)) ||
             !(l->headers = curl_slist_append(NULL, "Accept: application/json")) ||
             !curl_slist_append(l->headers, "User-Agent: denvrd/" DENVRD_VERSION " (wait)") ||
             !curl_slist_append(l->headers, "Expect:")) {
                 upstream_transfer_free(l->t);
                 curl_slist_free_all(l->headers);
+                free(l->shown);
                 free(l->target);
                 free(l);
                 return NULL;
@@ -448,7 +452,7 @@ static void on_transfer_done(struct upstream_transfer *t, void *userdata) {
 
         if (t->result != CURLE_OK || t->status == 0) {
                 /* Unreachable, reset, timed out: the next poll may do better. */
-                log_debug("%s: poll %u failed: %s", l->target, l->polls, t->errbuf);
+                log_debug("%s: poll %u failed: %s", l->shown, l->polls, t->errbuf);
                 d->metrics.upstream_errors++;
                 l->last_status = 0;
                 loop_schedule_next(l);
@@ -569,6 +573,8 @@ static bool waiter_join(struct waiter *w, char *target) {
                 request_reply_error(w->r, 503, NULL, "out of memory preparing the poll");
                 return false;
         }
+        log_debug("%s: waiting up to %u s on %s (%s loop)", w->r->id, w->q.timeout_sec, l->shown,
+                  l->waiters ? "joined its" : "a new");
         w->loop = l;
         w->polls_at_join = l->polls;
         w->next = l->waiters;
@@ -642,7 +648,6 @@ void wait_start(struct request *r) {
                 waiter_free(w, WAIT_END_ABORTED);
                 return;
         }
-        log_debug("%s: waiting up to %u s on %s", r->id, w->q.timeout_sec, target);
         /* server.c suspends the connection once this returns without a reply. */
         if (!waiter_join(w, target))
                 waiter_free(w, WAIT_END_ABORTED);
