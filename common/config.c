@@ -25,6 +25,7 @@
 #define DEFAULT_REQUEST_TIMEOUT 60
 #define DEFAULT_MAX_BODY_BYTES (1024 * 1024)
 #define DEFAULT_MAX_UPSTREAM 16
+#define DEFAULT_WAIT_POLL_MAX 10
 
 /* Frees a load's state, wiping the file buffer first: it may hold secrets. */
 static void loader_done(struct loader *l) {
@@ -99,6 +100,8 @@ static void apply_defaults(struct loader *l) {
                 c->max_body_bytes = DEFAULT_MAX_BODY_BYTES;
         if (!l->key_line[KEY_MAX_UPSTREAM_CONNECTIONS])
                 c->max_upstream_connections = DEFAULT_MAX_UPSTREAM;
+        if (!l->key_line[KEY_WAIT_POLL_MAX])
+                c->wait_poll_max_sec = DEFAULT_WAIT_POLL_MAX;
         /* TCP defaults to full too: curl and the SDKs are its users, and the host/origin checks guard it. */
         if (!l->key_line[KEY_TCP_ACCESS])
                 c->tcp_access = ACCESS_FULL;

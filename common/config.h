@@ -87,6 +87,7 @@ struct denvr_config {
         unsigned request_timeout_sec;
         size_t max_body_bytes;
         unsigned max_upstream_connections;
+        unsigned wait_poll_max_sec;   /* cap of the /_denvrd/wait/ polling backoff */
         bool allow_remote;
         char **allowed_hosts;   /* never NULL after config_load() (may be empty) */
         char **cors_origins;    /* same */

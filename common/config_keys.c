@@ -424,6 +424,7 @@ static const struct key_def key_table[] = {
         K(DAEMON, "allowed_groups", KEY_ALLOWED_GROUPS, apply_ids),
         KF(DAEMON, "tcp_access", KEY_TCP_ACCESS, apply_access, tcp_access),
         KF(DAEMON, "socket_access", KEY_SOCKET_ACCESS, apply_access, socket_access),
+        KI(DAEMON, "wait_poll_max_seconds", KEY_WAIT_POLL_MAX, apply_unsigned, wait_poll_max_sec, 1, 600),
 };
 
 const struct key_def *config_key_lookup(enum section s, const char *name) {

@@ -21,6 +21,7 @@
 #include "request.h"
 #include "rights.h"
 #include "router.h"
+#include "wait.h"
 
 /* The methods denvrd forwards; OPTIONS is never preflighted, so not listed. */
 #define CORS_METHODS_FULL "GET, HEAD, POST, PUT, PATCH, DELETE"
@@ -579,8 +580,10 @@ static bool check_token(struct request *r) {
 
 /* Applies the caller's [rights] rule; get NULL: before the body is in. */
 static bool check_rights(struct request *r, rights_param_fn get, void *userdata) {
+        _cleanup_free_ char *inner = NULL;
         struct rights_caller who;
         struct rights_answer ans;
+        int k;
 
         /* Without rules nothing is looked up: the common case costs nothing. */
         if (r->daemon->config->n_rights == 0) {
@@ -588,8 +591,13 @@ static bool check_rights(struct request *r, rights_param_fn get, void *userdata)
                 r->rights_pending = false;
                 return true;
         }
+        /* A wait reads its inner operation: judged as a GET of that. */
+        k = wait_inner_path(r->canon_path, r->daemon->config->api, &inner);
+        if (k < 0)
+                return deny(r, "out of memory checking the [rights] rules");
         rights_caller_of(r, &who);
-        rights_decide(r->daemon->config, &who, r->method, r->canon_path, get, userdata, &ans);
+        rights_decide(r->daemon->config, &who, inner ? "GET" : r->method, inner ? inner : r->canon_path,
+                      get, userdata, &ans);
         snprintf(r->rule, sizeof r->rule, "%s", ans.rule ? ans.rule->key : "");
         r->rights_pending = ans.verdict == RIGHTS_NEED_PARAMS;
         if (ans.verdict != RIGHTS_DENY)

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "notify.h"
 #include "proxy.h"
+#include "wait.h"
 #include "reload.h"
 #include "request.h"
 #include "server.h"
@@ -261,6 +262,7 @@ static void abort_requests(struct daemon *d, const struct listener *l) {
                         continue;
                 proxy_free(r->proxy);
                 r->proxy = NULL;
+                wait_abandon(r, WAIT_END_ABORTED);
                 r->aborted = true;
                 if (r->suspended) {
                         r->suspended = false;

@@ -21,6 +21,7 @@ struct upstream;
 struct auth;
 struct cache;
 struct lingering_conn;
+struct wait_loop;
 
 struct daemon {
         sd_event *event;
@@ -34,6 +35,7 @@ struct daemon {
         struct upstream *upstream;
         struct auth *auth;
         struct cache *cache;
+        struct wait_loop *wait_loops;        /* wait.c: one per upstream GET being polled */
 
         struct request *requests;            /* in flight, for shutdown and stats */
         unsigned n_requests;

@@ -22,6 +22,7 @@
 #ifdef DENVRD_TEST_HOOKS
 #include "test_hooks.h"
 #endif
+#include "wait.h"
 
 static void reply_plain_json(struct request *r, unsigned status, json_t *j) {
         char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
@@ -144,6 +145,10 @@ static void handle_status(struct request *r) {
 void local_api_handle(struct request *r) {
         const char *name = r->canon_path + strlen("/_denvrd/");
 
+        if (strcmp(name, "wait") == 0 || strncmp(name, "wait/", 5) == 0) {
+                wait_start(r);   /* GET only, and its own errors */
+                return;
+        }
         if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
                 request_reply_error(r, 405, NULL, "%s accepts only GET and HEAD", r->path);
                 (void) request_reply_header(r, "Allow", "GET, HEAD");

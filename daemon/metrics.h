@@ -12,6 +12,16 @@ enum metrics_method {
 
 #define METRICS_LATENCY_BUCKETS 12
 
+/* How a wait ended. */
+enum wait_end {
+        WAIT_END_MATCH,         /* a condition was met (until=gone included) */
+        WAIT_END_TIMEOUT,
+        WAIT_END_HANGUP,        /* the client went away */
+        WAIT_END_UPSTREAM,      /* an upstream answer that ends it (4xx) passed through */
+        WAIT_END_ABORTED,       /* shutdown, its listener dropped, out of memory, no login */
+        _WAIT_END_MAX,
+};
+
 struct metrics {
         uint64_t requests[_METHOD_MAX][6];     /* by method and status class 0..5 (0: none) */
         uint64_t requests_total;
@@ -24,6 +34,11 @@ struct metrics {
         uint64_t logins_ok, logins_failed;
         uint64_t refreshes_ok, refreshes_failed;
         uint64_t denied;                        /* refused by the access rules */
+
+        /* GET /_denvrd/wait/ (wait.c) */
+        uint64_t waits_in_progress;
+        uint64_t wait_polls;
+        uint64_t waits_ended[_WAIT_END_MAX];
 };
 
 extern const double metrics_latency_bounds[METRICS_LATENCY_BUCKETS];

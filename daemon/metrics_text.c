@@ -12,6 +12,7 @@
 #include "log.h"
 #include "request.h"
 #include "upstream.h"
+#include "wait.h"
 
 static const char *const status_classes[6] = { "none", "1xx", "2xx", "3xx", "4xx", "5xx" };
 
@@ -42,6 +43,18 @@ static void write_latency(FILE *f, const struct metrics *m) {
                 m->latency_count);
         fprintf(f, "denvrd_upstream_request_duration_seconds_sum %.6f\n", m->latency_sum_sec);
         fprintf(f, "denvrd_upstream_request_duration_seconds_count %" PRIu64 "\n", m->latency_count);
+}
+
+static void write_waits(FILE *f, const struct metrics *m) {
+        header(f, "denvrd_waits_in_progress", "gauge", "GET /_denvrd/wait/ requests waiting now.");
+        fprintf(f, "denvrd_waits_in_progress %" PRIu64 "\n", m->waits_in_progress);
+        header(f, "denvrd_wait_polls_total", "counter",
+               "Upstream polls sent for waits (one per loop, however many wait on it).");
+        fprintf(f, "denvrd_wait_polls_total %" PRIu64 "\n", m->wait_polls);
+        header(f, "denvrd_waits_ended_total", "counter", "Waits ended, by how.");
+        for (unsigned i = 0; i < _WAIT_END_MAX; i++)
+                fprintf(f, "denvrd_waits_ended_total{reason=\"%s\"} %" PRIu64 "\n", wait_end_to_string(i),
+                        m->waits_ended[i]);
 }
 
 static void write_auth(FILE *f, struct daemon *d) {
@@ -92,6 +105,7 @@ void local_api_metrics(struct request *r) {
         fprintf(f, "denvrd_upstream_connections_opened_total %lu\n", upstream_connections_opened(d->upstream));
         header(f, "denvrd_requests_denied_total", "counter", "Requests refused by the local access rules.");
         fprintf(f, "denvrd_requests_denied_total %" PRIu64 "\n", m->denied);
+        write_waits(f, m);
         write_auth(f, d);
         if (fclose(f) != 0) {
                 free(buf);

@@ -226,7 +226,7 @@ static void reply_answer(struct proxy *p, struct cache_answer *a, const char *x_
         }
 }
 
-static int answer_from_transfer(struct upstream_transfer *t, struct cache_answer *a) {
+int proxy_answer_from_transfer(struct upstream_transfer *t, struct cache_answer *a) {
         _cleanup_free_ char *connection = NULL;
 
         *a = (struct cache_answer) {
@@ -307,7 +307,7 @@ static void flight_leader_gone(struct proxy *p) {
 static void proxy_deliver(struct proxy *p) {
         struct cache_answer a;
 
-        if (answer_from_transfer(p->t, &a) < 0) {
+        if (proxy_answer_from_transfer(p->t, &a) < 0) {
                 request_reply_error(p->r, 503, NULL, "out of memory");
                 return;
         }

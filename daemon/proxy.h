@@ -11,9 +11,13 @@
  * the request once with a fresh one.
  */
 
+struct cache_answer;
 struct request;
 struct proxy;
+struct upstream_transfer;
 
 void proxy_start(struct request *r);
 /* Aborts whatever is in flight (transfer, retry timer, token wait). */
 void proxy_free(struct proxy *p);
+/* t's answer as passed on to a client: status, forwardable headers, the body (taken from t). */
+int proxy_answer_from_transfer(struct upstream_transfer *t, struct cache_answer *a);

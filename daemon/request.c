@@ -29,6 +29,7 @@
 #include "proxy.h"
 #include "router.h"
 #include "server.h"
+#include "wait.h"
 
 #define MAX_URL_BYTES 8192u
 #define MAX_HEADER_BYTES 16384u
@@ -197,6 +198,7 @@ void request_free(struct request *r, bool completed_ok) {
         audit_request(r, completed_ok);   /* needs r->proxy: before proxy_free() */
         proxy_free(r->proxy);
         r->proxy = NULL;
+        wait_abandon(r, WAIT_END_HANGUP);
 
         request_log_access(r, completed_ok);
         metrics_count_request(&d->metrics, r->method, completed_ok ? r->status : 0);
@@ -409,6 +411,7 @@ static void request_hangup(struct request *r) {
         log_debug("%s: client closed the connection; aborting", r->id);
         proxy_free(r->proxy);
         r->proxy = NULL;
+        wait_abandon(r, WAIT_END_HANGUP);
         r->suspended = false;
         MHD_resume_connection(r->conn);
         server_wake(r->listener);

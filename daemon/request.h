@@ -22,6 +22,7 @@ struct listener;
 struct MHD_Connection;
 struct MHD_Response;
 struct proxy;
+struct waiter;
 
 /* Who is on the other end of a connection. */
 struct peer {
@@ -88,6 +89,7 @@ struct request {
         bool dispatched;
 
         struct proxy *proxy;    /* for forwarded requests */
+        struct waiter *wait;    /* for GET /_denvrd/wait/ (wait.c) */
 
         struct MHD_Response *response;
         const char *response_body;   /* owned by response */

@@ -63,6 +63,14 @@ CONTROL API (JSON in and out):
                        (the upstream dropping pooled connections: a proxy's next request on
                        one fails before any byte of it is answered)
   GET  /_mock/ping
+  GET  /_mock/vms              the virtual machines in transition (see VM STATES), each with its
+                               from/to status, "at" (time.monotonic() of the change) and the
+                               number of GetServer polls it answered
+VM STATES: StartServer, StopServer and DestroyServer put the VM (by cluster and id) in
+STARTING, STOPPING or DELETING; transition_seconds later (a /_mock/config key, default 3)
+GetServer says ONLINE, OFFLINE, or for a destroyed VM answers 404 with ABP's "There is no such
+an entity" envelope.  VMs never touched answer ONLINE as before.  Each GetServer record has
+"vm_status" (the status answered, "gone" for the 404).
 Fault knobs (fail/respond/delay/drop/garbage) take count (-1 = until reset), and the filters
 path (a prefix of the path), method, exclude_auth (skip /api/TokenAuth/).  They apply to
 /api/ requests only, never to /_mock/.
@@ -627,7 +635,8 @@ class State:
             "user": args.user, "password": args.password, "apikey": args.apikey,
             "access_lifetime": float(args.access_lifetime),
             "refresh_lifetime": float(args.refresh_lifetime),
-            "refresh_post_405": False, "refresh_post_status": 405}
+            "refresh_post_405": False, "refresh_post_status": 405,
+            "transition_seconds": 3.0}
         self.config = dict(self.start_config)
         self.token_log = args.token_log
         self.access = {}    # token -> {"exp": t, "revoked": bool, "refresh": rt}
@@ -661,6 +670,7 @@ class State:
             self.knobs = []
             self.reject_mode = "off"
             self.chaos = None
+            self.vms = {}   # (cluster, id) -> {"from", "to", "at", "polls"}
             self.stats = {"logins_ok": 0, "logins_failed": 0, "login_attempts": 0,
                           "refreshes": 0, "refreshes_failed": 0, "refresh_attempts": 0,
                           "logouts": 0, "logout_attempts": 0,
@@ -741,7 +751,7 @@ class State:
 
     def set_config(self, cfg):
         with self.lock:
-            for k in ("access_lifetime", "refresh_lifetime"):
+            for k in ("access_lifetime", "refresh_lifetime", "transition_seconds"):
                 if k in cfg:
                     self.config[k] = float(cfg[k])
             for k in ("apikey", "user", "password"):
@@ -756,6 +766,30 @@ class State:
             if k in cfg:
                 self._note_secret(cfg[k])
         return out
+
+    # VM state changes that take time --------------------------------------------------------
+    TRANSITIONS = {"/api/v1/servers/virtual/startserver": ("STARTING", "ONLINE"),
+                   "/api/v1/servers/virtual/stopserver": ("STOPPING", "OFFLINE"),
+                   "/api/v1/servers/virtual/destroyserver": ("DELETING", None)}
+
+    def vm_begin(self, path, cluster, ident):
+        """A start/stop/destroy was accepted: the VM is in transition from now on."""
+        frm, to = self.TRANSITIONS[path.lower()]
+        with self.lock:
+            at = time.monotonic() + self.config["transition_seconds"]
+            self.vms[(str(cluster).lower(), str(ident))] = {
+                "from": frm, "to": to, "at": at, "polls": 0}
+
+    def vm_status(self, cluster, ident):
+        """-> None (never touched), a status string, or "gone"."""
+        with self.lock:
+            vm = self.vms.get((str(cluster).lower(), str(ident)))
+            if vm is None:
+                return None
+            vm["polls"] += 1
+            if time.monotonic() < vm["at"]:
+                return vm["from"]
+            return vm["to"] or "gone"
 
     # knobs -------------------------------------------------------------------------------
     def add_knob(self, kind, spec):
@@ -1250,7 +1284,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _compute(self, method, path, rawq, body):
         json_ct = "application/json; charset=utf-8"
         status, result = self.route(method, path, rawq, body)
-        if status in (404,):
+        if status == 404 and result is None:
             return 404, [], b""
         if status == 405:
             return 405, [["Allow", result]], b""
@@ -1324,6 +1358,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if missing:
             return 400, validation_envelope(missing)
         status, result = operation_result(op["path"], query, jbody, user)
+        return self.vm_state_step(op["path"], status, result)
+
+    def vm_state_step(self, path, status, result):
+        """The VM state machine (VM STATES) on top of operation_result()."""
+        st = self.server.state
+        key = path.lower()
+        if key in st.TRANSITIONS:
+            st.vm_begin(key, result.get("cluster"), result.get("id"))
+        elif key == "/api/v1/servers/virtual/getserver":
+            vs = st.vm_status(result.get("cluster"), result.get("id"))
+            self.rec["vm_status"] = vs or result["status"]
+            if vs == "gone":
+                return 404, error_envelope(
+                    "There is no such an entity. Entity type: VirtualServer, id: %s"
+                    % result.get("id"))
+            if vs:
+                result["status"] = vs
         return status, envelope(result)
 
     @staticmethod
@@ -1472,6 +1523,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 out = [dict(r) for r in st.records
                        if r["seq"] > since and (not prefix or r["path"].startswith(prefix))]
             return out
+        if name == "vms" and method == "GET":
+            with st.lock:
+                return [{"cluster": c, "id": i, **v} for (c, i), v in st.vms.items()]
         if name == "reset" and method == "POST":
             st.reset()
             self.server.log("---- reset ----")

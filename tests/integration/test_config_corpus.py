@@ -162,6 +162,7 @@ def expected_config(doc, path, home):
         "allowed_groups": ids(dm.get("allowed_groups", []), lambda n: grp.getgrnam(n).gr_gid),
         "tcp_access": dm.get("tcp_access", "full"),
         "socket_access": dm.get("socket_access", "full"),
+        "wait_poll_max_seconds": dm.get("wait_poll_max_seconds", 10),
     }
 
     return {

@@ -707,3 +707,31 @@ def test_whoami(start_denvrd, mock, people, new_token, shared_dir_for_socket):
     assert who["rule"] is None and "no rule in [rights]" in who["decided_by"]
     assert who["writes_outside_table"] is True and "servers/virtual/DestroyServer" in who["allowed"]
     assert upstream_saw(mock) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# /_denvrd/wait reads its inner operation, so that operation's rule decides
+# ---------------------------------------------------------------------------------------------
+def test_wait_is_judged_as_a_get_of_its_inner_operation(start_denvrd, mock, new_token,
+                                                        shared_dir_for_socket):
+    stop_only, stop_line, _ = new_token("stopper")
+    own_vm, own_line, _ = new_token("vm-7")
+    d = start(start_denvrd, shared_dir_for_socket,
+              '"token:stopper" = ["servers/virtual/StopServer"]\n'
+              '"token:vm-7" = ["servers/virtual/GetServer?id=vm-7"]',
+              stop_line + "\n" + own_line)
+    until = "&namespace=ns-1&until=status:ONLINE&timeout=5"
+    # every spelling of the wait path reaches the same rule
+    for path in ("/_denvrd/wait/api/v1/servers/virtual/GetServer?id=vm-7" + until,
+                 "/_denvrd/wait/servers/virtual/GetServer?id=vm-7" + until,
+                 "/_denvrd/WAIT/API/v1/Servers/Virtual/getserver?id=vm-7" + until):
+        refused(send(d, "GET", path, headers={"Authorization": "ApiKey " + stop_only}),
+                '[rights] "token:stopper"')
+    assert upstream_saw(mock) == []
+    auth = {"Authorization": "ApiKey " + own_vm}
+    # its own VM: the condition holds for the wait's query too
+    st, js = send(d, "GET", "/_denvrd/wait/servers/virtual/GetServer?id=vm-7" + until, headers=auth)
+    assert st == 200, js
+    refused(send(d, "GET", "/_denvrd/wait/servers/virtual/GetServer?id=vm-8" + until, headers=auth),
+            '[rights] "token:vm-7"')
+    assert [p for _, p in upstream_saw(mock)] == [V + "GetServer"]
