@@ -424,6 +424,7 @@ static const struct key_def key_table[] = {
         K(DAEMON, "allowed_groups", KEY_ALLOWED_GROUPS, apply_ids),
         KF(DAEMON, "tcp_access", KEY_TCP_ACCESS, apply_access, tcp_access),
         KF(DAEMON, "socket_access", KEY_SOCKET_ACCESS, apply_access, socket_access),
+        KF(DAEMON, "trust_local_users", KEY_TRUST_LOCAL_USERS, apply_bool, trust_local_users),
 };
 
 const struct key_def *config_key_lookup(enum section s, const char *name) {

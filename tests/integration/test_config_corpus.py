@@ -162,6 +162,7 @@ def expected_config(doc, path, home):
         "allowed_groups": ids(dm.get("allowed_groups", []), lambda n: grp.getgrnam(n).gr_gid),
         "tcp_access": dm.get("tcp_access", "full"),
         "socket_access": dm.get("socket_access", "full"),
+        "trust_local_users": dm.get("trust_local_users", False),
     }
 
     return {
