@@ -160,7 +160,8 @@ int sock_diag_reply_parse(const struct sock_diag_request *m, const void *buf, si
                         break;
                 off += NLMSG_ALIGN(h.nlmsg_len);
         }
-        return -EPROTO;   /* nothing answered our request */
+        /* Only answers to earlier requests (one that timed out): the caller reads on. */
+        return off > 0 || len >= NLMSG_HDRLEN ? -EAGAIN : -EPROTO;
 }
 
 /* The kernel's answer to the request just sent, into buf.  Its length, or negative errno. */
@@ -189,34 +190,71 @@ static ssize_t receive_reply(int fd, void *buf, size_t size) {
         }
 }
 
-int sock_diag_tcp_owner(const struct sockaddr *local, const struct sockaddr *remote,
-                        struct sock_diag_owner *ret) {
+void sock_diag_done(struct sock_diag *s) {
+        if (s && s->fd >= 0) {
+                close(s->fd);
+                s->fd = -1;
+        }
+}
+
+/* Stale answers to skip at most before giving up on the socket. */
+#define SOCK_DIAG_MAX_STALE 16
+
+static int exchange(struct sock_diag *s, const struct sock_diag_request *m, struct sock_diag_owner *ret) {
         struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-        struct sock_diag_request m;
         /* An answer is one message of ~100 bytes; aligned for the netlink headers. */
         union {
                 struct nlmsghdr h;
                 uint8_t bytes[4096];
         } reply;
-        _cleanup_close_ int fd = -1;
         ssize_t n;
         int r;
 
-        assert(local && remote && ret);
-        r = sock_diag_request_init(&m, local, remote, 1);
-        if (r < 0)
-                return r;
-        /* A new socket per question: nothing stale to read, and nothing held between connections. */
-        fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-        if (fd < 0)
-                return -errno;
         do
-                n = sendto(fd, &m, m.nlh.nlmsg_len, 0, (struct sockaddr *) &kernel, sizeof kernel);
+                n = sendto(s->fd, m, m->nlh.nlmsg_len, 0, (struct sockaddr *) &kernel, sizeof kernel);
         while (n < 0 && errno == EINTR);
         if (n < 0)
                 return -errno;
-        n = receive_reply(fd, reply.bytes, sizeof reply.bytes);
-        if (n < 0)
-                return (int) n;
-        return sock_diag_reply_parse(&m, reply.bytes, (size_t) n, ret);
+        for (unsigned i = 0; i < SOCK_DIAG_MAX_STALE; i++) {
+                n = receive_reply(s->fd, reply.bytes, sizeof reply.bytes);
+                if (n < 0)
+                        return (int) n;
+                r = sock_diag_reply_parse(m, reply.bytes, (size_t) n, ret);
+                if (r != -EAGAIN)
+                        return r;
+        }
+        return -EPROTO;
+}
+
+int sock_diag_query(struct sock_diag *s, const struct sockaddr *local, const struct sockaddr *remote,
+                    struct sock_diag_owner *ret) {
+        struct sock_diag_request m;
+        int r;
+
+        assert(s && local && remote && ret);
+        if (++s->seq == 0)
+                s->seq = 1;
+        r = sock_diag_request_init(&m, local, remote, s->seq);
+        if (r < 0)
+                return r;
+        if (s->fd < 0) {
+                s->fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+                if (s->fd < 0)
+                        return -errno;
+        }
+        r = exchange(s, &m, ret);
+        /* The kernel's "no such socket" is an answer; anything else may leave a reply queued. */
+        if (r < 0 && r != -ENOENT)
+                sock_diag_done(s);
+        return r;
+}
+
+int sock_diag_tcp_owner(const struct sockaddr *local, const struct sockaddr *remote,
+                        struct sock_diag_owner *ret) {
+        struct sock_diag s = SOCK_DIAG_INIT;
+        int r;
+
+        r = sock_diag_query(&s, local, remote, ret);
+        sock_diag_done(&s);
+        return r;
 }

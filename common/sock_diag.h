@@ -9,7 +9,9 @@
  * scan of /proc/net/tcp grows with all of them.
  *
  * The request builder and the reply parser are separate from the I/O so
- * that tests can feed them crafted messages.
+ * that tests can feed them crafted messages.  A daemon keeps one netlink
+ * socket (struct sock_diag) for all its questions: opening and closing one
+ * costs more than the question itself.
  */
 
 #include <linux/inet_diag.h>
@@ -42,11 +44,24 @@ int sock_diag_request_init(struct sock_diag_request *m, const struct sockaddr *l
 /*
  * The kernel's reply (one or more netlink messages in buf) to m: 0 with *ret
  * filled from the entry for exactly the socket asked for; the kernel's error
- * (-ENOENT: no such socket); -EPROTO for a malformed or unrelated reply.
+ * (-ENOENT: no such socket); -EAGAIN when buf only answers other (earlier)
+ * requests; -EPROTO for a malformed reply or an entry for another socket.
  */
 int sock_diag_reply_parse(const struct sock_diag_request *m, const void *buf, size_t len,
                           struct sock_diag_owner *ret);
 
-/* Both of the above around one netlink round trip.  0 or negative errno. */
+/* A NETLINK_SOCK_DIAG socket kept for many questions. */
+struct sock_diag {
+        int fd;                 /* opened on first use; closed again after a failed exchange */
+        uint32_t seq;
+};
+#define SOCK_DIAG_INIT { .fd = -1, .seq = 0 }
+
+/* Owner of the TCP socket local <-> remote: one round trip.  0 or negative errno. */
+int sock_diag_query(struct sock_diag *s, const struct sockaddr *local, const struct sockaddr *remote,
+                    struct sock_diag_owner *ret);
+void sock_diag_done(struct sock_diag *s);
+
+/* The same with a socket of its own, for a single question. */
 int sock_diag_tcp_owner(const struct sockaddr *local, const struct sockaddr *remote,
                         struct sock_diag_owner *ret);

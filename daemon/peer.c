@@ -170,20 +170,20 @@ static void identify_groups(struct peer *p) {
         p->groups_known = r >= 0;
 }
 
-void peer_identify_tcp(struct peer *p, int fd) {
+void peer_identify_tcp(struct peer *p, int fd, struct sock_diag *sd) {
         struct sockaddr_storage client, server;
         socklen_t clen = sizeof client, slen = sizeof server;
         struct sock_diag_owner o;
         int r;
 
-        assert(p && !p->is_unix);
+        assert(p && !p->is_unix && sd);
         if (fd < 0 || getpeername(fd, (struct sockaddr *) &client, &clen) < 0 ||
             getsockname(fd, (struct sockaddr *) &server, &slen) < 0) {
                 p->unidentified = "the connection's addresses cannot be read";
                 return;
         }
         /* The client's socket is the one whose local end is the client and remote end is us. */
-        r = sock_diag_tcp_owner((struct sockaddr *) &client, (struct sockaddr *) &server, &o);
+        r = sock_diag_query(sd, (struct sockaddr *) &client, (struct sockaddr *) &server, &o);
         if (r == -ENOENT) {
                 p->unidentified = "no socket of this host has the client's address and port: it "
                                   "connects from another host or network namespace";

@@ -20,12 +20,16 @@
 #include <sys/types.h>
 
 struct peer;
+struct sock_diag;
 
 /* Fills p's identity for the accepted unix socket fd (p->is_unix is set). */
 void peer_identify_unix(struct peer *p, int fd);
 
-/* Fills p's identity for the accepted TCP connection fd; on failure says why in p->unidentified. */
-void peer_identify_tcp(struct peer *p, int fd);
+/*
+ * Fills p's identity for the accepted TCP connection fd, asking through sd;
+ * on failure says why in p->unidentified.
+ */
+void peer_identify_tcp(struct peer *p, int fd, struct sock_diag *sd);
 
 /* Frees what the lookups allocated (not p itself). */
 void peer_done(struct peer *p);

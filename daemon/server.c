@@ -113,7 +113,7 @@ static void peer_fill(struct conn_ctx *ctx, struct MHD_Connection *conn) {
                         snprintf(ctx->peer.addr, sizeof ctx->peer.addr, "[%s]:%u", host, ctx->peer.port);
                 }
         }
-        peer_identify_tcp(&ctx->peer, ctx->fd);
+        peer_identify_tcp(&ctx->peer, ctx->fd, &ctx->listener->daemon->sock_diag);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,

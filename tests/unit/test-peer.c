@@ -22,6 +22,7 @@
 
 #include "peer.h"
 #include "request.h"
+#include "sock_diag.h"
 
 #include "check.h"
 
@@ -53,6 +54,7 @@ static bool has_group(const struct peer *p, gid_t g) {
 }
 
 static void test_tcp(void) {
+        struct sock_diag sd = SOCK_DIAG_INIT;
         struct passwd *pw = getpwuid(getuid());
         struct peer p;
         int client = -1, server = -1;
@@ -62,7 +64,7 @@ static void test_tcp(void) {
                 return;
         }
         memset(&p, 0, sizeof p);
-        peer_identify_tcp(&p, server);
+        peer_identify_tcp(&p, server, &sd);
         CHECK(p.identified, "identified: %s", p.unidentified ? p.unidentified : "");
         CHECK(p.uid == getuid(), "uid %u", (unsigned) p.uid);
         CHECK(p.pid == 0, "no pid over TCP");
@@ -79,7 +81,7 @@ static void test_tcp(void) {
         /* The client's socket closed before the lookup: no process holds it, so nobody is named. */
         close(client);
         memset(&p, 0, sizeof p);
-        peer_identify_tcp(&p, server);
+        peer_identify_tcp(&p, server, &sd);
         CHECK(!p.identified, "closed client not identified (uid %u)", (unsigned) p.uid);
         CHECK(p.unidentified && strstr(p.unidentified, "closed"), "reason: %s",
               p.unidentified ? p.unidentified : "(none)");
@@ -87,8 +89,9 @@ static void test_tcp(void) {
         close(server);
 
         memset(&p, 0, sizeof p);
-        peer_identify_tcp(&p, -1);
+        peer_identify_tcp(&p, -1, &sd);
         CHECK(!p.identified && p.unidentified, "no fd");
+        sock_diag_done(&sd);
 }
 
 static void test_unix(void) {

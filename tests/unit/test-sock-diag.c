@@ -181,7 +181,10 @@ static void test_parse(void) {
               (unsigned) o.uid);
         memset(&r, 0, sizeof r);
         put_msg(&r, SOCK_DIAG_BY_FAMILY, 41, &d, sizeof d);
-        CHECK(sock_diag_reply_parse(&m, r.bytes, r.len, &o) == -EPROTO, "only stale");
+        CHECK(sock_diag_reply_parse(&m, r.bytes, r.len, &o) == -EAGAIN, "only stale: read on");
+        memset(&r, 0, sizeof r);
+        put_msg(&r, NLMSG_NOOP, 42, "", 0);
+        CHECK(sock_diag_reply_parse(&m, r.bytes, r.len, &o) == -EAGAIN, "no answer yet");
 
         /* An entry for another socket is not taken for ours. */
         memset(&r, 0, sizeof r);
@@ -361,11 +364,49 @@ static void test_live(void) {
         }
 }
 
+/* The daemon's kept socket: reused, not dropped for "no such socket", stale answers skipped. */
+static void test_kept_socket(void) {
+        struct sockaddr_in any4 = sin4("127.0.0.1", 0);
+        struct sockaddr_in a = sin4("127.0.0.1", 1), b = sin4("127.0.0.9", 2);
+        struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+        struct sock_diag s = SOCK_DIAG_INIT;
+        struct sock_diag_request stale;
+        struct sock_diag_owner o;
+        struct conn c;
+        int fd, r;
+
+        if (!connect_pair(SA(any4), sizeof any4, AF_INET, SA(any4), sizeof any4, &c)) {
+                CHECK(false, "v4 pair: %s", strerror(errno));
+                return;
+        }
+        r = sock_diag_query(&s, (struct sockaddr *) &c.remote, (struct sockaddr *) &c.local, &o);
+        CHECK(r == 0 && o.inode == inode_of(c.client), "first: %d", r);
+        fd = s.fd;
+        CHECK(fd >= 0, "kept open");
+        CHECK(sock_diag_query(&s, SA(a), SA(b), &o) == -ENOENT && s.fd == fd, "ENOENT keeps the socket");
+
+        /* An answer nobody read (a question that timed out) sits in the queue: skipped. */
+        CHECK(sock_diag_request_init(&stale, (struct sockaddr *) &c.local, (struct sockaddr *) &c.remote,
+                                     s.seq + 1000) == 0, "stale request");
+        CHECK(sendto(s.fd, &stale, stale.nlh.nlmsg_len, 0, (struct sockaddr *) &kernel, sizeof kernel) ==
+              (ssize_t) stale.nlh.nlmsg_len, "stale sent");
+        r = sock_diag_query(&s, (struct sockaddr *) &c.remote, (struct sockaddr *) &c.local, &o);
+        CHECK(r == 0 && o.inode == inode_of(c.client), "after a stale answer: %d, inode %u", r,
+              r == 0 ? o.inode : 0);
+        CHECK(s.fd == fd, "same socket");
+        sock_diag_done(&s);
+        CHECK(s.fd == -1, "closed");
+        sock_diag_done(&s);
+        close(c.client);
+        close(c.server);
+}
+
 int main(void) {
         test_request_v4();
         test_request_v6_and_mapped();
         test_parse();
         test_live();
+        test_kept_socket();
         printf("%u checks, %u failures\n", checks, failures);
         return failures ? 1 : 0;
 }
