@@ -108,6 +108,7 @@ def people():
     a  own group, supplementary member of g1 and gd
     b  primary group g2, nothing else
     c  own group only: nobody's friend
+    d  primary group gd
     Each entry: {"name", "uid", "gid", "groups"}; groups: {"g1": {"name", "gid"}, ...}."""
     if os.geteuid() != 0:
         pytest.fail("these tests create users and groups and must run as root")
@@ -129,6 +130,7 @@ def people():
             "a": ["--user-group", "--groups", "%s,%s" % (groups["g1"]["name"], groups["gd"]["name"])],
             "b": ["--no-user-group", "--gid", groups["g2"]["name"]],
             "c": ["--user-group"],
+            "d": ["--no-user-group", "--gid", groups["gd"]["name"]],
         }
         users = {}
         for who, opts in plan.items():
@@ -310,35 +312,59 @@ def test_user_config_allowed_by_supplementary_group(start_as, mock, people, via)
 # ---------------------------------------------------------------------------------------------
 # the system configuration: a service user, group "denvr" allowed, socket 0660 for that group
 # ---------------------------------------------------------------------------------------------
-def test_system_config(start_as, mock, people):
-    s, a, b, c = (people["users"][k] for k in "sabc")
-    gd = people["groups"]["gd"]
-    d = start_as(s, group=gd, socket_mode="0660", daemon={"allowed_groups": [gd["name"]]})
+def start_system(start_as, people, **daemon):
+    s, gd = people["users"]["s"], people["groups"]["gd"]
+    dm = {"allowed_groups": [gd["name"]]}
+    dm.update(daemon)
+    d = start_as(s, group=gd, socket_mode="0660", daemon=dm)
     assert daemon_uid(d) == s["uid"]
     st = os.stat(d.socket_path)
     assert st.st_gid == gd["gid"] and st.st_mode & 0o777 == 0o660
+    return d
 
-    # a member of the group: served on both
-    for via in VIAS:
-        assert_served(run_as(a, via, address(d, via), "POST", POST_PATH))
-        wait_audit(d, a["uid"], via)
-    assert len(mock.api_requests()) == 2
 
-    # others: refused over TCP by denvrd, kept off the socket by its mode
+def test_system_config_group_members_served(start_as, mock, people):
+    a, d_, s = (people["users"][k] for k in "ads")
+    gd = people["groups"]["gd"]
+    d = start_system(start_as, people)
+    # a member by supplementary group (a) and by primary group (d): served on both
+    assert a["gid"] != gd["gid"] and d_["gid"] == gd["gid"]
+    for member in (a, d_):
+        for via in VIAS:
+            assert_served(run_as(member, via, address(d, via), "POST", POST_PATH))
+            wait_audit(d, member["uid"], via)
+    assert len(mock.api_requests()) == 4
+    # root, and the service user itself
+    st, _, _ = d.request("GET", GET_PATH)
+    assert st == 200
+    assert_served(run_as(dict(s, gid=gd["gid"]), "tcp", address(d, "tcp")))
+    assert len(mock.api_requests()) == 6
+
+
+def test_system_config_others_refused(start_as, mock, people):
+    b, c = people["users"]["b"], people["users"]["c"]
+    d = start_system(start_as, people)
     for other in (b, c):
+        # over TCP denvrd refuses them; the socket's mode keeps them off it
         for method, path in (("GET", GET_PATH), ("POST", POST_PATH)):
             assert_refused(run_as(other, "tcp", address(d, "tcp"), method, path),
                            "uid %d may not use denvrd" % other["uid"], "allowed_groups")
         refusal_logged(d, other, "tcp")
         out = run_as(other, "unix", address(d, "unix"))
         assert out.get("error") == "EACCES", out
-    assert len(mock.api_requests()) == 2
+    nothing_reached(mock)
+    assert audit_lines(d) == []
 
-    # root and the service user itself
-    st_, _, _ = d.request("GET", GET_PATH)
-    assert st_ == 200
-    assert_served(run_as(dict(s, gid=gd["gid"]), "tcp", address(d, "tcp")))
-    assert len(mock.api_requests()) == 4
+
+def test_system_config_allowed_uid(start_as, mock, people):
+    b, c = people["users"]["b"], people["users"]["c"]
+    d = start_system(start_as, people, allowed_uids=[c["name"]])
+    assert_served(run_as(c, "tcp", address(d, "tcp"), "POST", POST_PATH))
+    wait_audit(d, c["uid"], "tcp")
+    # the socket still needs its mode to let c in as well
+    assert run_as(c, "unix", address(d, "unix")).get("error") == "EACCES"
+    assert_refused(run_as(b, "tcp", address(d, "tcp")), "uid %d" % b["uid"])
+    assert [r["method"] for r in mock.api_requests()] == ["POST"]
 
 
 # ---------------------------------------------------------------------------------------------
