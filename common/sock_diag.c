@@ -117,7 +117,7 @@ int sock_diag_reply_parse(const struct sock_diag_request *m, const void *buf, si
         size_t off = 0;
 
         assert(m && (buf || len == 0) && ret);
-        /* Copied out of buf piece by piece: it need not be aligned (tests, fuzzers). */
+        /* Copied out of buf piece by piece: it need not be aligned (tests). */
         while (len - off >= sizeof(struct nlmsghdr)) {
                 struct nlmsghdr h;
                 const uint8_t *payload;
@@ -161,7 +161,7 @@ int sock_diag_reply_parse(const struct sock_diag_request *m, const void *buf, si
                 off += NLMSG_ALIGN(h.nlmsg_len);
         }
         /* Only answers to earlier requests (one that timed out): the caller reads on. */
-        return off > 0 || len >= NLMSG_HDRLEN ? -EAGAIN : -EPROTO;
+        return len >= NLMSG_HDRLEN ? -EAGAIN : -EPROTO;
 }
 
 /* The kernel's answer to the request just sent, into buf.  Its length, or negative errno. */
