@@ -97,6 +97,8 @@ struct denvr_config {
         size_t n_allowed_groups;
         enum access_level tcp_access;
         enum access_level socket_access;
+        /* Skip the peer rule (own uid, root, allowed_uids, allowed_groups) on every listener. */
+        bool trust_local_users;
 
         /* [cache] */
         struct cache_rule *cache;

@@ -34,7 +34,7 @@
 /* How much of a client-chosen value a message or log line quotes. */
 #define QUOTE_MAX 100
 
-/* --- socket peers ------------------------------------------------------------------- */
+/* --- peers: who may use denvrd at all, the same rule on every listener ------------ */
 
 static bool id_listed(uint32_t id, const uint32_t *ids, size_t n) {
         for (size_t i = 0; i < n; i++)
@@ -46,9 +46,9 @@ static bool id_listed(uint32_t id, const uint32_t *ids, size_t n) {
 bool access_peer_allowed(const struct peer *p, const struct denvr_config *c, uid_t self) {
         assert(p && c);
 
-        if (!p->is_unix)
-                return true;   /* TCP peers are judged by Host, Origin and tcp_access */
-        if (!p->has_cred)
+        if (c->trust_local_users)
+                return true;   /* the documented opt-out: every caller that reaches a listener */
+        if (!p->identified)
                 return false;  /* cannot tell who it is: refuse */
         if (p->uid == self || p->uid == 0)
                 return true;
@@ -61,7 +61,7 @@ bool access_peer_allowed(const struct peer *p, const struct denvr_config *c, uid
          * and the configuration should say in one place who may act as the
          * user.
          */
-        if (id_listed(p->gid, c->allowed_groups, c->n_allowed_groups))
+        if (p->gid_known && id_listed(p->gid, c->allowed_groups, c->n_allowed_groups))
                 return true;
         for (size_t i = 0; i < p->n_groups; i++)
                 if (id_listed(p->groups[i], c->allowed_groups, c->n_allowed_groups))
@@ -71,26 +71,13 @@ bool access_peer_allowed(const struct peer *p, const struct denvr_config *c, uid
 }
 
 void access_peer_connected(struct conn_ctx *ctx, const struct denvr_config *c, uid_t self) {
-        struct peer *p = &ctx->peer;
-        int r;
+        ctx->peer.allowed = access_peer_allowed(&ctx->peer, c, self);
+}
 
-        if (!p->is_unix) {
-                p->allowed = true;
-                return;
-        }
-        /*
-         * The groups come from the socket (the peer's credentials at
-         * connect()), not from /proc/PID/status: that is racy, and
-         * ProtectProc=invisible hides other users' processes from us.
-         */
-        if (p->has_cred && ctx->fd >= 0) {
-                r = peer_fetch_groups(ctx->fd, &p->groups, &p->n_groups);
-                if (r < 0)
-                        log_debug("SO_PEERGROUPS failed for pid %d: %s; only the primary group counts",
-                                  (int) p->pid, strerror(-r));
-                p->groups_known = r >= 0;
-        }
-        p->allowed = access_peer_allowed(p, c, self);
+void access_warn_trust(const struct denvr_config *c) {
+        if (c->trust_local_users)
+                log_warning("trust_local_users = true: every local user and process that can reach a "
+                            "listener acts with this login; denvrd does not check who they are");
 }
 
 /* --- replies ------------------------------------------------------------------------ */
@@ -118,12 +105,14 @@ static bool deny(struct request *r, const char *format, ...) {
                 msg = NULL;
         va_end(ap);
 
-        if (p->is_unix && p->has_cred)
+        if (p->is_unix && p->identified)
                 snprintf(who, sizeof who, "uid=%u pid=%d", (unsigned) p->uid, (int) p->pid);
-        else if (!p->is_unix && p->tcp_uid >= 0)
-                snprintf(who, sizeof who, "%s uid=%d", p->addr, p->tcp_uid);
+        else if (p->is_unix)
+                snprintf(who, sizeof who, "unix");
+        else if (p->identified)
+                snprintf(who, sizeof who, "%s (uid=%u)", p->addr, (unsigned) p->uid);
         else
-                snprintf(who, sizeof who, "%s", p->is_unix ? "unix" : p->addr);
+                snprintf(who, sizeof who, "%s (uid=?)", p->addr);
         if (r->token[0])
                 snprintf(who + strlen(who), sizeof who - strlen(who), " token=%s", r->token);
         /* r->path only: a query may hold secrets. */
@@ -503,6 +492,35 @@ static bool check_level(struct request *r) {
 
 /* --- the whole check ---------------------------------------------------------------- */
 
+/* Logs the refusal of a connection's peer once, with who it is. */
+static void log_peer_refusal(struct request *r, const struct peer *p, uid_t self) {
+        const char *transport = p->is_unix ? "unix socket" : "tcp";
+        char uid[16], pid[16], gid[16] = "?", where[96] = "";
+        const struct log_field fields[] = {
+                { "REQUEST_ID", r->id },
+                { "PEER_UID", p->identified ? uid : NULL },
+                { "PEER_PID", p->is_unix && p->identified ? pid : NULL },
+                { "PEER_ADDR", p->is_unix ? NULL : p->addr },
+        };
+
+        snprintf(uid, sizeof uid, "%u", (unsigned) p->uid);
+        snprintf(pid, sizeof pid, "%d", (int) p->pid);
+        if (p->gid_known)
+                snprintf(gid, sizeof gid, "%u", (unsigned) p->gid);
+        if (p->is_unix)
+                snprintf(where, sizeof where, " pid=%d", (int) p->pid);
+        else
+                snprintf(where, sizeof where, " (owner of client socket %s)", p->addr);
+        if (!p->identified)
+                log_fields(LOG_NOTICE, fields, ELEMENTSOF(fields), "refused a %s peer%s%s: %s", transport,
+                           p->is_unix ? "" : " ", p->is_unix ? "" : p->addr, p->unidentified);
+        else
+                log_fields(LOG_NOTICE, fields, ELEMENTSOF(fields),
+                           "refused %s peer uid=%u gid=%s%s: not denvrd's own user (uid %u) or root, "
+                           "not in allowed_uids, no group in allowed_groups, and no rule in [rights]", transport,
+                           (unsigned) p->uid, gid, where, (unsigned) self);
+}
+
 static bool check_peer_gate(struct request *r) {
         struct peer *p = &r->conn_ctx->peer;
         uid_t self = r->daemon->euid;
@@ -513,31 +531,19 @@ static bool check_peer_gate(struct request *r) {
                 return true;
 
         if (!p->denial_logged) {
-                char uid[16], pid[16];
-                const struct log_field fields[] = {
-                        { "REQUEST_ID", r->id },
-                        { "PEER_UID", uid },
-                        { "PEER_PID", pid },
-                };
-
-                snprintf(uid, sizeof uid, "%u", (unsigned) p->uid);
-                snprintf(pid, sizeof pid, "%d", (int) p->pid);
                 p->denial_logged = true;
-                if (p->has_cred)
-                        log_fields(LOG_NOTICE, fields, ELEMENTSOF(fields),
-                                   "refused unix socket peer uid=%u gid=%u pid=%d: not denvrd's own user "
-                                   "(uid %u) or root, not in allowed_uids, no group in allowed_groups, "
-                                   "and no rule in [rights]",
-                                   (unsigned) p->uid, (unsigned) p->gid, (int) p->pid, (unsigned) self);
-                else
-                        log_notice("refused a unix socket peer whose credentials are unknown (SO_PEERCRED failed)");
+                log_peer_refusal(r, p, self);
         }
-        if (!p->has_cred)
-                return deny(r, "denvrd cannot identify this socket peer (SO_PEERCRED failed) and refuses it");
-        return deny(r, "uid %u may not use denvrd's socket: only its own user (uid %u) and root may; "
-                    "to allow this user deliberately, add it to [daemon] allowed_uids, or one of its "
-                    "groups to allowed_groups, or give it a rule in [rights] (\"uid:NAME\" = "
-                    "\"read-only\", for one)", (unsigned) p->uid, (unsigned) self);
+        if (!p->identified)
+                return deny(r, "denvrd cannot tell who is on the other end of this %s connection (%s) "
+                            "and refuses it; only on a host where every local user and process may act "
+                            "with this login, set [daemon] trust_local_users = true (or give the "
+                            "caller a local token: denvrd --new-token NAME)",
+                            p->is_unix ? "unix socket" : "TCP", p->unidentified ? p->unidentified : "?");
+        return deny(r, "uid %u may not use denvrd: only its own user (uid %u) and root may; to allow "
+                    "this user deliberately, add it to [daemon] allowed_uids, or one of its groups to "
+                    "allowed_groups, or give it a rule in [rights] (\"uid:NAME\" = \"read-only\", for one)",
+                    (unsigned) p->uid, (unsigned) self);
 }
 
 static bool check_peer(struct request *r) {
@@ -656,15 +662,11 @@ bool access_check_request(struct request *r) {
 
         /*
          * Requests that may change something are audited when they finish
-         * (audit.c).  Identify the caller now, while its socket surely
-         * exists and its pid cannot have been reused; once per connection.
+         * (audit.c).  Find a socket peer's executable now, while its pid
+         * cannot have been reused; once per connection.
          */
-        if (!method_is_safe(r->method)) {
-                if (r->conn_ctx->peer.is_unix)
-                        (void) peer_exe(&r->conn_ctx->peer);
-                else
-                        (void) peer_tcp_uid(r->conn_ctx);
-        }
+        if (!method_is_safe(r->method) && r->conn_ctx->peer.is_unix)
+                (void) peer_exe(&r->conn_ctx->peer);
         return true;
 }
 

@@ -6,8 +6,11 @@
  * reaches it acts as the user on a paid cloud.  So every request passes these
  * rules before it is routed:
  *
- *   - unix socket peers: SO_PEERCRED uid/gid and SO_PEERGROUPS against the
- *     daemon's own uid, root, allowed_uids and allowed_groups;
+ *   - peers, on every listener: the caller's uid, primary and supplementary
+ *     groups (peer.h: SO_PEERCRED on the unix socket, the owner of the
+ *     client's socket over TCP) against the daemon's own uid, root,
+ *     allowed_uids and allowed_groups; a caller the kernel cannot name is
+ *     refused; trust_local_users = true skips this rule;
  *   - Host (DNS rebinding): loopback names, the listener's own address and
  *     allowed_hosts; no Host only on the unix socket;
  *   - browsers: Origin, Sec-Fetch-Site, CORS preflights, form content types;
@@ -27,11 +30,14 @@ struct denvr_config;
 struct peer;
 struct request;
 
-/* On a new connection (after peer_fill()): fetch a unix peer's groups and judge it. */
+/* On a new connection (after peer_fill()): judge its peer. */
 void access_peer_connected(struct conn_ctx *ctx, const struct denvr_config *c, uid_t self);
 
-/* The socket peer rule; self is the daemon's effective uid. */
+/* The peer rule, the same for both transports; self is the daemon's effective uid. */
 bool access_peer_allowed(const struct peer *p, const struct denvr_config *c, uid_t self);
+
+/* A warning when c switches the peer rule off (trust_local_users); at start and reload. */
+void access_warn_trust(const struct denvr_config *c);
 
 /* First thing in router_check(): false when a reply (a refusal, or a preflight's 204) was set. */
 bool access_check_request(struct request *r);

@@ -51,21 +51,18 @@ void audit_request(struct request *r, bool completed_ok) {
         path = audit_path(r);
         snprintf(status, sizeof status, "%u", completed_ok ? r->status : 499u);
         snprintf(up, sizeof up, "%ld", r->upstream_status);
+        /* The identity the access check judged, found when the connection was accepted. */
+        if (p->identified)
+                snprintf(uid, sizeof uid, "%u", (unsigned) p->uid);
         if (p->is_unix) {
                 transport = "unix";
-                if (p->has_cred) {
-                        snprintf(uid, sizeof uid, "%u", (unsigned) p->uid);
+                if (p->identified)
                         snprintf(pid, sizeof pid, "%d", (int) p->pid);
-                }
                 exe = peer_exe(p);   /* cached by the access check; looked up now if not */
                 snprintf(who, sizeof who, "uid=%s pid=%s exe=%s via unix socket", uid[0] ? uid : "?",
                          pid[0] ? pid : "?", exe);
         } else {
-                int u = peer_tcp_uid(r->conn_ctx);
-
                 transport = "tcp";
-                if (u >= 0)
-                        snprintf(uid, sizeof uid, "%d", u);
                 snprintf(who, sizeof who, "uid=%s (owner of client socket %s) via tcp",
                          uid[0] ? uid : "?", p->addr);
         }

@@ -197,6 +197,7 @@ int daemon_new(struct denvr_config *config, const struct config_overrides *o, st
         d->config = config;
         d->overrides = *o;
         d->euid = geteuid();   /* fixed for our lifetime: we never change uid */
+        d->sock_diag = (struct sock_diag) SOCK_DIAG_INIT;
         *ret = d;   /* partially built daemons are freed by the caller */
 
         /* Not sd_event_default(): that one checks its thread with a gettid()
@@ -328,6 +329,7 @@ struct daemon *daemon_free(struct daemon *d) {
         auth_free(d->auth);
         cache_free(d->cache);
         upstream_free(d->upstream);
+        sock_diag_done(&d->sock_diag);
         sd_event_unref(d->event);
         config_free(d->config);
         free(d);

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "metrics.h"
+#include "sock_diag.h"
 
 struct listener;
 struct request;
@@ -46,7 +47,8 @@ struct daemon {
         uint64_t started_usec;               /* CLOCK_MONOTONIC */
         uint64_t started_realtime_usec;
         bool quitting;
-        uid_t euid;                          /* ours, for unix socket peer checks */
+        uid_t euid;                          /* ours, for the peer checks */
+        struct sock_diag sock_diag;          /* asks the kernel who owns TCP clients' sockets */
 
         sd_event_source *status_timer;       /* keeps STATUS= current (only under systemd) */
         char status_sent[512];               /* the last STATUS= text sent */

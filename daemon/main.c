@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdlib.h>
 
+#include "access.h"
 #include "cli.h"
 #include "config.h"
 #include "daemon.h"
@@ -53,6 +54,7 @@ int main(int argc, char **argv) {
         if (load_config(&args.overrides, &config) < 0)
                 return EXIT_FAILURE;
         log_set_max_level(config->log_level);
+        access_warn_trust(config);
 
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
                 log_error("cannot initialise libcurl");

@@ -4,19 +4,20 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
-#include <netinet/in.h>
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "request.h"
+#include "sock_diag.h"
 
 #ifndef SO_PEERGROUPS
 #define SO_PEERGROUPS 59   /* Linux >= 4.13; the same value on every architecture */
@@ -24,6 +25,8 @@
 
 /* NGROUPS_MAX of the kernel: no peer can have more. */
 #define PEER_GROUPS_MAX 65536u
+/* Bound on a getpwuid_r() buffer; entries are a few hundred bytes. */
+#define PEER_PASSWD_BUF_MAX (1024u * 1024u)
 
 void peer_done(struct peer *p) {
         if (!p)
@@ -69,7 +72,7 @@ const char *peer_exe(struct peer *p) {
          * the audit then says "?", the uid and pid are still exact.
          */
         n = -1;
-        if (p->is_unix && p->has_cred && p->pid > 0) {
+        if (p->is_unix && p->identified && p->pid > 0) {
                 snprintf(path, sizeof path, "/proc/%d/exe", (int) p->pid);
                 n = readlink(path, buf, sizeof buf - 1);
         }
@@ -79,237 +82,128 @@ const char *peer_exe(struct peer *p) {
         return p->exe ? p->exe : "?";
 }
 
-/* Both ends as IPv6 (IPv4 as ::ffff:a.b.c.d), so tcp and tcp6 entries compare alike. */
-struct endpoint {
-        uint8_t addr[16];
-        unsigned port;
-};
+int peer_user_groups(const char *name, gid_t gid, gid_t **ret, size_t *ret_n) {
+        int n = 32;
 
-static bool endpoint_from_sockaddr(const struct sockaddr *sa, struct endpoint *e) {
-        memset(e, 0, sizeof *e);
-        if (sa->sa_family == AF_INET) {
-                const struct sockaddr_in *in = (const struct sockaddr_in *) (const void *) sa;
+        assert(name && ret && ret_n);
+        for (;;) {
+                _cleanup_free_ gid_t *g = malloc((size_t) n * sizeof(gid_t));
+                int want = n;
 
-                e->addr[10] = e->addr[11] = 0xff;
-                memcpy(e->addr + 12, &in->sin_addr, 4);
-                e->port = ntohs(in->sin_port);
-                return true;
+                if (!g)
+                        return -ENOMEM;
+                if (getgrouplist(name, gid, g, &want) >= 0) {
+                        *ret = TAKE_PTR(g);
+                        *ret_n = (size_t) want;
+                        return 0;
+                }
+                /* -1: want now says how many there are. */
+                if (want <= n)
+                        return -EIO;
+                if ((unsigned) want > PEER_GROUPS_MAX)
+                        return -E2BIG;
+                n = want;
         }
-        if (sa->sa_family == AF_INET6) {
-                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) (const void *) sa;
+}
 
-                memcpy(e->addr, &in6->sin6_addr, 16);
-                e->port = ntohs(in6->sin6_port);
-                return true;
+void peer_identify_unix(struct peer *p, int fd) {
+        struct ucred cred;
+        socklen_t len = sizeof cred;
+        int r;
+
+        assert(p);
+        p->is_unix = true;
+        if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+                p->unidentified = "SO_PEERCRED failed";
+                return;
         }
-        return false;
-}
-
-/*
- * "0100007F:D431" (tcp) or 32 hex digits and a port (tcp6).  The kernel
- * prints each 32-bit word of the address as a host-order integer; parsing it
- * back into an integer and copying its bytes restores the network-order
- * address on any architecture.
- */
-static bool endpoint_from_proc(const char *s, size_t len, struct endpoint *e) {
-        const char *colon = memchr(s, ':', len);
-        size_t hex;
-        unsigned long port;
-        char word[9], *end;
-
-        if (!colon)
-                return false;
-        hex = (size_t) (colon - s);
-        if (hex != 8 && hex != 32)
-                return false;
-        memset(e, 0, sizeof *e);
-        for (size_t w = 0; w < hex / 8; w++) {
-                uint32_t v;
-
-                memcpy(word, s + 8 * w, 8);
-                word[8] = 0;
-                v = (uint32_t) strtoul(word, &end, 16);
-                if (*end)
-                        return false;
-                if (hex == 8) {
-                        e->addr[10] = e->addr[11] = 0xff;
-                        memcpy(e->addr + 12, &v, 4);
-                } else
-                        memcpy(e->addr + 4 * w, &v, 4);
-        }
-        port = strtoul(colon + 1, &end, 16);
-        if (end != s + len || port > 65535)
-                return false;
-        e->port = (unsigned) port;
-        return true;
-}
-
-static bool endpoint_equal(const struct endpoint *a, const struct endpoint *b) {
-        return a->port == b->port && memcmp(a->addr, b->addr, 16) == 0;
-}
-
-/* One line: "  N: LOCAL REMOTE ST TXQ:RXQ TR:WHEN RETR UID ...".  0 on a match. */
-static int parse_line(char *line, const struct endpoint *client, const struct endpoint *server,
-                      uid_t *ret) {
-        char *field[8];
-        size_t n = 0;
-        struct endpoint local, remote;
-        unsigned long st, uid;
-        char *save = NULL, *end;
-
-        for (char *t = strtok_r(line, " \t", &save); t && n < ELEMENTSOF(field);
-             t = strtok_r(NULL, " \t", &save))
-                field[n++] = t;
-        if (n < 8)
-                return -ENOENT;
-        if (!endpoint_from_proc(field[1], strlen(field[1]), &local) ||
-            !endpoint_from_proc(field[2], strlen(field[2]), &remote))
-                return -ENOENT;
-        if (!endpoint_equal(&local, client) || !endpoint_equal(&remote, server))
-                return -ENOENT;
-        st = strtoul(field[3], &end, 16);
-        /* TIME_WAIT (06) entries carry no owner; LISTEN (0A) cannot be a client. */
-        if (*end || st == 0x06 || st == 0x0A)
-                return -ENOENT;
-        errno = 0;
-        uid = strtoul(field[7], &end, 10);
-        if (errno || *end || uid >= UINT32_MAX)
-                return -ENOENT;
-        *ret = (uid_t) uid;
-        return 0;
-}
-
-int peer_proc_net_tcp_find(const char *path, const struct sockaddr *client,
-                           const struct sockaddr *server, size_t max_bytes, size_t *bytes_read,
-                           uid_t *ret) {
-        _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *buf = NULL;
-        struct endpoint c, s;
-        size_t have = 0;
-
-        if (!endpoint_from_sockaddr(client, &c) || !endpoint_from_sockaddr(server, &s))
-                return -EAFNOSUPPORT;
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        buf = malloc(max_bytes + 1);
-        if (!buf)
-                return -ENOMEM;
-
+        p->identified = p->gid_known = true;
+        p->pid = cred.pid;
+        p->uid = cred.uid;
+        p->gid = cred.gid;
         /*
-         * Read in pieces and parse complete lines as they come; stop at
-         * max_bytes so a host with many thousands of sockets costs us a
-         * bounded amount of work (the lookup then just says "unknown").
+         * The groups come from the socket (the peer's credentials at
+         * connect()), not from /proc/PID/status: that is racy, and
+         * ProtectProc=invisible hides other users' processes from us.
          */
-        for (size_t total = 0; total < max_bytes;) {
-                /* have <= total, so this never overruns buf. */
-                ssize_t k = read(fd, buf + have, max_bytes - total);
-                char *line, *nl;
-
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                if (bytes_read)
-                        *bytes_read += (size_t) k;
-                total += (size_t) k;
-                have += (size_t) k;
-                buf[have] = 0;
-                line = buf;
-                while ((nl = memchr(line, '\n', have - (size_t) (line - buf)))) {
-                        *nl = 0;
-                        /* The header line never parses as an entry. */
-                        if (parse_line(line, &c, &s, ret) == 0)
-                                return 0;
-                        line = nl + 1;
-                }
-                /* Keep the incomplete tail for the next read. */
-                have -= (size_t) (line - buf);
-                memmove(buf, line, have);
-                if (have >= max_bytes)
-                        break;   /* a line longer than the whole budget: give up */
-        }
-        return -ENOENT;
+        r = peer_fetch_groups(fd, &p->groups, &p->n_groups);
+        if (r < 0)
+                log_debug("SO_PEERGROUPS failed for pid %d: %s; only the primary group counts",
+                          (int) p->pid, strerror(-r));
+        p->groups_known = r >= 0;
 }
 
 /*
- * The process-wide read budget (see peer.h): a token bucket in bytes that
- * refills at PEER_PROC_NET_BUDGET_BYTES per second up to that much.  A scan
- * may overdraw it once; the next waits until it is positive again.  Kept
- * here rather than in struct daemon, like a log rate limit: it guards a
- * cost, not state anyone else needs.
+ * A TCP peer's groups are those of its uid in the user database: the kernel
+ * records only the uid with a socket.  So they are the groups a new login
+ * of that user would get, not those of the very process (a process that
+ * dropped a group keeps it here); the unix socket tells the process's own.
  */
-static int64_t budget_bytes = PEER_PROC_NET_BUDGET_BYTES;
-static uint64_t budget_usec;
+static void identify_groups(struct peer *p) {
+        _cleanup_free_ char *buf = NULL;
+        struct passwd pw, *found = NULL;
+        long hint = sysconf(_SC_GETPW_R_SIZE_MAX);
+        size_t size = hint > 0 ? (size_t) hint : 4096;
+        int r;
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
-static bool budget_take(void) {
-        uint64_t now = now_usec();
-
-        if (budget_usec != 0 && now > budget_usec) {
-                uint64_t elapsed = now - budget_usec;
-
-                /* A whole second refills it all; capping first also keeps the product small. */
-                if (elapsed >= 1000000u)
-                        budget_bytes = PEER_PROC_NET_BUDGET_BYTES;
-                else
-                        budget_bytes += (int64_t) (elapsed * PEER_PROC_NET_BUDGET_BYTES / 1000000u);
-                if (budget_bytes > (int64_t) PEER_PROC_NET_BUDGET_BYTES)
-                        budget_bytes = PEER_PROC_NET_BUDGET_BYTES;
+        for (;;) {
+                free(buf);
+                buf = malloc(size);
+                if (!buf)
+                        return;
+                r = getpwuid_r(p->uid, &pw, buf, size, &found);
+                if (r != ERANGE || size >= PEER_PASSWD_BUF_MAX)
+                        break;
+                size *= 2;
         }
-        budget_usec = now;
-        return budget_bytes > 0;
+        if (r != 0 || !found) {
+                log_debug("uid %u has no entry in the user database (%s): only allowed_uids can name it",
+                          (unsigned) p->uid, r ? strerror(r) : "not found");
+                return;
+        }
+        p->gid = pw.pw_gid;
+        p->gid_known = true;
+        r = peer_user_groups(pw.pw_name, pw.pw_gid, &p->groups, &p->n_groups);
+        if (r < 0)
+                log_debug("cannot list the groups of %s: %s; only the primary group counts", pw.pw_name,
+                          strerror(-r));
+        p->groups_known = r >= 0;
 }
 
-int peer_tcp_uid(struct conn_ctx *ctx) {
-        struct peer *p = &ctx->peer;
+void peer_identify_tcp(struct peer *p, int fd, struct sock_diag *sd) {
         struct sockaddr_storage client, server;
         socklen_t clen = sizeof client, slen = sizeof server;
-        static const char *const files[2] = { "/proc/net/tcp", "/proc/net/tcp6" };
-        size_t bytes = 0;
-        uid_t uid;
-        int r = -ENOENT;
+        struct sock_diag_owner o;
+        int r;
 
-        if (p->is_unix)
-                return -1;
-        if (p->tcp_uid != -2)
-                return p->tcp_uid;
-        p->tcp_uid = -1;
-        if (ctx->fd < 0 || getpeername(ctx->fd, (struct sockaddr *) &client, &clen) < 0 ||
-            getsockname(ctx->fd, (struct sockaddr *) &server, &slen) < 0)
-                return -1;
-        if (!budget_take()) {
-                log_debug("not looking up the owner of %s: /proc/net/tcp read budget used up", p->addr);
-                return -1;
+        assert(p && !p->is_unix && sd);
+        if (fd < 0 || getpeername(fd, (struct sockaddr *) &client, &clen) < 0 ||
+            getsockname(fd, (struct sockaddr *) &server, &slen) < 0) {
+                p->unidentified = "the connection's addresses cannot be read";
+                return;
         }
-
-        /*
-         * The client's socket is in tcp for an IPv4 client, in tcp6 for an
-         * IPv6 one and also for a dual-stack client socket reaching our IPv4
-         * listener through a v4-mapped address; search the likely file first.
-         */
-        for (size_t i = 0; i < ELEMENTSOF(files) && r < 0; i++) {
-                size_t k = client.ss_family == AF_INET6 ? 1 - i : i;
-
-                r = peer_proc_net_tcp_find(files[k], (struct sockaddr *) &client,
-                                           (struct sockaddr *) &server, PEER_PROC_NET_MAX_BYTES, &bytes,
-                                           &uid);
+        /* The client's socket is the one whose local end is the client and remote end is us. */
+        r = sock_diag_query(sd, (struct sockaddr *) &client, (struct sockaddr *) &server, &o);
+        if (r == -ENOENT) {
+                p->unidentified = "no socket of this host has the client's address and port: it "
+                                  "connects from another host or network namespace";
+                return;
         }
-        budget_bytes -= (int64_t) bytes;
         if (r < 0) {
-                log_debug("cannot find the owner of %s in /proc/net/tcp{,6}: %s", p->addr, strerror(-r));
-                return -1;
+                log_warning("cannot ask the kernel who owns the client socket %s (NETLINK_SOCK_DIAG): %s",
+                            p->addr, strerror(-r));
+                p->unidentified = "the kernel's socket diagnostics (NETLINK_SOCK_DIAG) did not answer";
+                return;
         }
-        if (uid <= (uid_t) INT_MAX)
-                p->tcp_uid = (int) uid;
-        return p->tcp_uid;
+        /*
+         * No inode: no process holds the socket any more (closed right after
+         * sending, or TIME_WAIT); the kernel may then report uid 0.
+         */
+        if (o.inode == 0) {
+                p->unidentified = "the client closed its socket before denvrd could tell whose it is";
+                return;
+        }
+        p->identified = true;
+        p->uid = o.uid;
+        identify_groups(p);
 }

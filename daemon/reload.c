@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "auth.h"
 #include "cache.h"
 #include "daemon.h"
@@ -108,6 +109,7 @@ void daemon_reload(struct daemon *d) {
         };
         (void) upstream_reconfigure(d->upstream, &uo);
         log_set_max_level(newc->log_level);
+        access_warn_trust(newc);
         /* Cached answers belong to the credential that fetched them. */
         if (!config_same_credentials(old, newc) || strcmp(old->server, newc->server) != 0)
                 cache_clear(d->cache);

@@ -165,11 +165,14 @@ static void request_log_access(struct request *r, bool completed_ok) {
         snprintf(status, sizeof status, "%u", shown);
         snprintf(up, sizeof up, "%ld", r->upstream_status);
         snprintf(dur, sizeof dur, "%" PRIu64 ".%03" PRIu64, us / 1000, us % 1000);
-        if (p->is_unix && p->has_cred) {
+        if (p->identified)
                 snprintf(uid, sizeof uid, "%u", (unsigned) p->uid);
-                snprintf(who, sizeof who, "uid=%u", (unsigned) p->uid);
-        } else
-                snprintf(who, sizeof who, "%s", p->is_unix ? "unix" : p->addr);
+        if (p->is_unix)
+                snprintf(who, sizeof who, "%s%s", p->identified ? "uid=" : "unix", uid);
+        else if (p->identified)
+                snprintf(who, sizeof who, "%s uid=%s", p->addr, uid);
+        else
+                snprintf(who, sizeof who, "%s", p->addr);
 
         const struct log_field fields[] = {
                 { "REQUEST_ID", r->id },

@@ -80,26 +80,19 @@ void rights_caller_of(struct request *r, struct rights_caller *ret) {
                 .transport = p->is_unix ? "unix" : "tcp",
                 .token = r->token[0] ? r->token : NULL,
         };
-        if (p->has_cred) {
-                /* The kernel named the peer (SO_PEERCRED): uid, gid, groups, pid where known. */
-                ret->uid_known = ret->gid_known = true;
+        if (p->identified) {
+                /*
+                 * The kernel named the peer (SO_PEERCRED on the socket, the
+                 * owner of the client's socket over TCP; peer.c): its uid, and
+                 * its groups (a TCP peer's from the user database).
+                 */
+                ret->uid_known = true;
                 ret->uid = p->uid;
+                ret->gid_known = p->gid_known;
                 ret->gid = p->gid;
                 ret->pid = p->pid;
                 ret->groups = p->groups;
                 ret->n_groups = p->groups_known ? p->n_groups : 0;
-        } else if (!p->is_unix) {
-                /*
-                 * A TCP peer: the uid owning the client's socket, looked up once
-                 * per connection (peer.c).  Its groups are not known here, so
-                 * only uid rules name a TCP caller this way.
-                 */
-                int u = peer_tcp_uid(r->conn_ctx);
-
-                if (u >= 0) {
-                        ret->uid_known = true;
-                        ret->uid = (uid_t) u;
-                }
         }
 }
 
@@ -134,9 +127,10 @@ bool rights_peer_has_rule(const struct denvr_config *c, const struct peer *p) {
         struct rights_caller who = { 0 };
 
         assert(c && p);
-        if (!p->has_cred)
+        if (!p->identified)
                 return false;
-        who.uid_known = who.gid_known = true;
+        who.uid_known = true;
+        who.gid_known = p->gid_known;
         who.uid = p->uid;
         who.gid = p->gid;
         who.groups = p->groups;

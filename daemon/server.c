@@ -91,21 +91,12 @@ void server_wake(struct listener *l) {
                 (void) sd_event_source_set_enabled(l->wake_source, SD_EVENT_ONESHOT);
 }
 
+/* Who connected: asked of the kernel now, once for all the connection's requests. */
 static void peer_fill(struct conn_ctx *ctx, struct MHD_Connection *conn) {
         const union MHD_ConnectionInfo *ci;
 
-        ctx->peer.tcp_uid = -2;
         if (ctx->listener->kind == LISTENER_UNIX) {
-                struct ucred cred;
-                socklen_t len = sizeof cred;
-
-                ctx->peer.is_unix = true;
-                if (getsockopt(ctx->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-                        ctx->peer.has_cred = true;
-                        ctx->peer.pid = cred.pid;
-                        ctx->peer.uid = cred.uid;
-                        ctx->peer.gid = cred.gid;
-                }
+                peer_identify_unix(&ctx->peer, ctx->fd);
                 return;
         }
 
@@ -126,6 +117,7 @@ static void peer_fill(struct conn_ctx *ctx, struct MHD_Connection *conn) {
                         snprintf(ctx->peer.addr, sizeof ctx->peer.addr, "[%s]:%u", host, ctx->peer.port);
                 }
         }
+        peer_identify_tcp(&ctx->peer, ctx->fd, &ctx->listener->daemon->sock_diag);
 }
 
 /* Whether the client sent what nobody read: libmicrohttpd closes after its own

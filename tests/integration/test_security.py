@@ -578,7 +578,7 @@ def test_audit_socket_peer(start_denvrd, mock):
 
 
 def test_audit_tcp_peer_names_socket_owner(start_denvrd, mock, other_user):
-    d = start_denvrd()
+    d = start_denvrd(daemon={"allowed_uids": [other_user["name"]]})
     # our own request: uid 0 owns the client socket
     st, h, _ = d.request("DELETE", "/api/v1/servers/virtual/DestroyServer?Id=vm-1&Namespace=n"
                          "&Cluster=Msc1&password=hunter2hunter2")
@@ -588,7 +588,7 @@ def test_audit_tcp_peer_names_socket_owner(start_denvrd, mock, other_user):
     assert re.search(r"DELETE /api/v1/servers/virtual/DestroyServer by uid=%d \(owner of client "
                      r"socket 127\.0\.0\.1:\d+\) via tcp: upstream status 202" % os.getuid(), line), line
     assert "hunter2hunter2" not in d.log_text()
-    # a client under another uid: the lookup in /proc/net/tcp finds that uid
+    # a client under another uid (allowed): the kernel's socket diagnostics name that uid
     out = run_as(other_user, "tcp", "127.0.0.1:%d" % d.port, "POST", POST_PATH)
     assert ok(out["status"]), out["body"][:300]
     H.wait_until(lambda: [l for l in audit_lines(d) if
@@ -609,6 +609,7 @@ def test_refused_requests_are_not_audited_but_logged(start_denvrd, mock):
     d = start_denvrd()
     assert_refused(send(d, "POST", POST_PATH + "?token=tok-abcdefgh", POST_BODY,
                              {"Host": "evil.example"}))
-    d.wait_for_log(r"refused POST %s from 127\.0\.0\.1:\d+: Host" % re.escape(POST_PATH))
+    d.wait_for_log(r"refused POST %s from 127\.0\.0\.1:\d+ \(uid=%d\): Host" % (
+        re.escape(POST_PATH), os.getuid()))
     assert audit_lines(d) == []
     assert "tok-abcdefgh" not in d.log_text()

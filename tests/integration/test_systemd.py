@@ -1019,13 +1019,14 @@ def test_journal_fields(start_denvrd, mock, sock_dir):
         assert one(acc, "PRIORITY") == "6"
         assert "Cluster" not in one(acc, "PATH")
 
-        # Over TCP there is no peer uid; a local endpoint has no upstream status.
+        # Over TCP the peer uid is the owner of the client's socket; a local endpoint has no
+        # upstream status.
         st, _, _ = d.request("GET", "/_denvrd/nonesuch",
                              headers={"X-Request-Id": "journal-test-tcp-1"})
         assert st == 404
         acc = journal.wait(REQUEST_ID="journal-test-tcp-1")[0]
         assert one(acc, "STATUS") == "404" and one(acc, "PATH") == "/_denvrd/nonesuch"
-        assert "PEER_UID" not in acc and "UPSTREAM_STATUS" not in acc
+        assert one(acc, "PEER_UID") == expected_uid and "UPSTREAM_STATUS" not in acc
 
         # Token refresh, with its own MESSAGE_ID.
         refresh = journal.wait(MESSAGE=r"token refreshed", timeout=10)[0]

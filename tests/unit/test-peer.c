@@ -1,173 +1,149 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The bounded /proc/net/tcp{,6} search behind the audit's "uid of a TCP
- * peer", on synthetic files: IPv4, IPv6, v4-mapped, TIME_WAIT and LISTEN
- * entries skipped, our own accepted socket not mistaken for the client's,
- * and the byte budget honoured.
+ * daemon/peer.c: the identity of a connection's peer, the same fields for
+ * both transports.  On real loopback connections and socket pairs of this
+ * process: a TCP peer is identified by the owner of its socket with that
+ * user's primary group and groups from the user database; a unix socket peer
+ * by SO_PEERCRED and SO_PEERGROUPS; a TCP client that closed its socket, or
+ * a connection that cannot be read, is left unidentified with a reason.
+ * (Peers of other uids: tests/integration/test_security.py.)
  */
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <grp.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "peer.h"
+#include "request.h"
+#include "sock_diag.h"
 
 #include "check.h"
 
-static const char header4[] =
-        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
-static const char header6[] =
-        "  sl  local_address                         remote_address                        st tx_queue "
-        "rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
-
-static char *write_tmp(const char *text) {
-        char *path = strdup("/tmp/test-peer-XXXXXX");
-        int fd;
-
-        if (!path)
-                abort();
-        fd = mkstemp(path);
-        if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t) strlen(text))
-                abort();
-        close(fd);
-        return path;
-}
-
-static struct sockaddr_in sin4(const char *ip, unsigned port) {
+/* A loopback TCP connection: *client and the accepted *server. */
+static bool tcp_pair(int *client, int *server) {
         struct sockaddr_in a;
+        socklen_t len = sizeof a;
+        int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
         memset(&a, 0, sizeof a);
         a.sin_family = AF_INET;
-        a.sin_port = htons((uint16_t) port);
-        inet_pton(AF_INET, ip, &a.sin_addr);
-        return a;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (l < 0 || bind(l, (struct sockaddr *) &a, sizeof a) < 0 || listen(l, 1) < 0 ||
+            getsockname(l, (struct sockaddr *) &a, &len) < 0)
+                return false;
+        *client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (*client < 0 || connect(*client, (struct sockaddr *) &a, sizeof a) < 0)
+                return false;
+        *server = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+        close(l);
+        return *server >= 0;
 }
 
-static struct sockaddr_in6 sin6(const char *ip, unsigned port) {
-        struct sockaddr_in6 a;
-
-        memset(&a, 0, sizeof a);
-        a.sin6_family = AF_INET6;
-        a.sin6_port = htons((uint16_t) port);
-        inet_pton(AF_INET6, ip, &a.sin6_addr);
-        return a;
+static bool has_group(const struct peer *p, gid_t g) {
+        for (size_t i = 0; i < p->n_groups; i++)
+                if (p->groups[i] == g)
+                        return true;
+        return false;
 }
 
-/* The kernel's rendering of an IPv4 address: the __be32 printed as a host integer. */
-static void hex4(const char *ip, char out[9]) {
-        struct in_addr a;
-        uint32_t v;
+static void test_tcp(void) {
+        struct sock_diag sd = SOCK_DIAG_INIT;
+        struct passwd *pw = getpwuid(getuid());
+        struct peer p;
+        int client = -1, server = -1;
 
-        inet_pton(AF_INET, ip, &a);
-        memcpy(&v, &a, 4);
-        snprintf(out, 9, "%08X", v);
-}
-
-static void hex6(const char *ip, char out[33]) {
-        struct in6_addr a;
-
-        inet_pton(AF_INET6, ip, &a);
-        for (int i = 0; i < 4; i++) {
-                uint32_t v;
-
-                memcpy(&v, (const uint8_t *) &a + 4 * i, 4);
-                snprintf(out + 8 * i, 9, "%08X", v);
+        if (!tcp_pair(&client, &server)) {
+                CHECK(false, "loopback pair: %s", strerror(errno));
+                return;
         }
+        memset(&p, 0, sizeof p);
+        peer_identify_tcp(&p, server, &sd);
+        CHECK(p.identified, "identified: %s", p.unidentified ? p.unidentified : "");
+        CHECK(p.uid == getuid(), "uid %u", (unsigned) p.uid);
+        CHECK(p.pid == 0, "no pid over TCP");
+        if (pw) {
+                CHECK(p.gid_known && p.gid == pw->pw_gid, "primary group from the user entry: %u",
+                      (unsigned) p.gid);
+                CHECK(p.groups_known && has_group(&p, pw->pw_gid), "groups from the user database (%zu)",
+                      p.n_groups);
+        } else
+                CHECK(!p.gid_known, "no user entry, no group");
+        peer_done(&p);
+        CHECK(p.groups == NULL && p.n_groups == 0, "peer_done frees");
+
+        /* The client's socket closed before the lookup: no process holds it, so nobody is named. */
+        close(client);
+        memset(&p, 0, sizeof p);
+        peer_identify_tcp(&p, server, &sd);
+        CHECK(!p.identified, "closed client not identified (uid %u)", (unsigned) p.uid);
+        CHECK(p.unidentified && strstr(p.unidentified, "closed"), "reason: %s",
+              p.unidentified ? p.unidentified : "(none)");
+        peer_done(&p);
+        close(server);
+
+        memset(&p, 0, sizeof p);
+        peer_identify_tcp(&p, -1, &sd);
+        CHECK(!p.identified && p.unidentified, "no fd");
+        sock_diag_done(&sd);
 }
 
-static void line4(char *buf, size_t n, const char *lip, unsigned lport, const char *rip, unsigned rport,
-                  unsigned st, unsigned uid) {
-        char l[9], r[9];
+static void test_unix(void) {
+        struct peer p;
+        int sv[2];
 
-        hex4(lip, l);
-        hex4(rip, r);
-        snprintf(buf + strlen(buf), n - strlen(buf),
-                 "   0: %s:%04X %s:%04X %02X 00000000:00000000 00:00000000 00000000 %5u        0 1234 1 "
-                 "0000000000000000 20 4 30 10 -1\n", l, lport, r, rport, st, uid);
+        CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+        memset(&p, 0, sizeof p);
+        peer_identify_unix(&p, sv[0]);
+        CHECK(p.is_unix && p.identified, "identified");
+        CHECK(p.uid == getuid() && p.gid == getgid() && p.gid_known, "uid %u gid %u", (unsigned) p.uid,
+              (unsigned) p.gid);
+        CHECK(p.pid == getpid(), "pid %d", (int) p.pid);
+        CHECK(p.groups_known, "SO_PEERGROUPS");
+        {
+                int n = getgroups(0, NULL);
+
+                CHECK(n >= 0 && (size_t) n == p.n_groups, "the process's own groups: %d vs %zu", n,
+                      p.n_groups);
+        }
+        peer_done(&p);
+        close(sv[0]);
+        close(sv[1]);
+
+        memset(&p, 0, sizeof p);
+        peer_identify_unix(&p, -1);
+        CHECK(p.is_unix && !p.identified && p.unidentified, "no fd");
 }
 
-static void line6(char *buf, size_t n, const char *lip, unsigned lport, const char *rip, unsigned rport,
-                  unsigned st, unsigned uid) {
-        char l[33], r[33];
+static void test_user_groups(void) {
+        struct passwd *pw = getpwuid(0);
+        gid_t *g = NULL;
+        size_t n = 0;
 
-        hex6(lip, l);
-        hex6(rip, r);
-        snprintf(buf + strlen(buf), n - strlen(buf),
-                 "   0: %s:%04X %s:%04X %02X 00000000:00000000 00:00000000 00000000 %5u        0 1234 1 "
-                 "0000000000000000 20 4 30 10 -1\n", l, lport, r, rport, st, uid);
-}
-
-static size_t last_read;
-
-static int find(const char *text, const void *client, const void *server, size_t max, uid_t *uid) {
-        char *path = write_tmp(text);
-        int r = peer_proc_net_tcp_find(path, client, server, max, &last_read, uid);
-
-        unlink(path);
-        free(path);
-        return r;
+        if (!pw) {
+                CHECK(false, "no root entry");
+                return;
+        }
+        CHECK(peer_user_groups(pw->pw_name, pw->pw_gid, &g, &n) == 0, "root's groups");
+        CHECK(n >= 1 && g[0] == pw->pw_gid, "the primary group first: %zu", n);
+        free(g);
+        /* An unknown name still has the group it was given. */
+        g = NULL;
+        CHECK(peer_user_groups("no-such-user-denvrd-test", 12345, &g, &n) == 0 && n == 1 && g[0] == 12345,
+              "unknown user");
+        free(g);
 }
 
 int main(void) {
-        static char buf[1 << 20];
-        struct sockaddr_in c4 = sin4("127.0.0.1", 51000), s4 = sin4("127.0.0.1", 3368);
-        struct sockaddr_in6 c6 = sin6("::1", 52000), s6 = sin6("::1", 3368);
-        uid_t uid = 0;
-        int r;
-
-        /* IPv4: listener, our accepted socket, a TIME_WAIT twin, then the client's socket. */
-        snprintf(buf, sizeof buf, "%s", header4);
-        line4(buf, sizeof buf, "127.0.0.1", 3368, "0.0.0.0", 0, 0x0A, 4242);
-        line4(buf, sizeof buf, "127.0.0.1", 3368, "127.0.0.1", 51000, 0x01, 4242);
-        line4(buf, sizeof buf, "127.0.0.1", 51000, "127.0.0.1", 3368, 0x06, 0);
-        line4(buf, sizeof buf, "127.0.0.2", 51000, "127.0.0.1", 3368, 0x01, 7);
-        line4(buf, sizeof buf, "127.0.0.1", 51000, "127.0.0.1", 3368, 0x01, 1000);
-        r = find(buf, &c4, &s4, 1 << 20, &uid);
-        CHECK(r == 0 && uid == 1000, "IPv4 client socket found, others skipped");
-
-        /* Not there at all. */
-        snprintf(buf, sizeof buf, "%s", header4);
-        line4(buf, sizeof buf, "127.0.0.1", 51001, "127.0.0.1", 3368, 0x01, 1000);
-        CHECK(find(buf, &c4, &s4, 1 << 20, &uid) == -ENOENT, "absent: -ENOENT");
-
-        /* IPv6, and a dual-stack client reaching an IPv4 listener (v4-mapped, in tcp6). */
-        snprintf(buf, sizeof buf, "%s", header6);
-        line6(buf, sizeof buf, "::1", 3368, "::1", 52000, 0x01, 4242);
-        line6(buf, sizeof buf, "::1", 52000, "::1", 3368, 0x01, 1001);
-        line6(buf, sizeof buf, "::ffff:127.0.0.1", 51000, "::ffff:127.0.0.1", 3368, 0x01, 1002);
-        uid = 0;
-        CHECK(find(buf, &c6, &s6, 1 << 20, &uid) == 0 && uid == 1001, "IPv6 client socket found");
-        uid = 0;
-        CHECK(find(buf, &c4, &s4, 1 << 20, &uid) == 0 && uid == 1002, "v4-mapped client socket found");
-
-        /* The budget: the entry sits after ~100 KiB of others; 64 KiB is not enough, 1 MiB is. */
-        snprintf(buf, sizeof buf, "%s", header4);
-        for (unsigned i = 0; i < 700; i++)
-                line4(buf, sizeof buf, "127.0.0.1", 20000 + i, "127.0.0.1", 3368, 0x06, 0);
-        line4(buf, sizeof buf, "127.0.0.1", 51000, "127.0.0.1", 3368, 0x01, 1003);
-        CHECK(strlen(buf) > 64 * 1024, "synthetic file larger than 64 KiB");
-        last_read = 0;
-        CHECK(find(buf, &c4, &s4, 64 * 1024, &uid) == -ENOENT, "stops at the byte budget");
-        CHECK(last_read == 64 * 1024, "read exactly the budget");
-        uid = 0;
-        CHECK(find(buf, &c4, &s4, 1024 * 1024, &uid) == 0 && uid == 1003, "found within a larger budget");
-        /* A tiny budget (smaller than a line) must not loop or overrun. */
-        CHECK(find(buf, &c4, &s4, 16, &uid) == -ENOENT, "tiny budget");
-
-        /* Garbage lines are skipped, not trusted. */
-        snprintf(buf, sizeof buf, "%s"
-                 "   0: 0100007F:C738 0100007F:0D28 01 00000000:00000000 00:00000000 00000000 notanumber 0 1\n"
-                 "   1: 0100007F:C738\n"
-                 "   2: XYZ:C738 0100007F:0D28 01 a b c 5\n", header4);
-        CHECK(find(buf, &c4, &s4, 1 << 20, &uid) == -ENOENT, "malformed lines skipped");
-
-        CHECK(peer_proc_net_tcp_find("/nonexistent/tcp", (const void *) &c4, (const void *) &s4, 1024, NULL, &uid) ==
-              -ENOENT, "missing file");
-
+        test_tcp();
+        test_unix();
+        test_user_groups();
         printf("%u checks, %u failures\n", checks, failures);
-        return failures ? EXIT_FAILURE : EXIT_SUCCESS;
+        return failures ? 1 : 0;
 }
