@@ -327,6 +327,16 @@ def refused(c, user, sock):
         user, sock, p.stdout.strip()))
 
 
+def refused_tcp(c, user):
+    """user gets a 403 envelope naming its uid over 127.0.0.1:3368, and nothing is forwarded."""
+    before = len(mock_requests(c, GET_SERVERS))
+    rc, code, body = curl(c, "http://127.0.0.1:3368" + GET_SERVERS, user=user)
+    uid = c.sh("id -u %s" % shlex.quote(user)).stdout.strip()
+    check(rc == 0 and code == 403 and ("uid %s may not use denvrd" % uid) in body,
+          "%s over TCP: rc %d HTTP %d %s" % (user, rc, code, body))
+    check(len(mock_requests(c, GET_SERVERS)) == before, "a refused TCP request reached upstream")
+
+
 def main_pid(c, unit, user=None):
     p = c.sh("systemctl %sshow -p MainPID --value %s" % ("--user " if user else "", unit),
              user=user)
@@ -495,9 +505,12 @@ def socket_peers(c):
     check(rc == 0 and code == 200, "member %s on the socket: rc %d HTTP %d %s" % (
         MEMBER, rc, code, body))
     refused(c, OUTSIDER, "/run/denvrd/denvrd.sock")
-    # TCP peers: once denvrd checks them by uid too, OUTSIDER over 127.0.0.1:3368 gets
-    # a 403 here and MEMBER a 200 (curl(c, "http://127.0.0.1:3368" + GET_SERVERS, user=...)).
-    say("  %s served on the socket, %s refused (EACCES)" % (MEMBER, OUTSIDER))
+    # TCP: the same rule, the uid owning the client's socket (sock_diag)
+    rc, code, body = curl(c, "http://127.0.0.1:3368" + GET_SERVERS, user=MEMBER)
+    check(rc == 0 and code == 200, "member %s over TCP: rc %d HTTP %d %s" % (MEMBER, rc, code, body))
+    refused_tcp(c, OUTSIDER)
+    say("  %s served on the socket and over TCP, %s refused on both (EACCES, 403)" % (
+        MEMBER, OUTSIDER))
 
 
 def hardening(c):
@@ -667,6 +680,7 @@ def per_user(c, src, mock_user, mock_password):
     rc, code, body = curl(c, "http://127.0.0.1:3368" + GET_SERVERS, user=u)
     check(rc == 0 and code == 200, "user unit over TCP: rc %d HTTP %d %s" % (rc, code, body))
     refused(c, OUTSIDER, sock)
+    refused_tcp(c, OUTSIDER)
     pid = positive_pid(main_pid(c, "denvrd.service", user=u), "user denvrd MainPID")
     st = check_hardening(c, pid, "user denvrd", False)
     check(st["Uid"].split()[0] == str(uid), "user denvrd runs as %s" % st["Uid"])
