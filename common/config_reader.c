@@ -66,7 +66,7 @@ static enum section section_from_name(const char *name) {
 }
 
 const char *config_known_section(size_t i) {
-        return i <= (size_t) (SECTION_CACHE - SECTION_DEFAULTS) ? section_names[SECTION_DEFAULTS + i] : NULL;
+        return i < (size_t) (SECTION_IGNORED - SECTION_DEFAULTS) ? section_names[SECTION_DEFAULTS + i] : NULL;
 }
 
 /* Records a key or table id; returns the line it was first seen on, or 0. */

@@ -13,7 +13,7 @@ int new_token_print(const char *name) {
 
         if (!local_token_name_valid(name)) {
                 fprintf(stderr, "denvrd: --new-token: a token name is 1 to %d characters from "
-                        "A-Z a-z 0-9 _ - . (such as vm-7)\n", LOCAL_TOKEN_NAME_MAX);
+                        "A-Z a-z 0-9 _ - (such as vm-7)\n", LOCAL_TOKEN_NAME_MAX);
                 return 2;
         }
         r = local_token_generate(token);

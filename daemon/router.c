@@ -37,8 +37,9 @@ bool router_check(struct request *r) {
                 return access_check_rights(r);
 
         request_reply_error(r, 404, NULL,
-                            "no such endpoint: %s (denvrd serves /api/... like the Denvr API, "
-                            "and /_denvrd/healthz, readyz, status, metrics)", r->path);
+                            "no such endpoint: %s (denvrd serves /api/... like the Denvr API, its "
+                            "services without /api/VERSION, and /_denvrd/healthz, readyz, status, "
+                            "metrics, whoami)", r->path);
         return false;
 }
 

@@ -4,12 +4,16 @@
 
   check-man.py lint PAGE...
       mandoc -T lint -W warning and groff -ww -z -mandoc find nothing to say.
-  check-man.py sync DENVRD LIST_CONFIG_KEYS DENVRD_8 DENVR_TOML_5 LOCAL_API_C
+  check-man.py sync DENVRD LIST_CONFIG_KEYS DENVRD_8 DENVR_TOML_5 LOCAL_API_C EXAMPLE
       every long option `denvrd --help` prints is in the OPTIONS of denvrd(8), with the same
       short option, and every option there is in --help; every environment variable --help
       names is under ENVIRONMENT; every /_denvrd/ endpoint local_api.c serves is under LOCAL
       API; every section and key of the loader's table (LIST_CONFIG_KEYS prints them) has its
-      .Ss and .It Ic in denvr.toml(5), and the page documents no other.
+      .Ss and .It Ic in denvr.toml(5), and the page documents no other.  Sections whose keys
+      are free-form ([cache], [rights], [tokens]: paths, subjects, names) have no keys in the
+      table and are checked by their .Ss alone; the table header of every section the example
+      configuration EXAMPLE shows must be one the loader lists, so a section left out of the
+      list cannot slip past the page.
   check-man.py install MESON BUILDDIR MANDIR
       `meson install --destdir` into a temporary directory, then `man -w denvrd` and
       `man -w denvr.toml` with MANPATH pointing there find the installed pages.
@@ -98,7 +102,7 @@ def man_options(lines):
     return longs, shorts
 
 
-def sync(denvrd, list_keys, page8, page5, local_api_c):
+def sync(denvrd, list_keys, page8, page5, local_api_c, example):
     r = run([denvrd, "--help"])
     if r.returncode != 0:
         problem("denvrd --help exited %d" % r.returncode)
@@ -153,6 +157,11 @@ def sync(denvrd, list_keys, page8, page5, local_api_c):
             section = None
         elif section and line.startswith(".It Ic "):
             doc_keys.add((section, line.split()[2]))
+    shown = set(re.findall(r"^\[([a-z_]+)\]", Path(example).read_text(), re.M))
+    if not shown:
+        problem("%s shows no sections" % example)
+    for s in sorted(shown - known_sections):
+        problem("%s shows a section [%s] that %s does not list" % (example, s, list_keys))
     for s in sorted(known_sections - doc_sections):
         problem("section [%s] has no .Ss [%s] in %s" % (s, s, page5))
     for s in sorted(doc_sections - known_sections):
@@ -161,8 +170,9 @@ def sync(denvrd, list_keys, page8, page5, local_api_c):
         problem("key %s in [%s] is not documented in %s" % (k, s, page5))
     for s, k in sorted(doc_keys - known_keys):
         problem("%s documents %s in [%s], which the loader does not know" % (page5, k, s))
-    print("checked %d options, %d sections, %d keys, %d endpoints"
-          % (len(h_long), len(known_sections), len(known_keys), len(served)))
+    free_form = known_sections - {s for s, _ in known_keys}
+    print("checked %d options, %d sections (%d with free-form keys), %d keys, %d endpoints"
+          % (len(h_long), len(known_sections), len(free_form), len(known_keys), len(served)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,7 +202,7 @@ def install(meson, builddir, mandir):
 
 
 def main(argv):
-    modes = {"lint": (lint, None), "sync": (sync, 5), "install": (install, 3)}
+    modes = {"lint": (lint, None), "sync": (sync, 6), "install": (install, 3)}
     if len(argv) < 2 or argv[1] not in modes:
         print(__doc__, file=sys.stderr)
         return 2
