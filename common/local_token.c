@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "cleanup.h"
+
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /* Unpadded base64url of n bytes into out (4 * n / 3 rounded up, plus NUL). */
@@ -71,23 +73,13 @@ void local_token_hash_text(const char *token, size_t n, char out[LOCAL_TOKEN_HAS
         *w = 0;
 }
 
-static int hex_value(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 int local_token_hash_parse(const char *s, uint8_t out[SHA256_DIGEST_SIZE]) {
         assert(s);
         if (strncmp(s, "sha256:", 7) != 0 || strlen(s + 7) != 2 * SHA256_DIGEST_SIZE)
                 return -EINVAL;
         s += 7;
         for (size_t i = 0; i < SHA256_DIGEST_SIZE; i++) {
-                int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
+                int hi = unhexchar(s[2 * i]), lo = unhexchar(s[2 * i + 1]);
 
                 if (hi < 0 || lo < 0)
                         return -EINVAL;

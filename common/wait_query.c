@@ -10,16 +10,6 @@
 
 #include "cleanup.h"
 
-static int hex_value(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* Percent-decodes s (n bytes, '+' is a space) into a new string; NULL on OOM or a NUL byte. */
 static char *form_decode(const char *s, size_t n, bool *ret_bad) {
         char *out = malloc(n + 1), *o = out;
@@ -32,8 +22,8 @@ static char *form_decode(const char *s, size_t n, bool *ret_bad) {
 
                 if (s[i] == '+')
                         *o++ = ' ';
-                else if (s[i] == '%' && i + 2 < n && (hi = hex_value(s[i + 1])) >= 0 &&
-                         (lo = hex_value(s[i + 2])) >= 0) {
+                else if (s[i] == '%' && i + 2 < n && (hi = unhexchar(s[i + 1])) >= 0 &&
+                         (lo = unhexchar(s[i + 2])) >= 0) {
                         *o++ = (char) (hi << 4 | lo);
                         i += 2;
                 } else

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "canon_path.h"
+#include "cleanup.h"
 
 #define CHECK(cond)                                                                     \
         do {                                                                            \
@@ -36,16 +37,6 @@
                         abort();                                                        \
                 }                                                                       \
         } while (0)
-
-static int hexval(uint8_t c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
 
 static uint8_t lower(uint8_t c) {
         return c >= 'A' && c <= 'Z' ? c + 32 : c;
@@ -85,9 +76,9 @@ static bool reference(const uint8_t *raw, size_t n, char *out) {
                         return false;   /* not reached: the harness caps the input */
                 for (size_t i = start; i < end; i++) {
                         if (raw[i] == '%') {
-                                if (i + 2 >= end || hexval(raw[i + 1]) < 0 || hexval(raw[i + 2]) < 0)
+                                if (i + 2 >= end || unhexchar((char) raw[i + 1]) < 0 || unhexchar((char) raw[i + 2]) < 0)
                                         return false;
-                                uint8_t b = (uint8_t) (hexval(raw[i + 1]) * 16 + hexval(raw[i + 2]));
+                                uint8_t b = (uint8_t) (unhexchar((char) raw[i + 1]) * 16 + unhexchar((char) raw[i + 2]));
                                 if (!decoded_ok(b))
                                         return false;
                                 seg[sl++] = b;
@@ -161,7 +152,7 @@ static void check_form(const char *s) {
                 CHECK(!(c >= 'A' && c <= 'Z'));
                 if (c == '%') {
                         CHECK(i + 2 < n);
-                        int hi = hexval((uint8_t) s[i + 1]), lo = hexval((uint8_t) s[i + 2]);
+                        int hi = unhexchar(s[i + 1]), lo = unhexchar(s[i + 2]);
                         CHECK(hi >= 0 && lo >= 0 && lower((uint8_t) s[i + 1]) == (uint8_t) s[i + 1] &&
                               lower((uint8_t) s[i + 2]) == (uint8_t) s[i + 2]);
                         uint8_t b = (uint8_t) (hi * 16 + lo);
