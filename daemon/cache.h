@@ -51,7 +51,8 @@ void cache_clear(struct cache *c);
 /* Drops the entries of the service that `path` belongs to. */
 void cache_invalidate_service(struct cache *c, const char *path);
 
-/* The fresh answer for key, or NULL; *ret_age is its age in seconds. */
+/* The fresh answer for key, or NULL; *ret_age is its age in seconds.  now_usec is
+ * CLOCK_BOOTTIME, so an entry also ages while the machine sleeps. */
 const struct cache_answer *cache_lookup(struct cache *c, const char *key, uint64_t now_usec,
                                         unsigned *ret_age);
 /* Stores a 2xx answer (copied); others are ignored. */

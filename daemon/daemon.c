@@ -36,6 +36,13 @@ uint64_t daemon_now(const struct daemon *d) {
         return n;
 }
 
+uint64_t daemon_boottime(const struct daemon *d) {
+        uint64_t n = 0;
+
+        (void) sd_event_now(d->event, CLOCK_BOOTTIME, &n);
+        return n;
+}
+
 uint64_t clock_now_usec(void) {
         struct timespec ts;
 

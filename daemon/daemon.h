@@ -57,6 +57,9 @@ struct daemon {
 
 /* Monotonic "now" of the event loop (its wake-up time), in microseconds. */
 uint64_t daemon_now(const struct daemon *d);
+/* The same on CLOCK_BOOTTIME, which counts a suspend: for lifetimes in the
+ * world outside (cached answers), as auth.c keeps token lives. */
+uint64_t daemon_boottime(const struct daemon *d);
 /* CLOCK_MONOTONIC read now, for durations shorter than one loop iteration. */
 uint64_t clock_now_usec(void);
 

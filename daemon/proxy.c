@@ -269,7 +269,7 @@ static void flight_finish(struct proxy *p, const struct cache_answer *a) {
         if (!p->flight)
                 return;
         if (a)
-                cache_store(d->cache, p->cache_key, p->r->canon_path, p->cache_ttl, a, daemon_now(d));
+                cache_store(d->cache, p->cache_key, p->r->canon_path, p->cache_ttl, a, daemon_boottime(d));
         waiters = cache_flight_end(d->cache, p->flight);
         p->flight = NULL;
         for (void **w = waiters; w && *w; w++) {
@@ -653,7 +653,7 @@ static int proxy_cache_step(struct proxy *p) {
         }
         p->cache_ttl = rule->ttl_sec;
 
-        hit = cache_lookup(d->cache, p->cache_key, daemon_now(d), &age);
+        hit = cache_lookup(d->cache, p->cache_key, daemon_boottime(d), &age);
         if (hit) {
                 struct cache_answer copy;
 
