@@ -12,6 +12,8 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include "access.h"
 #include "daemon.h"
@@ -128,6 +130,19 @@ static bool unread_bytes(int fd) {
         return ioctl(fd, FIONREAD, &n) == 0 && n > 0;
 }
 
+/*
+ * Replies go out whole (one writev of headers and body): Nagle's algorithm
+ * would only hold the last segment back for the client's delayed ACK.  Set
+ * here rather than with the socket unit's NoDelay=, which systemd also tries
+ * on the unix socket, and whatever libmicrohttpd does at accept.
+ */
+static void set_nodelay(int fd) {
+        int one = 1;
+
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+                log_debug("TCP_NODELAY on fd %d failed: %s", fd, strerror(errno));
+}
+
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code) {
         struct listener *l = cls;
@@ -147,6 +162,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                  * Without it (no memory) a hangup is seen when the reply is sent. */
                 if (ctx->fd >= 0 && request_conn_watch(ctx, l->daemon->event) < 0)
                         ctx->hangup_watch = NULL;
+                if (l->kind == LISTENER_TCP && ctx->fd >= 0)
+                        set_nodelay(ctx->fd);
                 peer_fill(ctx, conn);
                 access_peer_connected(ctx, l->daemon->config, l->daemon->euid);
                 *socket_context = ctx;
