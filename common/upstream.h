@@ -74,6 +74,7 @@ struct upstream_transfer {
         /* Private. */
         struct upstream *upstream;
         CURL *easy;
+        unsigned generation;          /* of the upstream options easy was prepared with */
         bool running;
         size_t resp_body_alloc;
         size_t resp_headers_alloc;
