@@ -344,6 +344,12 @@ int upstream_reconfigure(struct upstream *u, const struct upstream_options *o) {
         return 0;
 }
 
+void upstream_trim(struct upstream *u) {
+        /* Each idle handle keeps curl's 16 KiB receive buffer. */
+        while (u->n_idle_easy > 0)
+                curl_easy_cleanup(u->idle_easy[--u->n_idle_easy]);
+}
+
 unsigned long upstream_connections_opened(const struct upstream *u) {
         return u->sockets_opened;
 }

@@ -90,6 +90,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct upstream *, upstream_free)
 /* Applies new options to transfers started from now on. */
 int upstream_reconfigure(struct upstream *u, const struct upstream_options *o);
 
+/* Frees what is kept only to make the next requests cheaper (idle handles). */
+void upstream_trim(struct upstream *u);
+
 /* Number of transfers running and connections curl holds open. */
 unsigned upstream_running(const struct upstream *u);
 long upstream_connections_open(struct upstream *u);
