@@ -190,7 +190,6 @@ static int proxy_build_headers(struct proxy *p, bool json_content_type) {
                 .json_content_type = json_content_type,
         };
         const char *ua = request_header(r, "User-Agent");
-        _cleanup_free_ char *agent = NULL;
 
         (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, collect_connection, &w);
         if (!w.failed)
@@ -200,17 +199,20 @@ static int proxy_build_headers(struct proxy *p, bool json_content_type) {
         if (w.failed)
                 return -ENOMEM;
 
-        if (asprintf(&agent, "%s%sdenvrd/%s", ua && *ua ? ua : "", ua && *ua ? " " : "",
-                     DENVRD_VERSION) < 0)
-                return -ENOMEM;
-        if (slist_add(&p->headers, "User-Agent: %s", agent) < 0 ||
-            slist_add(&p->headers, "X-Request-Id: %s", r->id) < 0 ||
-            /* curl would otherwise add "Expect: 100-continue" for big bodies
-             * and a form Content-Type for bodies without one. */
-            slist_add_const(&p->headers, "Expect:") < 0)
+        if (slist_add(&p->headers, "User-Agent: %s%sdenvrd/%s", ua && *ua ? ua : "", ua && *ua ? " " : "",
+                      DENVRD_VERSION) < 0 ||
+            slist_add(&p->headers, "X-Request-Id: %s", r->id) < 0)
                 return -ENOMEM;
         if (json_content_type)
                 return slist_add_const(&p->headers, "Content-Type: application/json");
+        /* Only a request with a body needs these (curl would add "Expect:
+         * 100-continue" for a big one and a form Content-Type to one without
+         * its own); every header costs curl a scan per header it may add. */
+        if (!p->body && strcmp(r->method, "POST") != 0 && strcmp(r->method, "PUT") != 0 &&
+            strcmp(r->method, "PATCH") != 0)
+                return 0;
+        if (slist_add_const(&p->headers, "Expect:") < 0)
+                return -ENOMEM;
         if (!w.has_content_type && slist_add_const(&p->headers, "Content-Type:") < 0)
                 return -ENOMEM;
         return 0;
