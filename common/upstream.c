@@ -17,7 +17,7 @@
 
 #include "log.h"
 
-#define UPSTREAM_IDLE_EASY 16
+#define UPSTREAM_IDLE_EASY 64
 #define UPSTREAM_RESERVE_MAX (1024u * 1024u)
 
 struct tracked_socket {
