@@ -169,6 +169,9 @@ http {
         ssl_certificate $TMP/server.pem;
         ssl_certificate_key $TMP/server.key;
         ssl_session_cache shared:SSL:1m;
+        # nginx 1.22 would offer TLS 1.2 at most; Denvr's API, like any
+        # current HTTPS server, does 1.3 (one round trip less to connect).
+        ssl_protocols TLSv1.2 TLSv1.3;
         default_type application/json;
         root $TMP/www;
         location = /api/TokenAuth/Authenticate {
