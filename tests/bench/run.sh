@@ -3,7 +3,7 @@
 #
 # denvrd benchmark: one command, not part of the default test run.
 #
-#   tests/bench/run.sh [--all | --loopback | --wan]      (default --all)
+#   tests/bench/run.sh [--all | --loopback | --wan | --profile]   (default --all)
 #
 # Builds an optimised denvrd (build-bench/, release, NDEBUG), starts an nginx
 # HTTPS upstream (self-signed CA) serving Denvr-like JSON on two ports, one
@@ -19,6 +19,8 @@
 #   denvrd-info  denvrd-h2 at log_level=info (access log on; reference)
 # Workloads: 1 connection (latency), 64 connections (throughput), 20 KB
 # answers at 16 connections.  Prints one table plus the targets (PASS/MISS).
+#
+# --profile (profile.sh): instructions per request under callgrind instead.
 #
 # WAN (wan.sh): the same upstream behind a relay that delays every chunk
 # (BENCH_WAN_DELAY_MS each way, default 20): fresh-process callers logging in
@@ -40,7 +42,8 @@ case ${1:-} in
 "" | --all) MODE=all ;;
 --loopback) MODE=loopback ;;
 --wan)      MODE=wan ;;
-*) echo "usage: $0 [--all | --loopback | --wan]" >&2; exit 2 ;;
+--profile)  MODE=profile ;;
+*) echo "usage: $0 [--all | --loopback | --wan | --profile]" >&2; exit 2 ;;
 esac
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -428,6 +431,12 @@ fi
 note run.duration "$DURATION"
 note run.warmup "$WARMUP"
 note run.max_upstream_connections "$MAX_UP_CONNS"
+
+if [[ $MODE == profile ]]; then
+        # shellcheck source=profile.sh
+        . "$HERE/profile.sh"
+        exit 0
+fi
 
 if [[ $MODE != wan ]]; then
 measure_floor
