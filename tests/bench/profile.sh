@@ -42,9 +42,9 @@ EOT
         PIDS+=("$pid")
         for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$port/_denvrd/healthz" && break; sleep 0.1; done
         python3 "$HERE/load.py" $((conc * 20)) "$conc" "$port" "$path" || die "$name/$workload: warm-up failed"
-        callgrind_control -z "$pid" >/dev/null
+        callgrind_control -z "$pid" >/dev/null 2>&1
         python3 "$HERE/load.py" "$calls" "$conc" "$port" "$path" || die "$name/$workload: load failed"
-        callgrind_control -d "$pid" >/dev/null
+        callgrind_control -d "$pid" >/dev/null 2>&1
         stop_pid "$pid"
         ir=$(callgrind_annotate "$out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
         printf '%s\t%s\t%s\n' "$name" "$workload" "$((ir / calls))" >>"$PROFILE"
@@ -58,5 +58,5 @@ for t in denvrd-h1 denvrd-h2; do
         profile_one "$t" "$url" c64 3200 64 "$SERVERS_PATH"
         profile_one "$t" "$url" big16 1600 16 "$BIG_PATH"
 done
-echo "denvrd instructions per request (callgrind Ir, libraries and kernel entry included; max_upstream_connections $MAX_UP_CONNS):"
+echo "denvrd instructions per request (callgrind Ir: user space, libraries included, the kernel not; max_upstream_connections $MAX_UP_CONNS):"
 awk -F'\t' '{ printf "  %-10s %-6s %8d\n", $1, $2, $3 }' "$PROFILE"
