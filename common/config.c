@@ -24,7 +24,7 @@
 #define DEFAULT_SOCKET_MODE 0600
 #define DEFAULT_REQUEST_TIMEOUT 60
 #define DEFAULT_MAX_BODY_BYTES (1024 * 1024)
-#define DEFAULT_MAX_UPSTREAM 16
+#define DEFAULT_MAX_UPSTREAM 64
 #define DEFAULT_WAIT_POLL_MAX 10
 
 /* Frees a load's state, wiping the file buffer first: it may hold secrets. */

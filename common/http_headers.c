@@ -6,9 +6,12 @@
 
 #include "cleanup.h"
 
+/* Compares lengths first: most names differ in length from most entries. */
 static bool name_in(const char *name, const char *const *list, size_t n) {
+        size_t len = strlen(name);
+
         for (size_t i = 0; i < n; i++)
-                if (strcasecmp(name, list[i]) == 0)
+                if (strlen(list[i]) == len && strcasecmp(name, list[i]) == 0)
                         return true;
         return false;
 }

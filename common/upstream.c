@@ -17,7 +17,7 @@
 
 #include "log.h"
 
-#define UPSTREAM_IDLE_EASY 16
+#define UPSTREAM_IDLE_EASY 64
 #define UPSTREAM_RESERVE_MAX (1024u * 1024u)
 
 struct tracked_socket {
@@ -36,15 +36,22 @@ struct upstream {
         struct tracked_socket *sockets;  /* sockets curl opened and may still hold */
         size_t n_sockets, sockets_alloc;
         unsigned long sockets_opened; /* since start */
-        /* Easy handles of freed transfers, reset, for the next ones: saves
-         * curl_easy_init() + curl_easy_cleanup() per request. */
+        /* Easy handles of freed transfers, with the options every transfer
+         * shares already set (easy_prepare()), for the next ones: saves
+         * curl_easy_init(), curl_easy_reset() and a dozen curl_easy_setopt()
+         * per request.  A reconfiguration empties it and bumps generation,
+         * so handles prepared for the old options are not reused. */
         CURL *idle_easy[UPSTREAM_IDLE_EASY];
         unsigned n_idle_easy;
+        unsigned generation;
+        bool no_proxy;                   /* no proxy in the environment at start */
 };
 
 /* --- curl multi <-> sd-event glue ------------------------------------- */
 
 static void upstream_check_done(struct upstream *u);
+static void easy_prepare(struct upstream *u, CURL *c);
+static bool env_has_proxy(void);
 
 static void deadline_off(struct upstream_transfer *t) {
         if (t->deadline)
@@ -105,15 +112,20 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
  * earliest deadline moves; with every request setting one ~request_timeout
  * ahead, a 250 ms slack lets it pick the same 250 ms-aligned instant for all
  * requests of that window, and a timeout of seconds may well be 250 ms late.
- * Short timeouts keep 1 ms, so one firing early cannot spin the loop.
+ * Under load curl keeps re-setting a timeout of about a second: an eighth of
+ * it spares a timerfd_settime() per request.  Timeouts under 8 ms keep 1 ms,
+ * so one firing early cannot spin the loop.
  */
 static uint64_t timer_accuracy_usec(uint64_t timeout_usec) {
-        return timeout_usec >= 5000000u ? 250000u : 1000u;
+        if (timeout_usec >= 5000000u)
+                return 250000u;
+        return timeout_usec >= 8000u ? timeout_usec / 8 : 1000u;
 }
 
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
         struct upstream *u = userp;
-        uint64_t now;
+        uint64_t now, when, accuracy, armed;
+        int enabled;
 
         /* "Now" (0 ms, curl's answer whenever a request starts) is served on
          * the next loop iteration by a defer source: a timer would cost two
@@ -128,8 +140,16 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
 
         if (sd_event_now(u->event, CLOCK_MONOTONIC, &now) < 0)
                 return -1;
-        (void) sd_event_source_set_time_accuracy(u->timer, timer_accuracy_usec((uint64_t) timeout_ms * 1000));
-        if (sd_event_source_set_time(u->timer, now + (uint64_t) timeout_ms * 1000) < 0 ||
+        when = now + (uint64_t) timeout_ms * 1000;
+        accuracy = timer_accuracy_usec((uint64_t) timeout_ms * 1000);
+        /* curl moves its deadline a little with every request: leave the
+         * timer alone while it stays within its slack (firing early is fine,
+         * on_timeout() re-arms from curl's answer). */
+        if (sd_event_source_get_enabled(u->timer, &enabled) >= 0 && enabled != SD_EVENT_OFF &&
+            sd_event_source_get_time(u->timer, &armed) >= 0 && armed <= when && when - armed < accuracy)
+                return 0;
+        (void) sd_event_source_set_time_accuracy(u->timer, accuracy);
+        if (sd_event_source_set_time(u->timer, when) < 0 ||
             sd_event_source_set_enabled(u->timer, SD_EVENT_ONESHOT) < 0)
                 return -1;
         return 0;
@@ -255,6 +275,7 @@ int upstream_new(sd_event *e, const struct upstream_options *o, struct upstream 
         if (!u)
                 return -ENOMEM;
         u->event = sd_event_ref(e);
+        u->no_proxy = !env_has_proxy();
         if (o->ca_file && !(u->ca_file = strdup(o->ca_file))) {
                 upstream_free(u);
                 return -ENOMEM;
@@ -317,10 +338,20 @@ int upstream_reconfigure(struct upstream *u, const struct upstream_options *o) {
                 return -ENOMEM;
         free(u->ca_file);
         u->ca_file = ca;
+        /* Idle handles carry the old CA file: prepare new ones. */
+        while (u->n_idle_easy > 0)
+                curl_easy_cleanup(u->idle_easy[--u->n_idle_easy]);
+        u->generation++;
         curl_multi_setopt(u->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long) o->max_connections);
         curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) o->max_connections);
         curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, (long) o->max_connections);
         return 0;
+}
+
+void upstream_trim(struct upstream *u) {
+        /* Each idle handle keeps curl's 16 KiB receive buffer. */
+        while (u->n_idle_easy > 0)
+                curl_easy_cleanup(u->idle_easy[--u->n_idle_easy]);
 }
 
 unsigned long upstream_connections_opened(const struct upstream *u) {
@@ -347,11 +378,17 @@ struct upstream_transfer *upstream_transfer_new(struct upstream *u, upstream_don
         t = calloc(1, sizeof *t);
         if (!t)
                 return NULL;
-        t->easy = u->n_idle_easy > 0 ? u->idle_easy[--u->n_idle_easy] : curl_easy_init();
-        if (!t->easy) {
-                free(t);
-                return NULL;
+        if (u->n_idle_easy > 0)
+                t->easy = u->idle_easy[--u->n_idle_easy];
+        else {
+                t->easy = curl_easy_init();
+                if (!t->easy) {
+                        free(t);
+                        return NULL;
+                }
+                easy_prepare(u, t->easy);
         }
+        t->generation = u->generation;
         t->upstream = u;
         t->done = done;
         t->userdata = userdata;
@@ -489,15 +526,8 @@ static size_t header_cb(char *data, size_t size, size_t n, void *userdata) {
         return size * n;
 }
 
-static void transfer_setup(struct upstream_transfer *t) {
-        struct upstream *u = t->upstream;
-        CURL *c = t->easy;
-        bool has_body = t->body || strcmp(t->method, "POST") == 0 ||
-                        strcmp(t->method, "PUT") == 0 || strcmp(t->method, "PATCH") == 0;
-
-        curl_easy_reset(c);
-        curl_easy_setopt(c, CURLOPT_PRIVATE, (char *) t);
-        curl_easy_setopt(c, CURLOPT_URL, t->url);
+/* The options every transfer shares: set once per easy handle. */
+static void easy_prepare(struct upstream *u, CURL *c) {
         curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2TLS);
@@ -506,30 +536,60 @@ static void transfer_setup(struct upstream_transfer *t) {
         curl_easy_setopt(c, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
         /* Byte-exact: without this curl squashes "/./" and "/../" in the path. */
         curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
-        /* curl silently sends a request again on a new connection when a reused
-         * one dies before any answer byte.  That is fine for idempotent methods,
-         * not for POST and PATCH, which may already have had their effect: those
-         * always get a new connection, where curl never does that. */
-        if (strcmp(t->method, "POST") == 0 || strcmp(t->method, "PATCH") == 0)
-                curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long) UPSTREAM_CONNECT_TIMEOUT_MS);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) t->timeout_ms);
-        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, t->errbuf);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
         curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
-        curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
         curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
         curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, u);
         curl_easy_setopt(c, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
         curl_easy_setopt(c, CURLOPT_CLOSESOCKETDATA, u);
+        /* Without a proxy in the environment, say so: curl would otherwise
+         * look up six proxy variables in it for every transfer. */
+        if (u->no_proxy)
+                curl_easy_setopt(c, CURLOPT_PROXY, "");
         /* CAINFO replaces the default bundle but the default CApath stays, so
          * ca_file adds to the system's CAs instead of replacing them. */
         if (u->ca_file)
                 curl_easy_setopt(c, CURLOPT_CAINFO, u->ca_file);
-        if (t->headers)
-                curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->headers);
+}
 
+static bool env_has_proxy(void) {
+        static const char *const vars[] = {
+                "http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+        };
+
+        for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+                const char *v = getenv(vars[i]);
+
+                if (v && *v)
+                        return true;
+        }
+        return false;
+}
+
+/* What changes from one transfer to the next; the rest is easy_prepare()'s. */
+static void transfer_setup(struct upstream_transfer *t) {
+        CURL *c = t->easy;
+        bool has_body = t->body || strcmp(t->method, "POST") == 0 ||
+                        strcmp(t->method, "PUT") == 0 || strcmp(t->method, "PATCH") == 0;
+
+        curl_easy_setopt(c, CURLOPT_PRIVATE, (char *) t);
+        curl_easy_setopt(c, CURLOPT_URL, t->url);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) t->timeout_ms);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, t->errbuf);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, t);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, t->headers);
+        /* curl silently sends a request again on a new connection when a reused
+         * one dies before any answer byte.  That is fine for idempotent methods,
+         * not for POST and PATCH, which may already have had their effect: those
+         * always get a new connection, where curl never does that. */
+        curl_easy_setopt(c, CURLOPT_FRESH_CONNECT,
+                         (long) (strcmp(t->method, "POST") == 0 || strcmp(t->method, "PATCH") == 0));
+
+        /* HTTPGET undoes the previous transfer's NOBODY, POSTFIELDS and upload. */
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, NULL);
         if (strcmp(t->method, "HEAD") == 0)
                 curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
         else if (has_body) {
@@ -630,9 +690,15 @@ void upstream_transfer_free(struct upstream_transfer *t) {
         t->deadline = sd_event_source_disable_unref(t->deadline);
         transfer_clear_response(t);
         free(t->resp_headers);
-        if (t->upstream->n_idle_easy < UPSTREAM_IDLE_EASY) {
-                /* Reset now: it must not keep pointers into t (errbuf, headers). */
-                curl_easy_reset(t->easy);
+        if (t->upstream->n_idle_easy < UPSTREAM_IDLE_EASY && t->generation == t->upstream->generation) {
+                /* It must not keep pointers into t or the caller's data; the
+                 * next transfer_setup() sets them again. */
+                curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, NULL);
+                curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, NULL);
+                if (t->body) {
+                        curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, NULL);
+                        curl_easy_setopt(t->easy, CURLOPT_HTTPGET, 1L);
+                }
                 t->upstream->idle_easy[t->upstream->n_idle_easy++] = t->easy;
         } else
                 curl_easy_cleanup(t->easy);
@@ -641,7 +707,7 @@ void upstream_transfer_free(struct upstream_transfer *t) {
 
 const char *upstream_transfer_header(const struct upstream_transfer *t, const char *name) {
         for (size_t i = 0; i < t->n_resp_headers; i++)
-                if (strcasecmp(t->resp_headers[i].name, name) == 0)
+                if (t->resp_headers[i].name && strcasecmp(t->resp_headers[i].name, name) == 0)
                         return t->resp_headers[i].value;
         return NULL;
 }

@@ -74,6 +74,7 @@ struct upstream_transfer {
         /* Private. */
         struct upstream *upstream;
         CURL *easy;
+        unsigned generation;          /* of the upstream options easy was prepared with */
         bool running;
         size_t resp_body_alloc;
         size_t resp_headers_alloc;
@@ -88,6 +89,9 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct upstream *, upstream_free)
 
 /* Applies new options to transfers started from now on. */
 int upstream_reconfigure(struct upstream *u, const struct upstream_options *o);
+
+/* Frees what is kept only to make the next requests cheaper (idle handles). */
+void upstream_trim(struct upstream *u);
 
 /* Number of transfers running and connections curl holds open. */
 unsigned upstream_running(const struct upstream *u);

@@ -133,6 +133,15 @@ static enum MHD_Result add_forwarded_header(void *cls, enum MHD_ValueKind kind, 
         return MHD_YES;
 }
 
+static int slist_add_const(struct curl_slist **l, const char *line) {
+        struct curl_slist *n = curl_slist_append(*l, line);
+
+        if (!n)
+                return -ENOMEM;
+        *l = n;
+        return 0;
+}
+
 static int slist_add(struct curl_slist **l, const char *fmt, ...) _printf_(2, 3);
 static int slist_add(struct curl_slist **l, const char *fmt, ...) {
         _cleanup_free_ char *line = NULL;
@@ -182,7 +191,6 @@ static int proxy_build_headers(struct proxy *p, bool json_content_type) {
                 .json_content_type = json_content_type,
         };
         const char *ua = request_header(r, "User-Agent");
-        _cleanup_free_ char *agent = NULL;
 
         (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, collect_connection, &w);
         if (!w.failed)
@@ -192,18 +200,21 @@ static int proxy_build_headers(struct proxy *p, bool json_content_type) {
         if (w.failed)
                 return -ENOMEM;
 
-        if (asprintf(&agent, "%s%sdenvrd/%s", ua && *ua ? ua : "", ua && *ua ? " " : "",
-                     DENVRD_VERSION) < 0)
-                return -ENOMEM;
-        if (slist_add(&p->headers, "User-Agent: %s", agent) < 0 ||
-            slist_add(&p->headers, "X-Request-Id: %s", r->id) < 0 ||
-            /* curl would otherwise add "Expect: 100-continue" for big bodies
-             * and a form Content-Type for bodies without one. */
-            slist_add(&p->headers, "%s", "Expect:") < 0)
+        if (slist_add(&p->headers, "User-Agent: %s%sdenvrd/%s", ua && *ua ? ua : "", ua && *ua ? " " : "",
+                      DENVRD_VERSION) < 0 ||
+            slist_add(&p->headers, "X-Request-Id: %s", r->id) < 0)
                 return -ENOMEM;
         if (json_content_type)
-                return slist_add(&p->headers, "%s", "Content-Type: application/json");
-        if (!w.has_content_type && slist_add(&p->headers, "%s", "Content-Type:") < 0)
+                return slist_add_const(&p->headers, "Content-Type: application/json");
+        /* Only a request with a body needs these (curl would add "Expect:
+         * 100-continue" for a big one and a form Content-Type to one without
+         * its own); every header costs curl a scan per header it may add. */
+        if (!p->body && strcmp(r->method, "POST") != 0 && strcmp(r->method, "PUT") != 0 &&
+            strcmp(r->method, "PATCH") != 0)
+                return 0;
+        if (slist_add_const(&p->headers, "Expect:") < 0)
+                return -ENOMEM;
+        if (!w.has_content_type && slist_add_const(&p->headers, "Content-Type:") < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -240,19 +251,16 @@ int proxy_answer_from_transfer(struct upstream_transfer *t, struct cache_answer 
         a->headers = calloc(t->n_resp_headers ? t->n_resp_headers : 1, sizeof *a->headers);
         if (!a->headers)
                 return -ENOMEM;
+        /* The transfer is over: its headers move into the answer, uncopied. */
         for (size_t i = 0; i < t->n_resp_headers; i++) {
-                const struct upstream_header *h = &t->resp_headers[i];
+                struct upstream_header *h = &t->resp_headers[i];
 
                 if (!http_header_forward_response(h->name, connection) ||
                     !http_header_value_is_safe(h->value, strlen(h->value)))
                         continue;
-                a->headers[a->n_headers].name = strdup(h->name);
-                a->headers[a->n_headers].value = strdup(h->value);
+                a->headers[a->n_headers].name = TAKE_PTR(h->name);
+                a->headers[a->n_headers].value = TAKE_PTR(h->value);
                 a->n_headers++;
-                if (!a->headers[a->n_headers - 1].name || !a->headers[a->n_headers - 1].value) {
-                        cache_answer_done(a);
-                        return -ENOMEM;
-                }
         }
         a->body = TAKE_PTR(t->resp_body);
         t->resp_body_len = 0;

@@ -29,6 +29,7 @@
 #include "proxy.h"
 #include "router.h"
 #include "server.h"
+#include "upstream.h"
 #include "wait.h"
 
 #define MAX_URL_BYTES 8192u
@@ -124,8 +125,10 @@ static int on_idle_trim(sd_event_source *s, uint64_t usec, void *userdata) {
         struct daemon *d = userdata;
 
         d->idle_trim_pending = false;
-        if (d->n_requests == 0)
+        if (d->n_requests == 0) {
+                upstream_trim(d->upstream);
                 (void) malloc_trim(0);
+        }
         else if (sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, IDLE_TRIM_USEC, 100000,
                                             on_idle_trim, d) >= 0)
                 d->idle_trim_pending = true;

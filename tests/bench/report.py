@@ -3,7 +3,8 @@
 """Parses wrk output and prints the benchmark table (stdlib only).
 
 report.py parse TARGET WORKLOAD WRK-OUTPUT CPU-TICKS  -> one TSV line on stdout
-report.py table RESULTS.tsv NOTES.tsv       -> the table, ratios and targets
+report.py table RESULTS.tsv NOTES.tsv       -> the loopback table, ratios and targets
+report.py wan WAN.tsv WAN-NOTES.tsv         -> the WAN table and its target
 """
 import re
 import sys
@@ -14,9 +15,13 @@ TARGETS = [
     ("direct", "direct (HTTPS upstream)"),
     ("nginx-1w", "nginx proxy, 1 worker"),
     ("nginx-auto", "nginx proxy, auto workers"),
-    ("denvrd", "denvrd (log warning)"),
-    ("denvrd-info", "denvrd (log info)"),
+    ("denvrd-h1", "denvrd, HTTP/1.1 upstream"),
+    ("denvrd-h2", "denvrd, HTTP/2 upstream"),
+    ("denvrd-info", "denvrd h2, log info"),
 ]
+DENVRDS = ("denvrd-h1", "denvrd-h2", "denvrd-info")
+# Loopback targets, denvrd / nginx (1 worker): CPU per request at most, per workload.
+CPU_TARGETS = {"c1": 1.5, "c64": 2.0, "big16": 2.0}
 MIB = 1024
 
 
@@ -66,7 +71,8 @@ def table(results_path, notes_path):
                    notes.get("run.duration"), notes.get("run.warmup"), notes.get("machine.cpus"),
                    notes.get("machine.load_before"), notes.get("machine.load_after")))
     out.append("denvrd runs with log_level=warning (no per-request access log); "
-               "'denvrd (log info)' has the access log on, for reference.")
+               "'denvrd h2, log info' has the access log on, for reference.  nginx's proxy module speaks "
+               "only HTTP/1.1 upstream; denvrd is measured with both.")
     out.append("")
     tck = note_int("machine.clk_tck") or 100
 
@@ -92,20 +98,24 @@ def table(results_path, notes_path):
     def verdict(ok, text):
         verdicts.append("%-4s %s" % ("PASS" if ok else "MISS", text))
 
-    for d in ("denvrd", "denvrd-info"):
+    def ratio(a, b, key):
+        if key == "cpu":
+            return cpu_us(a) / cpu_us(b) if cpu_us(b) > 0 else float("nan")
+        return a[key] / b[key] if b[key] else float("nan")
+
+    for d in DENVRDS:
         if not any((d, w) in res for w, _ in WORKLOADS):
             continue
         out.append("ratios %s / nginx (1 worker):" % d)
         for w, wname in WORKLOADS:
             a, b = res.get((d, w)), res.get(("nginx-1w", w))
             if a and b:
-                out.append("  %-17s req/s x%.2f   p99 x%.2f   CPU per request x%.2f" % (
-                    wname, a["rps"] / b["rps"] if b["rps"] else 0, a["p99"] / b["p99"] if b["p99"] else 0,
-                    cpu_us(a) / cpu_us(b) if cpu_us(b) > 0 else float("nan")))
+                out.append("  %-17s req/s x%.2f   p99 x%.2f   CPU per request x%.2f (%.0f / %.0f us)" % (
+                    wname, ratio(a, b, "rps"), ratio(a, b, "p99"), ratio(a, b, "cpu"), cpu_us(a), cpu_us(b)))
         out.append("")
 
     out.append("upstream connections opened (accepted by the upstream nginx, stub_status; the upstream "
-               "allows unlimited requests per connection):")
+               "allows unlimited requests per connection), during the measured runs / in all, warm-ups included:")
     for t, tname in TARGETS:
         if t == "direct":
             continue
@@ -115,12 +125,10 @@ def table(results_path, notes_path):
         extra = ""
         if t.startswith("denvrd"):
             extra = "  (denvrd's /_denvrd/status: connections_opened=%s)" % notes.get(t + ".status_conns_opened")
-        if t.startswith("nginx"):
-            extra = "  (keepalive 16 caps idle connections only: nginx opens one per concurrent request)"
-        out.append("  %-27s %5d%s" % (tname, n, extra))
+        out.append("  %-27s %5s / %5d%s" % (tname, notes.get(t + ".upstream_conns_measured", "?"), n, extra))
     out.append("")
 
-    for d in ("denvrd", "denvrd-info"):
+    for d in DENVRDS:
         start = note_int(d + ".rss_start_kib")
         if start is None:
             continue
@@ -130,9 +138,11 @@ def table(results_path, notes_path):
         out.append("%s RSS: idle after start %.1f MiB, peak under load %.1f MiB (VmHWM; sampled %.1f), "
                    "idle after the run %.1f MiB" % (d, start / MIB, max(hwm, samp) / MIB, samp / MIB,
                                                     after / MIB))
-        out.append("  of it private (RssAnon): %.1f MiB after start, %.1f MiB after the run; PSS %.1f / %.1f MiB "
-                   "(the rest is shared library pages: libcrypto, libc, libgnutls via libmicrohttpd, libcurl...)"
-                   % ((note_int(d + ".rss_start_anon_kib") or 0) / MIB, (note_int(d + ".rss_after_anon_kib") or 0) / MIB,
+        out.append("  of it private (RssAnon): %.1f MiB after start, %.1f MiB peak under load (sampled every "
+                   "0.1 s), %.1f MiB after the run; PSS %.1f / %.1f MiB (the rest is shared library pages: "
+                   "libcrypto, libc, libgnutls via libmicrohttpd, libcurl...)"
+                   % ((note_int(d + ".rss_start_anon_kib") or 0) / MIB, (note_int(d + ".anon_sampled_peak_kib") or 0) / MIB,
+                      (note_int(d + ".rss_after_anon_kib") or 0) / MIB,
                       (note_int(d + ".rss_start_pss_kib") or 0) / MIB, (note_int(d + ".rss_after_pss_kib") or 0) / MIB))
     floor = note_int("floor.rss_start_kib")
     if floor is not None:
@@ -141,38 +151,93 @@ def table(results_path, notes_path):
     out.append("")
 
     # Targets (denvrd at log_level=warning against nginx with one worker).
-    maxc = note_int("run.max_upstream_connections") or 16
-    a, b = res.get(("denvrd", "c64")), res.get(("nginx-1w", "c64"))
-    if a and b:
-        verdict(a["rps"] >= b["rps"], "req/s at 64 connections: denvrd %.0f >= nginx(1 worker) %.0f"
-                % (a["rps"], b["rps"]))
-    for w, wname in WORKLOADS:
-        a, b = res.get(("denvrd", w)), res.get(("nginx-1w", w))
+    maxc = note_int("run.max_upstream_connections") or 64
+    for d in ("denvrd-h1", "denvrd-h2"):
+        for w, wname in WORKLOADS:
+            a, b = res.get((d, w)), res.get(("nginx-1w", w))
+            if a and b:
+                verdict(ratio(a, b, "cpu") <= CPU_TARGETS[w], "%s CPU per request, %s: x%.2f of nginx's <= x%.1f"
+                        % (d, wname, ratio(a, b, "cpu"), CPU_TARGETS[w]))
+        a, b = res.get((d, "c64")), res.get(("nginx-1w", "c64"))
         if a and b:
-            verdict(a["p99"] <= b["p99"], "p99 %s: denvrd %.3f ms <= nginx(1 worker) %.3f ms"
-                    % (wname, a["p99"], b["p99"]))
-    for d in ("denvrd", "denvrd-info"):
+            verdict(ratio(a, b, "rps") >= 0.5, "%s req/s at 64 connections: x%.2f of nginx's >= x0.5"
+                    % (d, ratio(a, b, "rps")))
+            verdict(ratio(a, b, "p99") <= 1.5, "%s p99 at 64 connections: x%.2f of nginx's <= x1.5"
+                    % (d, ratio(a, b, "p99")))
+    n = note_int("nginx-1w.upstream_conns_measured")
+    if n is not None:
+        verdict(n <= 1, "(anchor) nginx (1 worker) opened no upstream connection during the measured runs: %d" % n)
+    for d in DENVRDS:
         n = note_int(d + ".upstream_conns")
         if n is not None:
             verdict(n <= maxc, "%s upstream connections for the whole run: %d <= max_upstream_connections %d"
                     % (d, n, maxc))
-    start = note_int("denvrd.rss_start_kib")
-    if start is not None:
-        peak = max(note_int("denvrd.rss_hwm_kib") or 0, note_int("denvrd.rss_sampled_peak_kib") or 0)
-        after = note_int("denvrd.rss_after_kib") or 0
-        verdict(peak <= 32 * MIB, "denvrd peak RSS under load %.1f MiB <= 32 MiB" % (peak / MIB))
-        verdict(start <= 8 * MIB, "denvrd idle RSS after start %.1f MiB <= 8 MiB" % (start / MIB))
-        verdict(after <= 8 * MIB, "denvrd idle RSS after the run %.1f MiB <= 8 MiB" % (after / MIB))
-        anon = max(note_int("denvrd.rss_start_anon_kib") or 0, note_int("denvrd.rss_after_anon_kib") or 0)
-        verdict(anon <= 8 * MIB, "(for reference) denvrd idle private memory (RssAnon) %.1f MiB <= 8 MiB"
-                % (anon / MIB))
-        if floor is not None:
-            verdict(start - floor <= 2 * MIB, "(for reference) denvrd idle RSS after start above the library "
-                    "floor: %.1f MiB <= 2 MiB" % ((start - floor) / MIB))
+    for d in ("denvrd-h1", "denvrd-h2"):
+        if note_int(d + ".rss_start_anon_kib") is None:
+            continue
+        idle = max(note_int(d + ".rss_start_anon_kib") or 0, note_int(d + ".rss_after_anon_kib") or 0)
+        load = note_int(d + ".anon_sampled_peak_kib") or 0
+        verdict(idle <= 2 * MIB, "%s private memory (RssAnon) idle, after start and after the run: %.1f MiB <= 2 MiB"
+                % (d, idle / MIB))
+        verdict(load <= 8 * MIB, "%s private memory (RssAnon) under load: %.1f MiB <= 8 MiB" % (d, load / MIB))
     errs = sum(r["err"] for (t, _), r in res.items())
     verdict(errs == 0, "no errors (non-2xx answers or socket errors) in any run: %d" % errs)
     out.append("targets:")
     out.extend("  " + v for v in verdicts)
+    print("\n".join(out))
+
+
+WAN_ROWS = [
+    ("warm", "(ref) one kept-alive HTTPS connection: the call alone"),
+    ("sdk-fresh", "(a) fresh process, SDK login: TLS + Authenticate + call"),
+    ("apikey-fresh", "(a) fresh process, SDK with API key: TLS + call"),
+    ("denvrd-fresh", "(a) fresh curl process -> denvrd"),
+    ("sdk-conc", "(b) %s callers, SDK login per call"),
+    ("denvrd-conc", "(b) %s callers -> denvrd, new connection per call"),
+    ("denvrd-cache-fresh", "(c) fresh curl process -> denvrd, cached GET"),
+]
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+
+
+def wan(path, notes_path):
+    lat = {}
+    for line in open(path):
+        k, _, v = line.rstrip("\n").partition("\t")
+        try:
+            lat.setdefault(k, []).append(float(v) * 1000.0)
+        except ValueError:
+            lat.setdefault(k, []).append(float("nan"))
+    notes = dict(line.rstrip("\n").split("\t", 1) for line in open(notes_path) if "\t" in line)
+    rtt = 2 * float(notes.get("delay_ms", "20"))
+    out = ["WAN: relay delaying every chunk %s ms each way: one round trip (RTT) = %.0f ms; "
+           "%s sequential calls per fresh-process row; load average %s after" % (
+               notes.get("delay_ms"), rtt, notes.get("calls"), notes.get("load_after")), ""]
+    hdr = "%-58s %6s %9s %9s %9s %9s" % ("caller", "calls", "mean ms", "p50 ms", "p99 ms", "mean/RTT")
+    out += [hdr, "-" * len(hdr)]
+    for k, name in WAN_ROWS:
+        xs = [x for x in lat.get(k, []) if x == x]
+        if not xs:
+            continue
+        if "%s" in name:
+            name = name % notes.get("conc")
+        mean = sum(xs) / len(xs)
+        out.append("%-58s %6d %9.1f %9.1f %9.1f %9.2f" % (name, len(xs), mean, pct(xs, 0.5), pct(xs, 0.99),
+                                                           mean / rtt))
+    out.append("(latency inside the caller: from before its connect to the end of the answer; "
+               "interpreter or curl start-up not included)")
+    out.append("denvrd's upstream connections opened during the WAN run: %s" % notes.get("denvrd.upstream_conns_opened"))
+    xs = lat.get("denvrd-fresh", [])
+    bad = sum(1 for k in lat for x in lat[k] if x != x)
+    if xs:
+        m = sum(xs) / len(xs) / rtt
+        out.append("")
+        out.append("targets:")
+        out.append("  %-4s denvrd from a fresh process: %.2f round trips per call <= 1.2" % ("PASS" if m <= 1.2 else "MISS", m))
+        out.append("  %-4s no failed calls: %d" % ("PASS" if bad == 0 else "MISS", bad))
     print("\n".join(out))
 
 
@@ -181,6 +246,8 @@ def main():
         parse(*sys.argv[2:6])
     elif sys.argv[1] == "table":
         table(*sys.argv[2:4])
+    elif sys.argv[1] == "wan":
+        wan(*sys.argv[2:4])
     else:
         sys.exit("usage: report.py parse|table ...")
 

@@ -3,18 +3,28 @@
 #
 # denvrd benchmark: one command, not part of the default test run.
 #
-#   tests/bench/run.sh
+#   tests/bench/run.sh [--all | --loopback | --wan | --profile]   (default --all)
 #
 # Builds an optimised denvrd (build-bench/, release, NDEBUG), starts an nginx
-# HTTPS upstream (HTTP/2 + HTTP/1.1, self-signed CA) serving Denvr-like JSON,
-# and measures with wrk on loopback:
+# HTTPS upstream (self-signed CA) serving Denvr-like JSON on two ports, one
+# offering HTTP/2 and HTTP/1.1, one HTTP/1.1 only, and measures.
+#
+# Loopback, with wrk:
 #   direct       wrk -> nginx upstream (HTTPS)
-#   nginx-1w     wrk -> nginx reverse proxy injecting Authorization (1 worker) -> upstream
+#   nginx-1w     wrk -> nginx reverse proxy injecting Authorization (1 worker,
+#                upstream keepalive 128) -> upstream; nginx's proxy speaks HTTP/1.1 upstream
 #   nginx-auto   the same with worker_processes auto (reference)
-#   denvrd       wrk -> denvrd (API-key mode, log_level=warning) -> upstream
-#   denvrd-info  the same at log_level=info (access log on; reference)
+#   denvrd-h1    wrk -> denvrd (API-key mode, log_level=warning) -> upstream over HTTP/1.1
+#   denvrd-h2    the same, upstream over HTTP/2
+#   denvrd-info  denvrd-h2 at log_level=info (access log on; reference)
 # Workloads: 1 connection (latency), 64 connections (throughput), 20 KB
 # answers at 16 connections.  Prints one table plus the targets (PASS/MISS).
+#
+# --profile (profile.sh): instructions per request under callgrind instead.
+#
+# WAN (wan.sh): the same upstream behind a relay that delays every chunk
+# (BENCH_WAN_DELAY_MS each way, default 20): fresh-process callers logging in
+# as the SDKs do against callers of denvrd, 64 concurrent callers, the cache.
 #
 # Environment (all optional):
 #   BENCH_DURATION=10   seconds per measurement     BENCH_WARMUP=2  seconds of warm-up
@@ -23,17 +33,28 @@
 #   BENCH_KEEP=1        keep the temporary directory (logs, configs) for inspection
 #   BENCH_MAX_LOAD=1.5  warn when the 1-minute load average is above this
 #   BENCH_WAIT_QUIET=0  seconds to wait (at most) for the load average to drop below it
+#   BENCH_MAX_UP        denvrd's max_upstream_connections (default: denvrd's default, 64)
+#   BENCH_WAN_DELAY_MS=20  BENCH_WAN_CALLS=50  BENCH_WAN_CONC=64  (see wan.sh)
 set -euo pipefail
+
+MODE=all
+case ${1:-} in
+"" | --all) MODE=all ;;
+--loopback) MODE=loopback ;;
+--wan)      MODE=wan ;;
+--profile)  MODE=profile ;;
+*) echo "usage: $0 [--all | --loopback | --wan | --profile]" >&2; exit 2 ;;
+esac
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 BUILD_DIR=${BENCH_BUILD_DIR:-$REPO/build-bench}
-TARGETS=${BENCH_TARGETS:-"direct nginx-1w nginx-auto denvrd denvrd-info"}
+TARGETS=${BENCH_TARGETS:-"direct nginx-1w nginx-auto denvrd-h1 denvrd-h2 denvrd-info"}
 [[ ${BENCH_SKIP_INFO:-0} == 1 ]] && TARGETS=${TARGETS//denvrd-info/}
 MAX_LOAD=${BENCH_MAX_LOAD:-1.5}
-MAX_UP_CONNS=16                 # denvrd's [daemon] max_upstream_connections (the default)
+MAX_UP_CONNS=${BENCH_MAX_UP:-64}   # denvrd's [daemon] max_upstream_connections (64 is the default)
 APIKEY="bench-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 
 say() { printf '%s\n' "bench: $*" >&2; }
@@ -128,7 +149,8 @@ chmod 644 "$TMP/www"/*
 
 # --- nginx upstream ----------------------------------------------------------
 
-UP_PORT=$(free_port)
+UP_PORT=$(free_port)            # HTTP/2 and HTTP/1.1 (ALPN)
+UP1_PORT=$(free_port)           # HTTP/1.1 only
 UP_STATUS_PORT=$(free_port)
 mkdir -p "$TMP/up/logs"
 cat >"$TMP/up/nginx.conf" <<EOF
@@ -146,9 +168,13 @@ http {
     map \$http_authorization \$auth_ok { "ApiKey $APIKEY" 1; "~^Bearer " 1; default 0; }
     server {
         listen 127.0.0.1:$UP_PORT ssl http2;
+        listen 127.0.0.1:$UP1_PORT ssl;
         ssl_certificate $TMP/server.pem;
         ssl_certificate_key $TMP/server.key;
         ssl_session_cache shared:SSL:1m;
+        # nginx 1.22 would offer TLS 1.2 at most; Denvr's API, like any
+        # current HTTPS server, does 1.3 (one round trip less to connect).
+        ssl_protocols TLSv1.2 TLSv1.3;
         default_type application/json;
         root $TMP/www;
         location = /api/TokenAuth/Authenticate {
@@ -185,12 +211,15 @@ stop_pid() {
 start_nginx "$TMP/up"
 UP_PID=$LAST_PID
 UP_URL="https://127.0.0.1:$UP_PORT"
+UP1_URL="https://127.0.0.1:$UP1_PORT"
 wait_http "$UP_URL/" --cacert "$TMP/ca.pem" || die "upstream nginx did not start (see $TMP/up/logs)"
 
 [[ $(curl -s -o /dev/null -w '%{http_code}' --cacert "$TMP/ca.pem" "$UP_URL/api/v1/servers/virtual/GetServers") == 401 ]] ||
         die "the upstream does not insist on Authorization"
 
-# Accepted connections at the upstream (stub_status); the reading itself is one.
+# Accepted connections at the upstream (stub_status); each reading is one, so
+# a count between two readings subtracts STATUS_READS, the readings made since.
+STATUS_READS=0
 upstream_accepts() {
         curl -s --max-time 2 "http://127.0.0.1:$UP_STATUS_PORT/status" | awk 'NR==3 {print $1}'
 }
@@ -222,19 +251,28 @@ cpu_ticks() {
         echo "$sum"
 }
 
+# Upstream connections opened during the measured runs only (after each
+# warm-up), summed per target: a proxy that keeps its connections opens none.
+MEASURED_CONNS=0
 run_wrk() {   # run_wrk TARGET WORKLOAD CONNS THREADS URL
-        local target=$1 workload=$2 conns=$3 threads=$4 url=$5 out c0 c1
+        local target=$1 workload=$2 conns=$3 threads=$4 url=$5 out c0 c1 a0 a1
         out="$TMP/wrk-$target-$workload.txt"
         wrk ${WRK_HEADER:+-H "$WRK_HEADER"} -t"$threads" -c"$conns" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
+        a0=$(upstream_accepts)
         c0=$(cpu_ticks)
         wrk ${WRK_HEADER:+-H "$WRK_HEADER"} -t"$threads" -c"$conns" -d"${DURATION}s" --timeout 10s --latency "$url" >"$out" 2>&1 ||
                 say "wrk failed for $target/$workload (see $out)"
         c1=$(cpu_ticks)
+        a1=$(upstream_accepts)
+        STATUS_READS=$((STATUS_READS + 2))
+        MEASURED_CONNS=$((MEASURED_CONNS + a1 - a0 - 1))
         python3 "$HERE/report.py" parse "$target" "$workload" "$out" "$((c1 - c0))" >>"$RESULTS"
 }
 
 WRK_HEADER=
 run_workloads() {   # run_workloads TARGET BASE-URL
+        MEASURED_CONNS=0
+        STATUS_READS=0
         run_wrk "$1" c1 1 1 "$2$SERVERS_PATH"
         run_wrk "$1" c64 64 2 "$2$SERVERS_PATH"
         run_wrk "$1" big16 16 2 "$2$BIG_PATH"
@@ -258,8 +296,10 @@ http {
     fastcgi_temp_path $dir/tmp; uwsgi_temp_path $dir/tmp; scgi_temp_path $dir/tmp;
     keepalive_requests 10000000;
     upstream denvr {
-        server 127.0.0.1:$UP_PORT;
-        keepalive 16;
+        server 127.0.0.1:$UP1_PORT;
+        # At least the benchmark's concurrency, so no request waits for a
+        # handshake: nginx then keeps every connection it opened.
+        keepalive 128;
         keepalive_requests 10000000;
         keepalive_timeout 300s;
     }
@@ -282,7 +322,7 @@ http {
 EOF
         "$NGINX" -t -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" >"$dir/logs/test.log" 2>&1 ||
                 { cat "$dir/logs/test.log" >&2; die "$name: nginx config rejected"; }
-        say "target $name: wrk -> nginx proxy (worker_processes $workers, keepalive 16) -> upstream"
+        say "target $name: wrk -> nginx proxy (worker_processes $workers, upstream keepalive 128, HTTP/1.1) -> upstream"
         a0=$(upstream_accepts)
         start_nginx "$dir"
         local pid=$LAST_PID
@@ -292,7 +332,8 @@ EOF
         CPU_PIDS=$pid
         run_workloads "$name" "http://127.0.0.1:$port"
         a1=$(upstream_accepts)
-        note "$name.upstream_conns" "$((a1 - a0 - 1))"
+        note "$name.upstream_conns" "$((a1 - a0 - 1 - STATUS_READS))"
+        note "$name.upstream_conns_measured" "$MEASURED_CONNS"
         stop_pid "$pid"
 }
 
@@ -315,13 +356,13 @@ measure_floor() {   # the idle RSS of a program that only loads and initialises 
         stop_pid "$pid"
 }
 
-bench_denvrd() {   # bench_denvrd NAME LOG-LEVEL
-        local name=$1 level=$2 dir="$TMP/$1" port a0 a1 pid sampler
+bench_denvrd() {   # bench_denvrd NAME LOG-LEVEL UPSTREAM-URL
+        local name=$1 level=$2 server=$3 dir="$TMP/$1" port a0 a1 pid sampler
         port=$(free_port)
         mkdir -p "$dir/home"
         cat >"$dir/denvr.toml" <<EOF
 [defaults]
-server = "$UP_URL"
+server = "$server"
 cluster = "Msc1"
 
 [credentials]
@@ -335,7 +376,7 @@ log_level = "$level"
 max_upstream_connections = $MAX_UP_CONNS
 EOF
         chmod 600 "$dir/denvr.toml"
-        say "target $name: wrk -> denvrd (API key, log_level=$level) -> upstream"
+        say "target $name: wrk -> denvrd (API key, log_level=$level) -> $server"
         a0=$(upstream_accepts)
         env -i PATH="$PATH" HOME="$dir/home" LANG=C.UTF-8 \
                 "$DENVRD" --config "$dir/denvr.toml" >"$dir/denvrd.log" 2>&1 &
@@ -347,10 +388,12 @@ EOF
         check_answer "$name" "http://127.0.0.1:$port$SERVERS_PATH"
         check_answer "$name" "http://127.0.0.1:$port$BIG_PATH"
 
-        # Sample RSS while under load (VmHWM gives the true peak at the end).
-        ( peak=0; while kill -0 "$pid" 2>/dev/null; do
+        # Sample RSS and its private part while under load (VmHWM gives the
+        # true peak of RSS at the end; nothing does for RssAnon).
+        ( peak=0 apeak=0; while kill -0 "$pid" 2>/dev/null; do
                 v=$(rss_kib "$pid" VmRSS); (( v > peak )) && peak=$v && echo "$peak" >"$dir/rss_peak"
-                sleep 0.2
+                v=$(rss_kib "$pid" RssAnon); (( v > apeak )) && apeak=$v && echo "$apeak" >"$dir/anon_peak"
+                sleep 0.1
           done ) &
         sampler=$!
         PIDS+=("$sampler")
@@ -360,12 +403,14 @@ EOF
         note_rss "$name" after "$pid"
         note "$name.rss_hwm_kib" "$(rss_kib "$pid" VmHWM)"
         note "$name.rss_sampled_peak_kib" "$(cat "$dir/rss_peak" 2>/dev/null || echo 0)"
+        note "$name.anon_sampled_peak_kib" "$(cat "$dir/anon_peak" 2>/dev/null || echo 0)"
         curl -s --max-time 5 "http://127.0.0.1:$port/_denvrd/status" >"$dir/status.json" || true
         note "$name.status_conns_opened" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["upstream"]["connections_opened"])' "$dir/status.json" 2>/dev/null || echo '?')"
         stop_pid "$sampler"
         stop_pid "$pid"
         a1=$(upstream_accepts)
-        note "$name.upstream_conns" "$((a1 - a0 - 1))"
+        note "$name.upstream_conns" "$((a1 - a0 - 1 - STATUS_READS))"
+        note "$name.upstream_conns_measured" "$MEASURED_CONNS"
         note "$name.log_lines" "$(wc -l <"$dir/denvrd.log")"
 }
 
@@ -387,6 +432,13 @@ note run.duration "$DURATION"
 note run.warmup "$WARMUP"
 note run.max_upstream_connections "$MAX_UP_CONNS"
 
+if [[ $MODE == profile ]]; then
+        # shellcheck source=profile.sh
+        . "$HERE/profile.sh"
+        exit 0
+fi
+
+if [[ $MODE != wan ]]; then
 measure_floor
 for t in $TARGETS; do
         case $t in
@@ -400,11 +452,18 @@ for t in $TARGETS; do
                 WRK_HEADER= ;;
         nginx-1w)    bench_nginx nginx-1w 1 ;;
         nginx-auto)  bench_nginx nginx-auto auto ;;
-        denvrd)      bench_denvrd denvrd warning ;;
-        denvrd-info) bench_denvrd denvrd-info info ;;
+        denvrd-h1)   bench_denvrd denvrd-h1 warning "$UP1_URL" ;;
+        denvrd-h2)   bench_denvrd denvrd-h2 warning "$UP_URL" ;;
+        denvrd-info) bench_denvrd denvrd-info info "$UP_URL" ;;
         *)           die "unknown target $t" ;;
         esac
 done
 note machine.load_after "$(cut -d' ' -f1 /proc/loadavg)"
 
 python3 "$HERE/report.py" table "$RESULTS" "$TMP/notes.tsv"
+fi
+
+if [[ $MODE != loopback ]]; then
+        # shellcheck source=wan.sh
+        . "$HERE/wan.sh"
+fi

@@ -154,7 +154,7 @@ def expected_config(doc, path, home):
         "log_level": dm.get("log_level", "info"),
         "request_timeout": dm.get("request_timeout", 60),
         "max_body_bytes": dm.get("max_body_bytes", 1048576),
-        "max_upstream_connections": dm.get("max_upstream_connections", 16),
+        "max_upstream_connections": dm.get("max_upstream_connections", 64),
         "allow_remote": dm.get("allow_remote", False),
         "allowed_hosts": dm.get("allowed_hosts", []),
         "cors_origins": dm.get("cors_origins", []),

@@ -145,7 +145,7 @@ static void test_defaults(void) {
         CHECK(c->log_level == LOG_INFO, "log_level %d", c->log_level);
         CHECK(c->request_timeout_sec == 60, "request_timeout");
         CHECK(c->max_body_bytes == 1048576, "max_body_bytes");
-        CHECK(c->max_upstream_connections == 16, "max_upstream_connections");
+        CHECK(c->max_upstream_connections == 64, "max_upstream_connections");
         CHECK(!c->allow_remote, "allow_remote");
         CHECK(c->allowed_hosts && !c->allowed_hosts[0], "allowed_hosts empty, not NULL");
         CHECK(c->cors_origins && !c->cors_origins[0], "cors_origins empty, not NULL");
