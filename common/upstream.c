@@ -732,3 +732,13 @@ long upstream_parse_retry_after(const char *v) {
         n = (long) (when - time(NULL));
         return n < 0 ? 0 : n;
 }
+
+void upstream_secret_header_free(struct curl_slist **node) {
+        assert(node);
+        if (!*node)
+                return;
+        explicit_bzero((*node)->data, strlen((*node)->data));
+        (*node)->next = NULL;
+        curl_slist_free_all(*node);
+        *node = NULL;
+}

@@ -90,6 +90,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct upstream *, upstream_free)
 /* Applies new options to transfers started from now on. */
 int upstream_reconfigure(struct upstream *u, const struct upstream_options *o);
 
+/*
+ * Frees *node, one header line holding a credential (Authorization) that was
+ * prepended to a longer list: wiped first, and the rest of the list is left
+ * alone.  *node becomes NULL; NULL is fine.
+ */
+void upstream_secret_header_free(struct curl_slist **node);
+
 /* Frees what is kept only to make the next requests cheaper (idle handles). */
 void upstream_trim(struct upstream *u);
 

@@ -52,16 +52,6 @@ struct proxy {
 
 static void proxy_attempt(struct proxy *p);
 
-static void auth_node_free(struct proxy *p) {
-        if (!p->auth_node)
-                return;
-        /* The node holds a credential: wipe it before curl frees it. */
-        explicit_bzero(p->auth_node->data, strlen(p->auth_node->data));
-        p->auth_node->next = NULL;
-        curl_slist_free_all(p->auth_node);
-        p->auth_node = NULL;
-}
-
 static void flight_leader_gone(struct proxy *p);
 
 void proxy_free(struct proxy *p) {
@@ -77,7 +67,7 @@ void proxy_free(struct proxy *p) {
         p->retry_timer = sd_event_source_disable_unref(p->retry_timer);
         auth_unwait(p->r->daemon->auth, &p->waiter);
         upstream_transfer_free(p->t);
-        auth_node_free(p);
+        upstream_secret_header_free(&p->auth_node);
         curl_slist_free_all(p->headers);
         free(p->owned_body);
         free(p->url);
@@ -462,7 +452,7 @@ static void on_transfer_done(struct upstream_transfer *t, void *userdata) {
         struct daemon *d = r->daemon;
         bool idempotent = method_is_idempotent(r->method);
 
-        auth_node_free(p);
+        upstream_secret_header_free(&p->auth_node);
         /* A status without a complete answer is not the upstream's verdict. */
         r->upstream_status = t->result == CURLE_OK && t->status ? t->status : -1;
         if (t->result == CURLE_OK)
@@ -526,7 +516,7 @@ static void proxy_attempt(struct proxy *p) {
                 return;
         }
 
-        auth_node_free(p);
+        upstream_secret_header_free(&p->auth_node);
         p->auth_node = curl_slist_append(NULL, authz);
         if (!p->auth_node) {
                 request_reply_error(r, 503, NULL, "out of memory");
@@ -543,7 +533,7 @@ static void proxy_attempt(struct proxy *p) {
         p->attempts++;
         d->metrics.upstream_requests++;
         if (upstream_transfer_start(p->t) < 0) {
-                auth_node_free(p);
+                upstream_secret_header_free(&p->auth_node);
                 request_reply_error(r, 503, NULL, "cannot start the upstream transfer");
         }
 }

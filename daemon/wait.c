@@ -89,16 +89,6 @@ static void loop_poll(struct wait_loop *l);
 
 /* --- loops ------------------------------------------------------------------------- */
 
-static void loop_auth_node_free(struct wait_loop *l) {
-        if (!l->auth_node)
-                return;
-        /* The node holds a credential: wipe it before curl frees it. */
-        explicit_bzero(l->auth_node->data, strlen(l->auth_node->data));
-        l->auth_node->next = NULL;
-        curl_slist_free_all(l->auth_node);
-        l->auth_node = NULL;
-}
-
 static void loop_free(struct wait_loop *l) {
         struct daemon *d = l->daemon;
 
@@ -113,7 +103,7 @@ static void loop_free(struct wait_loop *l) {
         l->timer = sd_event_source_disable_unref(l->timer);
         auth_unwait(d->auth, &l->auth_wait);
         upstream_transfer_free(l->t);
-        loop_auth_node_free(l);
+        upstream_secret_header_free(&l->auth_node);
         curl_slist_free_all(l->headers);
         json_decref(l->last_result);
         free(l->url);
@@ -374,7 +364,7 @@ static void loop_poll(struct wait_loop *l) {
         free(l->url);
         if (asprintf(&l->url, "%s%s", d->config->server, l->target) < 0)
                 l->url = NULL;
-        loop_auth_node_free(l);
+        upstream_secret_header_free(&l->auth_node);
         if (!l->url || !(l->auth_node = curl_slist_append(NULL, authz))) {
                 l->polling = false;
                 loop_fail_all(l, 503, "out of memory");
@@ -392,7 +382,7 @@ static void loop_poll(struct wait_loop *l) {
         d->metrics.wait_polls++;
         d->metrics.upstream_requests++;
         if (upstream_transfer_start(l->t) < 0) {
-                loop_auth_node_free(l);
+                upstream_secret_header_free(&l->auth_node);
                 l->polling = false;
                 loop_fail_all(l, 503, "cannot start the upstream transfer");
         }
@@ -445,7 +435,7 @@ static void on_transfer_done(struct upstream_transfer *t, void *userdata) {
         struct cache_answer a;
         json_t *body;
 
-        loop_auth_node_free(l);
+        upstream_secret_header_free(&l->auth_node);
         l->polling = false;
         if (t->result == CURLE_OK)
                 metrics_observe_upstream(&d->metrics, t->total_sec);
