@@ -14,14 +14,10 @@ on failure.  The daemon runs as one of them, as its units run it:
 Clients run under other users with setpriv --init-groups, as after a login.
 """
 
-import errno
 import json
 import os
-import pwd
-import grp
 import re
 import resource
-import secrets
 import shutil
 import socket
 import struct
@@ -33,48 +29,12 @@ import time
 import pytest
 
 import denvrd_harness as H
+import peers as P
 
 GET_PATH = "/api/v1/clusters/GetAll"
 POST_PATH = "/api/v1/servers/virtual/StartServer"
 POST_BODY = {"id": "vm-1", "namespace": "ns-1", "cluster": "Msc1"}
 VIAS = ["tcp", "unix"]
-
-# A client run as another user: one request, Connection: close.  kind: tcp (IPv4), tcp6,
-# tcp-mapped (an AF_INET6 socket reaching the IPv4 listener as ::ffff:127.0.0.1) or unix.
-CLIENT = r"""
-import errno, json, os, socket, sys
-kind, addr, method, path = sys.argv[1:5]
-try:
-    if kind == "unix":
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(addr)
-    else:
-        host, port = addr.rsplit(":", 1)
-        fam = socket.AF_INET if kind == "tcp" else socket.AF_INET6
-        s = socket.socket(fam, socket.SOCK_STREAM)
-        s.connect((host.strip("[]"), int(port)))
-except OSError as e:
-    print(json.dumps({"uid": os.getuid(), "error": errno.errorcode.get(e.errno, str(e))}))
-    sys.exit(0)
-s.settimeout(20)
-local = s.getsockname()
-body = b""
-if method not in ("GET", "HEAD"):
-    body = json.dumps({"id": "vm-1", "namespace": "ns-1", "cluster": "Msc1"}).encode()
-head = ("%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-        "Content-Length: %d\r\nConnection: close\r\n\r\n" % (method, path, len(body)))
-s.sendall(head.encode() + body)
-data = b""
-while True:
-    c = s.recv(65536)
-    if not c:
-        break
-    data += c
-print(json.dumps({"pid": os.getpid(), "uid": os.getuid(), "groups": os.getgroups(),
-                  "local": list(local[:2]) if kind != "unix" else None,
-                  "status": int(data.split(b" ", 2)[1]),
-                  "body": data.split(b"\r\n\r\n", 1)[1].decode(errors="replace")}))
-"""
 
 # Runs denvrd as another user: copies the config where that user can read it, then
 # setpriv (with that user's groups, as systemd's User= gives them) and exec.
@@ -96,10 +56,6 @@ os.execvp("setpriv", ["setpriv", "--reuid=%d" % uid, "--regid=%d" % gid, "--init
 # ---------------------------------------------------------------------------------------------
 # users, groups, clients
 # ---------------------------------------------------------------------------------------------
-def _run(cmd):
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
 @pytest.fixture(scope="module")
 def people():
     """Groups g1, g2, gd and users:
@@ -110,67 +66,22 @@ def people():
     c  own group only: nobody's friend
     d  primary group gd
     Each entry: {"name", "uid", "gid", "groups"}; groups: {"g1": {"name", "gid"}, ...}."""
-    if os.geteuid() != 0:
-        pytest.fail("these tests create users and groups and must run as root")
-    for tool in ("useradd", "userdel", "groupadd", "groupdel", "setpriv"):
-        if not shutil.which(tool):
-            pytest.fail("%s is needed to create the test users" % tool)
-    tag = secrets.token_hex(3)
-    made_users, made_groups = [], []
-    try:
-        groups = {}
-        for g in ("g1", "g2", "gd"):
-            name = "dvid-%s-%s" % (g, tag)
-            _run(["groupadd", "--system", name])
-            made_groups.append(name)
-            groups[g] = {"name": name, "gid": grp.getgrnam(name).gr_gid}
-        plan = {
-            "u": ["--user-group"],
-            "s": ["--no-user-group", "--gid", groups["gd"]["name"]],
-            "a": ["--user-group", "--groups", "%s,%s" % (groups["g1"]["name"], groups["gd"]["name"])],
-            "b": ["--no-user-group", "--gid", groups["g2"]["name"]],
-            "c": ["--user-group"],
-            "d": ["--no-user-group", "--gid", groups["gd"]["name"]],
-        }
-        users = {}
-        for who, opts in plan.items():
-            name = "dvid-%s-%s" % (who, tag)
-            _run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin"] +
-                 opts + [name])
-            made_users.append(name)
-            pw = pwd.getpwnam(name)
-            users[who] = {"name": name, "uid": pw.pw_uid, "gid": pw.pw_gid,
-                          "groups": sorted(os.getgrouplist(name, pw.pw_gid))}
+    plan = {"u": {}, "s": {"primary": "gd"}, "a": {"supplementary": ["g1", "gd"]},
+            "b": {"primary": "g2"}, "c": {}, "d": {"primary": "gd"}}
+    with P.system_users("dvid-", plan, groups=["g1", "g2", "gd"]) as made:
+        users, groups = made["users"], made["groups"]
         assert groups["g1"]["gid"] in users["a"]["groups"]
         assert users["b"]["gid"] == groups["g2"]["gid"]
-        yield {"users": users, "groups": groups}
-    finally:
-        for name in made_users:
-            subprocess.run(["userdel", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for name in made_groups:
-            subprocess.run(["groupdel", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        yield made
 
 
 def run_as(user, kind, addr, method="GET", path=GET_PATH):
     """One request as `user` (with the groups a login gives it) -> the client's JSON."""
-    cmd = ["setpriv", "--reuid=%d" % user["uid"], "--regid=%d" % user["gid"], "--init-groups",
-           sys.executable, "-I", "-c", CLIENT, kind, addr, method, path]
-    p = subprocess.run(cmd, cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       env={"PATH": "/usr/bin:/bin"}, timeout=H.scaled(30))
-    assert p.returncode == 0, p.stderr.decode(errors="replace")
-    out = json.loads(p.stdout)
-    assert out["uid"] == user["uid"]
-    return out
+    return P.run_as(user, kind, addr, method, path, POST_BODY if method == "POST" else None,
+                    groups=P.LOGIN)
 
 
-def address(d, via):
-    if via == "unix":
-        return d.socket_path
-    if via == "tcp6":
-        return "[::1]:%d" % d.port6
-    if via == "tcp-mapped":
-        return "[::ffff:127.0.0.1]:%d" % d.port
-    return "127.0.0.1:%d" % d.port
+address = P.address
 
 
 def envelope_message(text):

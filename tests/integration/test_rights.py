@@ -16,15 +16,10 @@ import hashlib
 import http.client
 import json
 import os
-import pwd
-import grp
 import re
 import secrets
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import tomllib
 
 from pathlib import Path
@@ -32,6 +27,7 @@ from pathlib import Path
 import pytest
 
 import denvrd_harness as H
+import peers as P
 
 V = "/api/v1/servers/virtual/"
 GET_SERVERS = V + "GetServers"
@@ -45,39 +41,12 @@ UNKNOWN = "/api/v1/denvrd-test/NotInTheTable"
 # ---------------------------------------------------------------------------------------------
 # users, groups, tokens
 # ---------------------------------------------------------------------------------------------
-def _run(cmd):
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
 @pytest.fixture(scope="module")
 def people():
     """ci, op, other (users) and ops, extra (groups): {"name", "uid", "gid"} / {"name", "gid"}."""
-    if os.geteuid() != 0:
-        pytest.fail("the rights tests create temporary users and must run as root")
-    for tool in ("useradd", "userdel", "groupadd", "groupdel", "setpriv"):
-        if not shutil.which(tool):
-            pytest.fail("%s is needed for the rights tests" % tool)
-    tag = secrets.token_hex(3)
-    users, groups, out = [], [], {}
-    try:
-        for g in ("ops", "extra"):
-            name = "dvrt-%s-%s" % (g, tag)
-            _run(["groupadd", "--system", name])
-            groups.append(name)
-            out[g] = {"name": name, "gid": grp.getgrnam(name).gr_gid}
-        for u in ("ci", "op", "other"):
-            name = "dvrt-%s-%s" % (u, tag)
-            _run(["useradd", "--system", "--no-create-home", "--user-group",
-                  "--shell", "/usr/sbin/nologin", name])
-            users.append(name)
-            pw = pwd.getpwnam(name)
-            out[u] = {"name": name, "uid": pw.pw_uid, "gid": pw.pw_gid}
-        yield out
-    finally:
-        for name in users:
-            subprocess.run(["userdel", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for name in groups:
-            subprocess.run(["groupdel", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with P.system_users("dvrt-", {"ci": {}, "op": {}, "other": {}},
+                        groups=["ops", "extra"]) as made:
+        yield dict(made["users"], **made["groups"])
 
 
 @pytest.fixture
@@ -96,17 +65,10 @@ def new_token(harness_token_log):
     return _new
 
 
-def sock_dir_shared():
-    d = tempfile.mkdtemp(prefix="denvrd-rt-")
-    os.chmod(d, 0o711)
-    return d
-
-
 @pytest.fixture
 def shared_dir_for_socket():
-    d = sock_dir_shared()
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+    with P.shared_dir("denvrd-rt-") as d:
+        yield d
 
 
 def start(start_denvrd, sockdir, rights="", tokens="", daemon=None):
@@ -120,48 +82,10 @@ def start(start_denvrd, sockdir, rights="", tokens="", daemon=None):
     return start_denvrd(extra, socket=os.path.join(sockdir, "denvrd.sock"), daemon=dm)
 
 
-# A client run under another uid: one request, body and headers as JSON arguments.
-CLIENT = r"""
-import json, os, socket, sys
-kind, addr, method, path, body, headers = sys.argv[1:7]
-if kind == "unix":
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(addr)
-else:
-    host, port = addr.rsplit(":", 1)
-    s = socket.create_connection((host, int(port)))
-s.settimeout(20)
-body = body.encode()
-h = {"Host": "localhost", "Content-Length": str(len(body)), "Connection": "close"}
-if body:
-    h["Content-Type"] = "application/json"
-h.update(json.loads(headers))
-head = "%s %s HTTP/1.1\r\n" % (method, path) + "".join("%s: %s\r\n" % kv for kv in h.items())
-s.sendall(head.encode() + b"\r\n" + body)
-data = b""
-while True:
-    c = s.recv(65536)
-    if not c:
-        break
-    data += c
-print(json.dumps({"pid": os.getpid(), "uid": os.getuid(), "status": int(data.split(b" ", 2)[1]),
-                  "body": data.split(b"\r\n\r\n", 1)[1].decode(errors="replace")}))
-"""
-
-
-def run_as(user, d, method, path, body=None, headers=None, groups=None, via="unix"):
-    """One request from a process with user's uid and gid (and only the given groups)."""
-    cmd = ["setpriv", "--reuid=%d" % user["uid"], "--regid=%d" % user["gid"]]
-    cmd += ["--groups=" + ",".join(str(g) for g in groups)] if groups else ["--clear-groups"]
-    addr = d.socket_path if via == "unix" else "127.0.0.1:%d" % d.port
-    cmd += [sys.executable, "-I", "-c", CLIENT, via, addr, method, path,
-            json.dumps(body) if body is not None else "", json.dumps(headers or {})]
-    p = subprocess.run(cmd, cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       env={"PATH": "/usr/bin:/bin"}, timeout=H.scaled(30))
-    assert p.returncode == 0, p.stderr.decode(errors="replace")
-    out = json.loads(p.stdout)
-    assert out["uid"] == user["uid"]
-    return out
+def run_as(user, d, method, path, body=None, headers=None, groups=None):
+    """One request on d's socket from a process with user's uid and gid (and only the given
+    groups)."""
+    return P.run_as(user, "unix", d.socket_path, method, path, body, headers, groups)
 
 
 def send(d, method, path, body=None, headers=None, via="tcp"):

@@ -7,22 +7,16 @@ The socket peer tests create a temporary system user and group (the tests run as
 run a small client under them with setpriv; both are removed at teardown, even on failure.
 """
 
-import grp
 import http.client
 import io
 import json
 import os
-import pwd
 import re
-import secrets
-import shutil
-import subprocess
-import sys
-import tempfile
 
 import pytest
 
 import denvrd_harness as H
+import peers as P
 
 GET_PATH = "/api/v1/clusters/GetAll"
 POST_PATH = "/api/v1/servers/virtual/StartServer"
@@ -377,85 +371,20 @@ def test_curl_like_form_post_with_json_body_passes(start_denvrd, mock):
 # ---------------------------------------------------------------------------------------------
 # unix socket peers under another uid
 # ---------------------------------------------------------------------------------------------
-CLIENT = r"""
-import json, os, socket, sys
-kind, addr, method, path = sys.argv[1:5]
-if kind == "unix":
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(addr)
-else:
-    host, port = addr.rsplit(":", 1)
-    s = socket.create_connection((host, int(port)))
-s.settimeout(20)
-body = b""
-if method not in ("GET", "HEAD"):
-    body = json.dumps({"id": "vm-1", "namespace": "ns-1", "cluster": "Msc1"}).encode()
-head = ("%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-        "Content-Length: %d\r\nConnection: close\r\n\r\n" % (method, path, len(body)))
-s.sendall(head.encode() + body)
-data = b""
-while True:
-    c = s.recv(65536)
-    if not c:
-        break
-    data += c
-status = int(data.split(b" ", 2)[1])
-print(json.dumps({"pid": os.getpid(), "uid": os.getuid(), "status": status,
-                  "body": data.split(b"\r\n\r\n", 1)[1].decode(errors="replace")}))
-"""
-
-
-def _run(cmd):
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
 @pytest.fixture(scope="module")
 def other_user():
     """A temporary system user and an extra group: {"name", "uid", "gid", "group", "group_gid"}."""
-    if os.geteuid() != 0:
-        pytest.fail("the socket peer tests create a temporary user and must run as root")
-    for tool in ("useradd", "userdel", "groupadd", "groupdel", "setpriv"):
-        if not shutil.which(tool):
-            pytest.fail("%s is needed for the socket peer tests" % tool)
-    tag = secrets.token_hex(3)
-    name, group = "denvrd-test-" + tag, "denvrd-testg-" + tag
-    made_user = made_group = False
-    try:
-        _run(["useradd", "--system", "--no-create-home", "--user-group",
-              "--shell", "/usr/sbin/nologin", name])
-        made_user = True
-        _run(["groupadd", "--system", group])
-        made_group = True
-        pw = pwd.getpwnam(name)
-        yield {"name": name, "uid": pw.pw_uid, "gid": pw.pw_gid, "group": group,
-               "group_gid": grp.getgrnam(group).gr_gid}
-    finally:
-        if made_user:
-            subprocess.run(["userdel", name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if made_group:
-            subprocess.run(["groupdel", group], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+    with P.system_users("denvrd-test", {"": {}}, groups=["g"]) as made:
+        user, group = made["users"][""], made["groups"]["g"]
+        yield {"name": user["name"], "uid": user["uid"], "gid": user["gid"],
+               "group": group["name"], "group_gid": group["gid"]}
 
 
 @pytest.fixture
 def shared_socket_dir():
     """A directory other users can traverse (the test's tmp dir is private to root)."""
-    d = tempfile.mkdtemp(prefix="denvrd-sec-")
-    os.chmod(d, 0o711)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-def run_as(user, kind, addr, method, path, groups=None):
-    cmd = ["setpriv", "--reuid=%d" % user["uid"], "--regid=%d" % user["gid"]]
-    cmd += ["--groups=" + ",".join(str(g) for g in groups)] if groups else ["--clear-groups"]
-    cmd += [sys.executable, "-I", "-c", CLIENT, kind, addr, method, path]
-    p = subprocess.run(cmd, cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       env={"PATH": "/usr/bin:/bin"}, timeout=H.scaled(30))
-    assert p.returncode == 0, p.stderr.decode(errors="replace")
-    out = json.loads(p.stdout)
-    assert out["uid"] == user["uid"]
-    return out
+    with P.shared_dir("denvrd-sec-") as d:
+        yield d
 
 
 def start_shared(start_denvrd, sockdir, **daemon):
@@ -466,12 +395,12 @@ def start_shared(start_denvrd, sockdir, **daemon):
 
 def test_socket_peer_other_uid_refused(start_denvrd, mock, other_user, shared_socket_dir):
     d = start_shared(start_denvrd, shared_socket_dir)
-    out = run_as(other_user, "unix", d.socket_path, "POST", POST_PATH)
+    out = P.run_as(other_user, "unix", d.socket_path, "POST", POST_PATH, POST_BODY)
     assert out["status"] == 403
     msg = envelope_message(out["body"])
     assert "uid %d" % other_user["uid"] in msg and "allowed_uids" in msg and \
         "allowed_groups" in msg, msg
-    out2 = run_as(other_user, "unix", d.socket_path, "GET", GET_PATH)
+    out2 = P.run_as(other_user, "unix", d.socket_path, "GET", GET_PATH)
     assert out2["status"] == 403
     nothing_reached(mock)
     for o in (out, out2):
@@ -484,7 +413,7 @@ def test_socket_peer_other_uid_refused(start_denvrd, mock, other_user, shared_so
 
 def test_socket_peer_allowed_uids(start_denvrd, mock, other_user, shared_socket_dir):
     d = start_shared(start_denvrd, shared_socket_dir, allowed_uids=[other_user["name"]])
-    out = run_as(other_user, "unix", d.socket_path, "GET", GET_PATH)
+    out = P.run_as(other_user, "unix", d.socket_path, "GET", GET_PATH)
     assert out["status"] == 200, out["body"][:300]
     assert len(mock.api_requests()) == 1
 
@@ -492,15 +421,15 @@ def test_socket_peer_allowed_uids(start_denvrd, mock, other_user, shared_socket_
 def test_socket_peer_allowed_groups(start_denvrd, mock, other_user, shared_socket_dir):
     d = start_shared(start_denvrd, shared_socket_dir, allowed_groups=[other_user["group"]])
     # supplementary group (SO_PEERGROUPS)
-    out = run_as(other_user, "unix", d.socket_path, "GET", GET_PATH,
-                 groups=[other_user["group_gid"]])
+    out = P.run_as(other_user, "unix", d.socket_path, "GET", GET_PATH,
+                   groups=[other_user["group_gid"]])
     assert out["status"] == 200, out["body"][:300]
     # without it: refused
-    out = run_as(other_user, "unix", d.socket_path, "GET", GET_PATH)
+    out = P.run_as(other_user, "unix", d.socket_path, "GET", GET_PATH)
     assert out["status"] == 403
     # primary group
     as_primary = dict(other_user, gid=other_user["group_gid"])
-    out = run_as(as_primary, "unix", d.socket_path, "GET", GET_PATH)
+    out = P.run_as(as_primary, "unix", d.socket_path, "GET", GET_PATH)
     assert out["status"] == 200, out["body"][:300]
     assert len(mock.api_requests()) == 2
 
@@ -589,7 +518,7 @@ def test_audit_tcp_peer_names_socket_owner(start_denvrd, mock, other_user):
                      r"socket 127\.0\.0\.1:\d+\) via tcp: upstream status 202" % os.getuid(), line), line
     assert "hunter2hunter2" not in d.log_text()
     # a client under another uid (allowed): the kernel's socket diagnostics name that uid
-    out = run_as(other_user, "tcp", "127.0.0.1:%d" % d.port, "POST", POST_PATH)
+    out = P.run_as(other_user, "tcp", "127.0.0.1:%d" % d.port, "POST", POST_PATH, POST_BODY)
     assert ok(out["status"]), out["body"][:300]
     H.wait_until(lambda: [l for l in audit_lines(d) if
                           "POST %s by uid=%d (owner of client socket" % (POST_PATH, other_user["uid"])
