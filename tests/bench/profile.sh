@@ -17,23 +17,8 @@ PROFILE=$TMP/profile.tsv
 profile_one() {   # profile_one NAME UPSTREAM-URL WORKLOAD CALLS CONCURRENCY PATH
         local name=$1 server=$2 workload=$3 calls=$4 conc=$5 path=$6 dir="$TMP/prof-$1-$3" port pid out ir
         port=$(free_port)
-        mkdir -p "$dir/home"
-        cat >"$dir/denvr.toml" <<EOT
-[defaults]
-server = "$server"
-cluster = "Msc1"
-
-[credentials]
-apikey = "$APIKEY"
-
-[daemon]
-listen = "127.0.0.1:$port"
-socket = ""
-ca_file = "$TMP/ca.pem"
-log_level = "warning"
-max_upstream_connections = $MAX_UP_CONNS
-EOT
-        chmod 600 "$dir/denvr.toml"
+        write_config "$dir" "$server" "$port" warning "apikey = \"$APIKEY\"" \
+                "max_upstream_connections = $MAX_UP_CONNS"
         out=$dir/callgrind.out
         env -i PATH="$PATH" HOME="$dir/home" LANG=C.UTF-8 \
                 valgrind --tool=callgrind --callgrind-out-file="$out" \

@@ -29,7 +29,7 @@
 # Environment (all optional):
 #   BENCH_DURATION=10   seconds per measurement     BENCH_WARMUP=2  seconds of warm-up
 #   BENCH_BUILD_DIR     default <repo>/build-bench  BENCH_SKIP_INFO=1  skip denvrd-info
-#   BENCH_TARGETS       subset, e.g. "direct denvrd" (default: all)
+#   BENCH_TARGETS       subset, e.g. "direct denvrd-h2" (default: all)
 #   BENCH_KEEP=1        keep the temporary directory (logs, configs) for inspection
 #   BENCH_MAX_LOAD=1.5  warn when the 1-minute load average is above this
 #   BENCH_WAIT_QUIET=0  seconds to wait (at most) for the load average to drop below it
@@ -356,9 +356,10 @@ measure_floor() {   # the idle RSS of a program that only loads and initialises 
         stop_pid "$pid"
 }
 
-bench_denvrd() {   # bench_denvrd NAME LOG-LEVEL UPSTREAM-URL
-        local name=$1 level=$2 server=$3 dir="$TMP/$1" port a0 a1 pid sampler
-        port=$(free_port)
+# write_config DIR SERVER PORT LOG-LEVEL CREDENTIALS-LINES [DAEMON-LINES]: DIR/denvr.toml
+# (mode 600) for a denvrd on 127.0.0.1:PORT against SERVER, trusting the test CA.
+write_config() {
+        local dir=$1 server=$2 port=$3 level=$4 creds=$5 extra=${6:-}
         mkdir -p "$dir/home"
         cat >"$dir/denvr.toml" <<EOF
 [defaults]
@@ -366,16 +367,23 @@ server = "$server"
 cluster = "Msc1"
 
 [credentials]
-apikey = "$APIKEY"
+$creds
 
 [daemon]
 listen = "127.0.0.1:$port"
 socket = ""
 ca_file = "$TMP/ca.pem"
 log_level = "$level"
-max_upstream_connections = $MAX_UP_CONNS
+$extra
 EOF
         chmod 600 "$dir/denvr.toml"
+}
+
+bench_denvrd() {   # bench_denvrd NAME LOG-LEVEL UPSTREAM-URL
+        local name=$1 level=$2 server=$3 dir="$TMP/$1" port a0 a1 pid sampler
+        port=$(free_port)
+        write_config "$dir" "$server" "$port" "$level" "apikey = \"$APIKEY\"" \
+                "max_upstream_connections = $MAX_UP_CONNS"
         say "target $name: wrk -> denvrd (API key, log_level=$level) -> $server"
         a0=$(upstream_accepts)
         env -i PATH="$PATH" HOME="$dir/home" LANG=C.UTF-8 \

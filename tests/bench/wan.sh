@@ -34,24 +34,8 @@ say "WAN: relay on $RELAY_PORT -> upstream, ${WAN_DELAY_MS} ms each way (round t
 start_wan_denvrd() {   # start_wan_denvrd NAME [EXTRA-TOML]: password login through the relay; sets WAN_PORT
         local name=$1 extra=${2:-} dir="$TMP/$1"
         WAN_PORT=$(free_port)
-        mkdir -p "$dir/home"
-        cat >"$dir/denvr.toml" <<EOT
-[defaults]
-server = "$RELAY_URL"
-cluster = "Msc1"
-
-[credentials]
-username = "$WAN_USER"
-password = "$WAN_PASSWORD"
-
-[daemon]
-listen = "127.0.0.1:$WAN_PORT"
-socket = ""
-ca_file = "$TMP/ca.pem"
-log_level = "warning"
-$extra
-EOT
-        chmod 600 "$dir/denvr.toml"
+        write_config "$dir" "$RELAY_URL" "$WAN_PORT" warning \
+                "$(printf 'username = "%s"\npassword = "%s"' "$WAN_USER" "$WAN_PASSWORD")" "$extra"
         env -i PATH="$PATH" HOME="$dir/home" LANG=C.UTF-8 \
                 "$DENVRD" --config "$dir/denvr.toml" >"$dir/denvrd.log" 2>&1 &
         PIDS+=($!)
