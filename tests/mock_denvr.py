@@ -63,6 +63,12 @@ CONTROL API (JSON in and out):
                        (the upstream dropping pooled connections: a proxy's next request on
                        one fails before any byte of it is answered)
   GET  /_mock/ping
+  GET  /_mock/acted[?since=SEQ]  what each /api/v1 operation acted on, as ASP.NET would have
+                               bound it (see MODEL BINDING): {seq, method, op (the table's
+                               path), id, namespace, cluster, status, bound (the bound query
+                               names, folded to upper case, or the JSON body), request {path,
+                               headers, body (base64)}}; cleared by reset
+  POST /_mock/clear_acted      clear that list only
   GET  /_mock/vms              the virtual machines in transition (see VM STATES), each with its
                                from/to status, "at" (time.monotonic() of the change) and the
                                number of GetServer polls it answered
@@ -71,13 +77,24 @@ STARTING, STOPPING or DELETING; transition_seconds later (a /_mock/config key, d
 GetServer says ONLINE, OFFLINE, or for a destroyed VM answers 404 with ABP's "There is no such
 an entity" envelope.  VMs never touched answer ONLINE as before.  Each GetServer record has
 "vm_status" (the status answered, "gone" for the 404).
+MODEL BINDING, as ASP.NET Core with ABP does it: a query operation's `input` binds from the
+form fields (when the Content-Type is application/x-www-form-urlencoded or multipart/form-data,
+whatever the method), then the query; names match case-insensitively (.NET OrdinalIgnoreCase);
+the first value wins; when any name starts with "input." only those bind (prefix stripped);
+"name[...]" binds name.  A body operation's input is [FromBody]: a Content-Type other than
+JSON (application/json, text/json, application/*+json) is a 415 (no Content-Type is read as
+JSON); property names are case-insensitive, a duplicate's last value wins; a non-object body or
+a non-string id/namespace/cluster is ABP's 400.  The operation acts on the values so bound.
 Fault knobs (fail/respond/delay/drop/garbage) take count (-1 = until reset), and the filters
-path (a prefix of the path), method, exclude_auth (skip /api/TokenAuth/).  They apply to
+path (a prefix of the path), query (a substring of the raw query), method, exclude_auth (skip
+/api/TokenAuth/).  They apply to
 /api/ requests only, never to /_mock/.
 """
 
 import argparse
 import base64
+import email.parser
+import email.policy
 import hashlib
 import http.server
 import json
@@ -484,7 +501,7 @@ def log_lines(kind, ident, limit):
 
 def _q(query, name, default=None):
     for k, v in query:
-        if k.lower() == name.lower():
+        if fold(k) == fold(name):
             return v
     return default
 
@@ -492,9 +509,101 @@ def _q(query, name, default=None):
 def _b(body, name, default=None):
     if isinstance(body, dict):
         for k, v in body.items():
-            if k.lower() == name.lower():
+            if fold(k) == fold(name):
                 return v
     return default
+
+
+# ---------------------------------------------------------------------------------------------
+# Model binding as ASP.NET Core (with ABP) does it
+# ---------------------------------------------------------------------------------------------
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def media_type(content_type):
+    """'Application/JSON; charset=x' -> 'application/json' ('' for none)."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def is_json_type(content_type):
+    """What ASP.NET's SystemTextJsonInputFormatter reads: application/json, text/json and
+    application/*+json, with any parameters."""
+    mt = media_type(content_type)
+    return mt in ("application/json", "text/json") or \
+        (mt.startswith("application/") and mt.endswith("+json"))
+
+
+def fold(name):
+    """Case folding as .NET's OrdinalIgnoreCase does it: each character by its simple upper
+    case mapping (so U+0131 dotless i and U+017F long s fold onto I and S, fullwidth letters
+    stay themselves)."""
+    return "".join(c.upper() if len(c.upper()) == 1 else c for c in name)
+
+
+def form_fields(content_type, body):
+    """The (name, value) pairs ASP.NET's FormValueProvider sees, in order; [] when the body is
+    not a form."""
+    mt = media_type(content_type)
+    if mt == "application/x-www-form-urlencoded":
+        return urllib.parse.parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+    if mt == "multipart/form-data":
+        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n" + body)
+        out = []
+        if msg.is_multipart():
+            for part in msg.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                if name is None or part.get_filename() is not None:
+                    continue
+                payload = part.get_payload(decode=True) or b""
+                out.append((str(name), payload.decode("utf-8", "replace")))
+        return out
+    return []
+
+
+def bind_simple(pairs, prefix="input"):
+    """Model binding of a complex action parameter named `prefix` from (name, value) pairs in
+    value-provider order (form, then route, then query): names match case-insensitively, the
+    first value wins; when any name starts with "prefix." only those names bind (prefix
+    stripped); name[...] binds name (a collection's first element).  -> [(name, value)] with
+    the names as bound (folded), first value of each."""
+    pfx = fold(prefix + ".")
+    prefixed = any(fold(k).startswith(pfx) for k, _ in pairs)
+    out, seen = [], set()
+    for k, v in pairs:
+        f = fold(k)
+        if prefixed:
+            if not f.startswith(pfx):
+                continue
+            f = f[len(pfx):]
+        b = f.find("[")
+        if b > 0:
+            f = f[:b]
+        if not f or f in seen:
+            continue
+        seen.add(f)
+        out.append((f, v))
+    return out
+
+
+def json_object_pairs(pairs):
+    """System.Text.Json with PropertyNameCaseInsensitive: of a property given twice (in any
+    case), the last value wins."""
+    out = {}
+    for k, v in pairs:
+        for old in [o for o in out if fold(o) == fold(k)]:
+            del out[old]
+        out[k] = v
+    return out
+
+
+def parse_json_body(body):
+    """-> the JSON value as System.Text.Json binds it (None for an empty body); raises
+    ValueError / UnicodeDecodeError when it is not JSON."""
+    text = body.decode("utf-8")
+    if not text.strip():
+        return None
+    return json.loads(text, object_pairs_hook=json_object_pairs)
 
 
 def operation_result(path, query, body, user):
@@ -666,6 +775,7 @@ class State:
         with self.lock:
             self.config = dict(self.start_config)
             self.records = []
+            self.acted = []   # what each operation acted on, as bound (GET /_mock/acted)
             self.req_seq = 0
             self.knobs = []
             self.reject_mode = "off"
@@ -795,12 +905,13 @@ class State:
     def add_knob(self, kind, spec):
         count = int(spec.get("count", 1))
         knob = {"kind": kind, "remaining": count, "path": spec.get("path"),
+                "query": spec.get("query"),
                 "method": (spec.get("method") or "").upper() or None,
                 "exclude_auth": bool(spec.get("exclude_auth", False)), "spec": spec}
         with self.lock:
             self.knobs.append(knob)
 
-    def take_knobs(self, method, path):
+    def take_knobs(self, method, path, rawq=""):
         """Consume matching knobs: returns (delays, terminal) where delays is a list of delay
         specs and terminal is at most one fail/drop/garbage knob (kind, spec)."""
         delays, terminal = [], None
@@ -809,6 +920,8 @@ class State:
                 if k["remaining"] == 0:
                     continue
                 if k["path"] and not path.startswith(k["path"]):
+                    continue
+                if k["query"] and k["query"] not in rawq:
                     continue
                 if k["method"] and k["method"] != method:
                     continue
@@ -1067,7 +1180,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
         delays, terminal = ([], None)
         if path.startswith("/api/"):
-            delays, terminal = st.take_knobs(method, path)
+            delays, terminal = st.take_knobs(method, path, rawq)
         mid_delay = None
         for d in delays:
             if d.get("phase") == "mid_body":
@@ -1344,21 +1457,66 @@ class Handler(http.server.BaseHTTPRequestHandler):
         user = self.auth_user()
         if user is None:
             return self.unauthorized()
+        # Model binding (see bind_simple): a body operation's input is [FromBody], read by the
+        # JSON input formatter only; a query operation's input binds from the form (when the
+        # body is labelled as one, whatever the method), then the query.
+        ctype = self.headers.get("Content-Type")
         jbody = None
         if op["body"]:
+            query = []
+            if ctype is not None and not is_json_type(ctype):
+                return 415, error_envelope(
+                    "Unsupported Media Type",
+                    "The request's Content-Type %r is not read by the JSON input formatter."
+                    % media_type(ctype)[:100])
             try:
-                jbody = json.loads(body.decode("utf-8")) if body.strip() else None
+                jbody = parse_json_body(body)
             except (ValueError, UnicodeDecodeError):
                 return 400, error_envelope(
                     "Your request is not valid!",
                     "The following errors were detected during validation.\r\n"
                     " - The input was not valid JSON.\r\n",
                     [{"message": "The input was not valid JSON.", "members": ["input"]}])
+            bad = None
+            if jbody is not None and not isinstance(jbody, dict):
+                bad = "input"
+            else:
+                for name in ("id", "namespace", "cluster"):
+                    v = _b(jbody, name)
+                    if v is not None and not isinstance(v, str):
+                        bad = name
+                        break
+            if bad:
+                msg = "The JSON value could not be converted to System.String. Path: $.%s" % bad
+                return 400, error_envelope(
+                    "Your request is not valid!",
+                    "The following errors were detected during validation.\r\n"
+                    " - %s\r\n" % msg, [{"message": msg, "members": [bad]}])
+        else:
+            pairs = form_fields(ctype, body) if media_type(ctype) in FORM_TYPES else []
+            query = bind_simple(pairs + query)
         missing = self.missing(op, query, jbody)
         if missing:
             return 400, validation_envelope(missing)
         status, result = operation_result(op["path"], query, jbody, user)
-        return self.vm_state_step(op["path"], status, result)
+        status, result = self.vm_state_step(op["path"], status, result)
+        self.note_acted(method, op, query, jbody, status)
+        return status, result
+
+    def note_acted(self, method, op, query, jbody, status):
+        """Record what the operation acted on, as bound (GET /_mock/acted)."""
+        st = self.server.state
+
+        def val(name):
+            v = _q(query, name)
+            return v if v is not None else _b(jbody, name)
+        rec = {"seq": self.seq, "method": method, "op": op["path"], "id": val("id"),
+               "namespace": val("namespace"), "cluster": val("cluster"), "status": status,
+               "bound": dict(query) if not op["body"] else jbody,
+               "request": {"path": self.rec["path"], "headers": self.rec["headers"],
+                           "body": self.rec["body"]}}
+        with st.lock:
+            st.acted.append(rec)
 
     def vm_state_step(self, path, status, result):
         """The VM state machine (VM STATES) on top of operation_result()."""
@@ -1523,6 +1681,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 out = [dict(r) for r in st.records
                        if r["seq"] > since and (not prefix or r["path"].startswith(prefix))]
             return out
+        if name == "acted" and method == "GET":
+            since = int(q.get("since", 0))
+            with st.lock:
+                return [dict(r) for r in st.acted if r["seq"] > since]
+        if name == "clear_acted" and method == "POST":
+            with st.lock:
+                n = len(st.acted)
+                st.acted = []
+            return {"cleared": n}
         if name == "vms" and method == "GET":
             with st.lock:
                 return [{"cluster": c, "id": i, **v} for (c, i), v in st.vms.items()]

@@ -378,6 +378,14 @@ class MockProcess:
     def reset(self):
         return self.control("POST", "reset")
 
+    def acted(self, since=0):
+        """What each /api/v1 operation acted on, as upstream bound it: [{seq, method, op, id,
+        namespace, cluster, status, bound, request}] (see mock_denvr.py, GET /_mock/acted)."""
+        return self.control("GET", "acted?since=%d" % since)
+
+    def clear_acted(self):
+        return self.control("POST", "clear_acted")
+
     def stats(self):
         return self.control("GET", "stats")
 
@@ -407,16 +415,19 @@ class MockProcess:
 
     def fail(self, count=1, status=503, retry_after=None, body=None, headers=None,
              content_type=None, size=None, body_b64=None, path=None, method=None,
-             exclude_auth=False):
+             exclude_auth=False, query=None):
+        """query: only for requests whose raw query contains this string."""
         return self._knob("fail", count, path, method, exclude_auth, status=status,
                           retry_after=retry_after, body=body, headers=headers,
-                          content_type=content_type, size=size, body_b64=body_b64)
+                          content_type=content_type, size=size, body_b64=body_b64,
+                          query=query)
 
     respond = fail
 
-    def delay(self, seconds, count=1, phase=None, path=None, method=None, exclude_auth=False):
+    def delay(self, seconds, count=1, phase=None, path=None, method=None, exclude_auth=False,
+              query=None):
         return self._knob("delay", count, path, method, exclude_auth, seconds=seconds,
-                          phase=phase)
+                          phase=phase, query=query)
 
     def drop(self, count=1, mode="before_response", path=None, method=None,
              exclude_auth=False):

@@ -174,6 +174,109 @@ def test_parameter_names_are_case_insensitive(mock):
     assert st == 400
 
 
+# ---------------------------------------------------------------------------------------------
+# Model binding as ASP.NET does it, and the "acted" records
+# ---------------------------------------------------------------------------------------------
+DESTROY = "/api/v1/servers/virtual/DestroyServer"
+GET_ONE = "/api/v1/servers/virtual/GetServer"
+START_OP = "/api/v1/servers/virtual/StartServer"
+FORM = "application/x-www-form-urlencoded"
+
+
+def acted_on(mock, method, target, body=None, headers=None):
+    """One call straight to the mock -> (status, the one "acted" record or None)."""
+    mock.clear_acted()
+    st, _, _ = mock.call(method, target, body=body, headers=headers, auth="apikey")
+    acted = mock.acted()
+    assert len(acted) <= 1, acted
+    return st, (acted[0] if acted else None)
+
+
+@pytest.mark.parametrize("target,body,ctype,want", [
+    # the first value wins, names in any case
+    ("?Id=vm-1&id=vm-2&Namespace=n&Cluster=c", None, None, "vm-1"),
+    ("?iD=vm-2&Id=vm-1&Namespace=n&Cluster=c", None, None, "vm-2"),
+    # issue 17: any input.-prefixed name makes only those bind
+    ("?Id=vm-1&input.Id=vm-2&input.Namespace=acme&input.Cluster=Msc1", None, None, "vm-2"),
+    ("?Id=vm-1&INPUT.id=vm-2&Input.namespace=acme&input.CLUSTER=Msc1", None, None, "vm-2"),
+    ("?Id=vm-1&input%2EId=vm-2&input.Namespace=a&input.Cluster=c", None, None, "vm-2"),
+    # collections: Id[] and Id[0] bind Id
+    ("?Id[]=vm-2&Namespace=n&Cluster=c", None, None, "vm-2"),
+    ("?Id%5B0%5D=vm-2&Id=vm-1&Namespace=n&Cluster=c", None, None, "vm-2"),
+    # percent-encoded names, + for space
+    ("?%49d=vm-2&Namespace=n&Cluster=c", None, None, "vm-2"),
+    ("?Id=vm+2&Namespace=n&Cluster=c", None, None, "vm 2"),
+    # .NET OrdinalIgnoreCase: dotless i folds onto I, fullwidth I does not
+    ("?%C4%B1d=vm-2&Id=vm-1&Namespace=n&Cluster=c", None, None, "vm-2"),
+    ("?%EF%BC%A9d=vm-2&Id=vm-1&Namespace=n&Cluster=c", None, None, "vm-1"),
+    # a form body binds before the query, whatever the method
+    ("?Id=vm-1&Namespace=n&Cluster=c", "Id=vm-2", FORM, "vm-2"),
+    ("?Id=vm-1&Namespace=n&Cluster=c", "id=vm-2", FORM + "; charset=utf-8", "vm-2"),
+    ("?Id=vm-1&Namespace=n&Cluster=c",
+     '--b\r\nContent-Disposition: form-data; name="Id"\r\n\r\nvm-2\r\n--b--\r\n',
+     "multipart/form-data; boundary=b", "vm-2"),
+    # a body of another type is not read
+    ("?Id=vm-1&Namespace=n&Cluster=c", "Id=vm-2", "text/plain", "vm-1"),
+    ("?Id=vm-1&Namespace=n&Cluster=c", '{"Id":"vm-2"}', "application/json", "vm-1"),
+])
+@pytest.mark.parametrize("method,path", [("GET", GET_ONE), ("DELETE", DESTROY)])
+def test_query_binding_as_aspnet(mock, method, path, target, body, ctype, want):
+    st, rec = acted_on(mock, method, path + target, body, {"Content-Type": ctype} if ctype else {})
+    assert 200 <= st < 300 and rec is not None, st
+    assert rec["id"] == want and rec["method"] == method and rec["op"] == path, rec
+    assert rec["request"]["path"] == path + target
+
+
+@pytest.mark.parametrize("body,ctype,want", [
+    ('{"id":"vm-1","namespace":"n","cluster":"c"}', "application/json", "vm-1"),
+    ('{"id":"vm-1","Id":"vm-2","namespace":"n","cluster":"c"}', "application/json", "vm-2"),
+    ('{"id":"vm-1","id":"vm-2","namespace":"n","cluster":"c"}', "text/json", "vm-2"),
+    ('{"\\u0069d":"vm-2","namespace":"n","cluster":"c"}', "application/json-patch+json", "vm-2"),
+    ('{"ID":"vm-2","namespace":"n","cluster":"c"}', "Application/JSON; charset=utf-8", "vm-2"),
+    ('{"id":"vm-1","namespace":"n","cluster":"c"}', None, "vm-1"),
+])
+def test_json_body_binding_as_system_text_json(mock, body, ctype, want):
+    st, rec = acted_on(mock, "POST", START_OP + "?id=vm-9", body,
+                       {"Content-Type": ctype} if ctype else {})
+    assert st == 202 and rec["id"] == want, (st, rec)
+
+
+@pytest.mark.parametrize("body,ctype,status", [
+    ("id=vm-1&namespace=n&cluster=c", FORM, 415),
+    ('{"id":"vm-1","namespace":"n","cluster":"c"}', "text/plain", 415),
+    ('[{"id":"vm-1","namespace":"n","cluster":"c"}]', "application/json", 400),
+    ('{"id":1,"namespace":"n","cluster":"c"}', "application/json", 400),
+    ('{"id":["vm-1"],"namespace":"n","cluster":"c"}', "application/json", 400),
+])
+def test_body_operation_refuses_what_aspnet_refuses(mock, body, ctype, status):
+    st, rec = acted_on(mock, "POST", START_OP, body, {"Content-Type": ctype})
+    assert st == status and rec is None
+
+
+def test_acted_records_and_reset(mock):
+    mock.call("DELETE", DESTROY + "?Id=vm-1&Namespace=n&Cluster=Msc1", auth="apikey")
+    mock.call("GET", GET_ONE + "?Id=vm-1", auth="apikey")               # 400: nothing acted
+    mock.call("GET", "/api/v1/clusters/GetAll", auth="apikey")
+    acted = mock.acted()
+    assert [(a["method"], a["op"], a["id"]) for a in acted] == [
+        ("DELETE", DESTROY, "vm-1"), ("GET", "/api/v1/clusters/GetAll", None)]
+    assert acted[0]["namespace"] == "n" and acted[0]["cluster"] == "Msc1"
+    assert acted[0]["bound"] == {"ID": "vm-1", "NAMESPACE": "n", "CLUSTER": "Msc1"}
+    assert mock.acted(since=acted[0]["seq"]) == acted[1:]
+    mock.clear_acted()
+    assert mock.acted() == [] and len(mock.api_requests()) == 3
+    mock.call("GET", "/api/v1/clusters/GetAll", auth="apikey")
+    mock.reset()
+    assert mock.acted() == []
+
+
+def test_query_knob_filter(mock):
+    mock.fail(status=500, query="Id=vm-2", path=GET_ONE)
+    assert mock.call("GET", GET_ONE + "?Id=vm-1&Namespace=n&Cluster=c", auth="apikey")[0] == 200
+    assert mock.call("GET", GET_ONE + "?Id=vm-2&Namespace=n&Cluster=c", auth="apikey")[0] == 500
+    assert mock.call("GET", GET_ONE + "?Id=vm-2&Namespace=n&Cluster=c", auth="apikey")[0] == 200
+
+
 def test_invalid_json_body_is_400(mock):
     st, h, data = mock.call("POST", "/api/v1/vpcs/CreateVpc", body=b"{not json",
                             headers={"Content-Type": "application/json"}, auth="apikey")
