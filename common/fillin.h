@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "api_read.h"
 #include "optable.h"
 
 /* The [defaults] of denvr.toml.  NULL or "" means not configured: adds nothing. */
@@ -40,6 +41,7 @@ enum fillin_body_error {
         FILLIN_BODY_OK,           /* fine, or not inspected (no body fields, not JSON) */
         FILLIN_BODY_INVALID_JSON, /* error_line, error_column, error_text say why */
         FILLIN_BODY_NOT_OBJECT,   /* valid JSON, but not an object; json_type says what */
+        FILLIN_BODY_REFUSED,      /* refused by the reading (api_read.h): refused says why */
 };
 
 struct fillin_result {
@@ -71,6 +73,7 @@ struct fillin_result {
         int error_line;           /* INVALID_JSON: 1-based, as jansson reports them */
         int error_column;
         char error_text[160];     /* INVALID_JSON: jansson's message, NUL-terminated */
+        char refused[320];        /* any error: the message of the 400 */
 };
 
 /*
@@ -78,7 +81,9 @@ struct fillin_result {
  * formatter accepts it: application/json, text/json or application/ANY+json,
  * any parameters (charset=...) ignored, case-insensitive.
  */
-bool fillin_content_type_is_json(const char *content_type);
+static inline bool fillin_content_type_is_json(const char *content_type) {
+        return api_content_type_is_json(content_type);
+}
 
 /*
  * Fills in defaults for one request to op and validates it.
@@ -103,6 +108,15 @@ int fillin_apply(const struct operation *op, const struct fillin_defaults *d,
                  const char *content_type,
                  const char *body, size_t body_len,
                  struct fillin_result *ret);
+
+/*
+ * The same for a request already read (api_read() returned 0): the daemon
+ * reads each request once and fills in from that reading.  query and body are
+ * the bytes the reading was made from.
+ */
+int fillin_apply_read(const struct api_read *a, const struct fillin_defaults *d,
+                      const char *query, size_t query_len, const char *body, size_t body_len,
+                      struct fillin_result *ret);
 
 /* Frees what fillin_apply() allocated; ret may be reused afterwards.  Idempotent. */
 void fillin_result_done(struct fillin_result *ret);
