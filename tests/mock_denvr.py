@@ -600,7 +600,7 @@ def json_object_pairs(pairs):
 def parse_json_body(body):
     """-> the JSON value as System.Text.Json binds it (None for an empty body); raises
     ValueError / UnicodeDecodeError when it is not JSON."""
-    text = body.decode("utf-8")
+    text = body.decode("utf-8-sig")   # System.Text.Json skips a UTF-8 byte order mark
     if not text.strip():
         return None
     return json.loads(text, object_pairs_hook=json_object_pairs)
