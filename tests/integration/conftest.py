@@ -21,6 +21,7 @@ test every daemon still running gets SIGTERM and must exit 0, and no daemon log 
 a sanitizer or valgrind report; either is reported as an error of that test.
 """
 
+import hashlib
 import re
 import shutil
 import sys
@@ -85,7 +86,13 @@ def api_dir():
 
 
 def _slug(nodeid):
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::", 1)[-1])[:80]
+    """A file name for a test's logs.  A long name is cut, and then told apart by a hash of the
+    whole id: two tests must never share a log (denvrd's is appended to, and its "listening on"
+    lines would name an earlier daemon's ports)."""
+    s = re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::", 1)[-1])
+    if len(s) > 80:
+        s = s[:71] + "-" + hashlib.sha256(nodeid.encode()).hexdigest()[:8]
+    return s
 
 
 # ---------------------------------------------------------------------------------------------
