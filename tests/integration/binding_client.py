@@ -78,6 +78,20 @@ def build(method, target, headers=(), body=None, chunk=False, auth=None, length=
     return head + b"\r\n" + payload
 
 
+def new_token(name, token_log):
+    """denvrd --new-token name -> (token, its [tokens] line); the token is added to the
+    session's secret list (token_log), which test_zz_log_hygiene.py searches the logs for."""
+    p = subprocess.run([str(H.denvrd_binary()), "--new-token", name], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    token = p.stdout.splitlines()[0]
+    with open(token_log, "a") as f:
+        f.write("local %s\n" % token)
+    line = [ln for ln in p.stdout.splitlines() if ln.startswith(name + " = ")]
+    assert len(line) == 1, p.stdout
+    return token, line[0]
+
+
 def send_as(user, via, addr, raw):
     """Send raw from a process running as user (its uid and gid, no other group)."""
     cmd = ["setpriv", "--reuid=%d" % user["uid"], "--regid=%d" % user["gid"], "--clear-groups",

@@ -30,13 +30,12 @@ controls (expect "A") prove the tests can tell the two apart.
 """
 
 import os
-import subprocess
 
 import pytest
 
 import denvrd_harness as H
 import peers as P
-from binding_client import Answer, build, send_as
+from binding_client import Answer, build, new_token, send_as
 
 V = "/api/v1/servers/virtual/"
 GET1 = V + "GetServer"
@@ -397,18 +396,6 @@ UNKNOWN_CASES = [
 # ---------------------------------------------------------------------------------------------
 # denvrd for the module: one rule for a token and a user, a reader token
 # ---------------------------------------------------------------------------------------------
-def new_token(name, token_log):
-    p = subprocess.run([str(H.denvrd_binary()), "--new-token", name], capture_output=True,
-                       text=True, timeout=30)
-    assert p.returncode == 0, p.stderr
-    token = p.stdout.splitlines()[0]
-    with open(token_log, "a") as f:
-        f.write("local %s\n" % token)
-    line = [ln for ln in p.stdout.splitlines() if ln.startswith(name + " = ")]
-    assert len(line) == 1, p.stdout
-    return token, line[0]
-
-
 @pytest.fixture(scope="module")
 def binder(mock_server, harness_logdir, harness_token_log, tmp_path_factory):
     """{"d": Denvrd, "user": the temporary user held to RULE, "token": a token held to RULE,
