@@ -1,0 +1,335 @@
+# SPDX-License-Identifier: MIT
+"""Request framing and header smuggling, over raw TCP and unix-socket connections (issue 17).
+
+Each malformed request below must get a 400, reach nothing upstream (the mock saw no request),
+end with the connection closed by denvrd, and leave denvrd alive (healthz 200 afterwards):
+
+  * a control character in a header value: bare CR, bare LF, NUL, 0x01-0x1f but HTAB, 0x7f;
+  * a header name that is not an RFC 9110 token (space, `(`, `"`, `/`, `@`, `:`-less lines,
+    non-ASCII...), or whitespace between the name and the colon;
+  * obs-fold (a line starting with a space or a tab, continuing the previous header);
+  * ambiguous bodies: Content-Length with Transfer-Encoding, two Content-Length headers (same
+    or different values), a list or anything but digits in Content-Length, a
+    Transfer-Encoding other than `chunked` alone (case-insensitive).
+
+Most of these are answered by denvrd with Denvr's error envelope.  Some never reach denvrd:
+libmicrohttpd answers them itself with its own 400 (an HTML page); for those (LIBMHD below,
+marked in the table) either answer is accepted, the other checks are the same.
+
+Positive controls: a tab inside a value, `Transfer-Encoding: Chunked`, an ordinary request.
+
+Also the forwarded-header allowlist: of the client's headers only Accept, Accept-Encoding,
+Accept-Language, Content-Type, If-Match, If-None-Match, If-Modified-Since,
+If-Unmodified-Since, traceparent and tracestate reach upstream (next to denvrd's own
+User-Agent, X-Request-Id, Authorization and Host); X-Custom, Cookie, Forwarded,
+X-Forwarded-For, __tenant, Abp.TenantId, X-HTTP-Method-Override... are dropped.
+"""
+
+import socket
+
+import pytest
+
+import denvrd_harness as H
+from binding_client import Answer
+
+GET_PATH = b"/api/v1/servers/virtual/GetServers"
+POST_PATH = b"/api/v1/servers/virtual/StartServer"
+BODY = b'{"id":"vm-1"}'
+
+
+def get(*lines):
+    """A GET with the given header lines (bytes, without CRLF) after Host."""
+    return b"GET " + GET_PATH + b" HTTP/1.1\r\nHost: localhost\r\n" + \
+        b"".join(ln + b"\r\n" for ln in lines) + b"\r\n"
+
+
+def post(lines, body=BODY):
+    """A POST whose framing is entirely the given header lines, then body."""
+    return b"POST " + POST_PATH + b" HTTP/1.1\r\nHost: localhost\r\n" \
+        b"Content-Type: application/json\r\n" + \
+        b"".join(ln + b"\r\n" for ln in lines) + b"\r\n" + body
+
+
+def chunked(body):
+    return b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+
+
+# (id, raw request, answered by libmicrohttpd itself: its 400 page is accepted too)
+BAD = []
+LIBMHD = set()
+
+
+def bad(cid, raw, mhd=False):
+    BAD.append((cid, raw))
+    if mhd:
+        LIBMHD.add(cid)
+
+
+# control characters in a value
+bad("bare-cr", get(b"X-Test: a\rX-Injected: yes"))
+bad("bare-cr-end", get(b"X-Test: a\r"))
+bad("bare-lf", get(b"X-Test: a\nX-Injected: yes"))
+bad("bare-lf-te", post([b"X-Test: a\nTransfer-Encoding: chunked", b"Content-Length: 13"]), mhd=True)  # libmicrohttpd
+bad("nul", get(b"X-Test: a\x00b"))
+bad("nul-end", get(b"X-Test: a\x00"))
+for c in list(range(0x01, 0x09)) + list(range(0x0b, 0x0d)) + list(range(0x0e, 0x20)) + [0x7f]:
+    bad("ctl-%02x" % c, get(b"X-Test: a" + bytes([c]) + b"b"))
+bad("ctl-in-accept", get(b"Accept: application/json\x01"))
+bad("ctl-in-traceparent", get(b"traceparent: 00-\x1b[31m"))
+
+# header names that are not tokens
+bad("name-space", get(b"X Test: a"))
+bad("name-paren", get(b"X(Test): a"))
+bad("name-quote", get(b'"X-Test": a'))
+bad("name-slash", get(b"X/Test: a"))
+bad("name-at", get(b"X@Test: a"))
+bad("name-comma", get(b"X,Test: a"))
+bad("name-semicolon", get(b"X;Test: a"))
+bad("name-equals", get(b"X=Test: a"))
+bad("name-brackets", get(b"[X]: a"))
+bad("name-braces", get(b"{X}: a"))
+bad("name-latin1", get(b"X-T\xe9st: a"))
+bad("name-utf8", get(b"X-T\xc3\xa9st: a"))
+bad("name-nul", get(b"X-\x00Test: a"), mhd=True)  # libmicrohttpd
+bad("name-del", get(b"X-\x7fTest: a"))
+bad("name-empty", get(b": a"))
+bad("no-colon", get(b"X-Test"), mhd=True)  # libmicrohttpd
+# whitespace before the colon
+bad("ws-te", post([b"Transfer-Encoding : chunked"], chunked(BODY)))
+bad("ws-cl", post([b"Content-Length : 13"]))
+bad("tab-name", get(b"X-A\t: b"))
+bad("ws-name", get(b"X-A : b"))
+bad("ws-host", b"GET " + GET_PATH + b" HTTP/1.1\r\nHost : localhost\r\n\r\n")
+# obs-fold
+bad("fold-space", get(b"X-A: b", b" c"))
+bad("fold-tab", get(b"X-A: b", b"\tc"))
+bad("fold-te", post([b"X-A: b", b" Transfer-Encoding: chunked", b"Content-Length: 13"]))
+bad("fold-first", b"GET " + GET_PATH + b" HTTP/1.1\r\n X-A: b\r\nHost: localhost\r\n\r\n")
+# ambiguous bodies
+bad("cl-and-te", post([b"Content-Length: 13", b"Transfer-Encoding: chunked"], chunked(BODY)))
+bad("te-and-cl", post([b"Transfer-Encoding: chunked", b"Content-Length: 5"], chunked(BODY)))
+bad("two-cl-same", post([b"Content-Length: 13", b"Content-Length: 13"]))
+bad("two-cl-diff", post([b"Content-Length: 13", b"Content-Length: 5"]))
+bad("cl-list", post([b"Content-Length: 13, 13"]), mhd=True)  # libmicrohttpd
+bad("cl-list-5", post([b"Content-Length: 5, 5"], b"{}123"), mhd=True)  # libmicrohttpd
+bad("cl-plus", post([b"Content-Length: +13"]), mhd=True)  # libmicrohttpd
+bad("cl-minus", post([b"Content-Length: -1"]), mhd=True)  # libmicrohttpd
+bad("cl-hex", post([b"Content-Length: 0xd"]), mhd=True)  # libmicrohttpd
+bad("cl-trailing-junk", post([b"Content-Length:  13x"]), mhd=True)  # libmicrohttpd
+bad("cl-space-inside", post([b"Content-Length: 1 3"]), mhd=True)  # libmicrohttpd
+bad("cl-exp", post([b"Content-Length: 1e1"], b'{"id":"v"}'), mhd=True)  # libmicrohttpd
+bad("cl-empty", post([b"Content-Length: "], b""), mhd=True)  # libmicrohttpd
+bad("te-gzip-chunked", post([b"Transfer-Encoding: gzip, chunked"], chunked(BODY)))
+bad("te-chunked-chunked", post([b"Transfer-Encoding: chunked, chunked"], chunked(BODY)))
+bad("te-two-headers", post([b"Transfer-Encoding: chunked", b"Transfer-Encoding: chunked"],
+                           chunked(BODY)))
+bad("te-identity", post([b"Transfer-Encoding: identity", b"Content-Length: 13"]))
+bad("te-xchunked", post([b"Transfer-Encoding: xchunked"], chunked(BODY)))
+bad("te-gzip", post([b"Transfer-Encoding: gzip"], chunked(BODY)))
+bad("te-chunked-identity", post([b"Transfer-Encoding: chunked, identity"], chunked(BODY)))
+bad("te-chunked-param", post([b"Transfer-Encoding: chunked;q=1"], chunked(BODY)))
+bad("te-empty", post([b"Transfer-Encoding: ", b"Content-Length: 13"]))
+bad("te-on-get", get(b"Transfer-Encoding: gzip"))
+
+GOOD = [
+    ("tab-in-value", get(b"X-Test: a\tb", b"Accept-Language: de,\ten")),
+    ("te-chunked-capital", post([b"Transfer-Encoding: Chunked"], chunked(BODY))),
+    ("te-chunked-upper", post([b"Transfer-Encoding: CHUNKED"], chunked(BODY))),
+    ("content-length", post([b"Content-Length: 13"])),
+    ("content-length-leading-ows", post([b"Content-Length:\t 13"])),
+    ("plain-get", get()),
+]
+
+
+# Well-formed by RFC 9110 (whitespace around a value is not part of it), but read differently by
+# some parsers: either honoured (forwarded, acting on vm-1 only) or refused like BAD.
+EITHER = [
+    ("te-chunked-ows", post([b"Transfer-Encoding:   chunked  "], chunked(BODY))),
+    ("te-chunked-tab", post([b"Transfer-Encoding:\tchunked\t"], chunked(BODY))),
+    ("content-length-trailing-ows", post([b"Content-Length: 13 "])),
+    ("content-length-tab-ows", post([b"Content-Length:\t13\t"])),
+]
+
+
+def _complete(out):
+    """The status of the answer in out once it is complete (Content-Length framed), else
+    None."""
+    head, sep, rest = out.partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    n = 0
+    for ln in head.split(b"\r\n")[1:]:
+        k, _, v = ln.partition(b":")
+        if k.strip().lower() == b"content-length":
+            n = int(v.strip())
+    return int(head.split(b" ", 2)[1]) if len(rest) >= n else None
+
+
+def exchange(d, via, data):
+    """Send data on a fresh connection (no Connection: close in it).  -> (answer bytes, closed
+    by denvrd).  After a 400 it reads on until denvrd closes the connection (or 10 s pass
+    without data: not closed); after any other answer it stops at once (the test fails on
+    the status anyway)."""
+    s = d.connect_raw(via=via, timeout=H.scaled(10))
+    try:
+        s.sendall(data)
+        out = b""
+        while True:
+            st = _complete(out)
+            if st is not None and st != 400:
+                return out, None
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                return out, False
+            except ConnectionResetError:
+                return out, True
+            if not chunk:
+                return out, True
+            out += chunk
+    finally:
+        s.close()
+
+
+def alive(d):
+    for via in ("tcp", "unix"):
+        st, _, _ = d.request("GET", "/_denvrd/healthz", via=via)
+        assert st == 200, "denvrd no longer answers healthz over %s" % via
+
+
+@pytest.fixture
+def fd(start_denvrd):
+    return start_denvrd(defaults={"cluster": "Msc1", "tenant": "acme"})
+
+
+def assert_refused_and_closed(fd, mock, out, closed, mhd_ok):
+    assert out, "no answer at all (denvrd waited for a body it could not frame?)"
+    ans = Answer(out)
+    assert ans.status == 400, ans
+    if mhd_ok and not ans.body.lstrip().startswith(b"{"):
+        pass   # libmicrohttpd's own 400 page: it never reached denvrd's code
+    else:
+        ans.envelope_message()
+    assert closed, "denvrd kept the connection open after refusing the request"
+    assert mock.api_requests() == [], [r["path"] for r in mock.api_requests()]
+    assert mock.acted() == []
+    alive(fd)
+    assert mock.api_requests() == []
+
+
+@pytest.mark.parametrize("via", ["tcp", "unix"])
+@pytest.mark.parametrize("cid,data", BAD, ids=[b[0] for b in BAD])
+def test_malformed_framing_is_refused(fd, mock, via, cid, data):
+    out, closed = exchange(fd, via, data)
+    assert_refused_and_closed(fd, mock, out, closed, cid in LIBMHD)
+
+
+@pytest.mark.parametrize("via", ["tcp", "unix"])
+@pytest.mark.parametrize("cid,data", EITHER, ids=[e[0] for e in EITHER])
+def test_whitespace_around_framing_values(fd, mock, via, cid, data):
+    out, closed = exchange(fd, via, data)
+    if out and Answer(out).status == 400:
+        # libmicrohttpd refuses some of these itself (content-length-trailing-ows)
+        assert_refused_and_closed(fd, mock, out, closed, True)
+        return
+    ans = Answer(out) if out else None
+    assert ans is not None and 200 <= ans.status < 300, ans
+    assert [a["id"] for a in mock.acted()] == ["vm-1"]
+    alive(fd)
+    assert len(mock.api_requests()) == 1
+
+
+@pytest.mark.parametrize("via", ["tcp", "unix"])
+@pytest.mark.parametrize("cid,data", GOOD, ids=[g[0] for g in GOOD])
+def test_well_formed_requests_pass(fd, mock, via, cid, data):
+    out, _ = exchange(fd, via, data)
+    ans = Answer(out)
+    assert 200 <= ans.status < 300, ans
+    recs = mock.api_requests()
+    assert len(recs) == 1, recs
+    if data.startswith(b"POST"):
+        assert [a["id"] for a in mock.acted()] == ["vm-1"]
+    if cid == "tab-in-value":
+        assert mock.header(recs[0], "Accept-Language") == "de,\ten"
+
+
+# ---------------------------------------------------------------------------------------------
+# forwarded-header allowlist
+# ---------------------------------------------------------------------------------------------
+FORWARDED = [
+    ("Accept", "application/json"),
+    ("Accept-Language", "de-DE, en;q=0.5"),
+    ("If-Match", '"etag-1"'),
+    ("If-None-Match", '"etag-2"'),
+    ("If-Modified-Since", "Tue, 01 Dec 2026 10:00:00 GMT"),
+    ("If-Unmodified-Since", "Wed, 02 Dec 2026 10:00:00 GMT"),
+    ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+    ("tracestate", "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"),
+]
+DROPPED = [
+    ("X-Custom", "1"),
+    ("Cookie", "Abp.AuthToken=stolen; .AspNetCore.Culture=c%3Dde"),
+    ("Forwarded", "for=10.0.0.1;host=evil.example;proto=https"),
+    ("X-Forwarded-For", "10.0.0.1"),
+    ("X-Forwarded-Host", "evil.example"),
+    ("X-Forwarded-Proto", "https"),
+    ("X-Real-IP", "10.0.0.2"),
+    ("X-Original-URL", "/api/v1/servers/virtual/DestroyServer?Id=vm-2"),
+    ("X-Rewrite-URL", "/api/v1/servers/virtual/DestroyServer?Id=vm-2"),
+    ("__tenant", "other-tenant"),
+    ("Abp.TenantId", "7"),
+    ("Abp-TenantId", "7"),
+    ("X-HTTP-Method-Override", "DELETE"),
+    ("X-HTTP-Method", "DELETE"),
+    ("X-Method-Override", "DELETE"),
+    ("X-Requested-With", "XMLHttpRequest"),
+    ("X-XSRF-TOKEN", "x"),
+    ("RequestVerificationToken", "x"),
+    ("Proxy-Authorization", "Basic YTpi"),
+    ("Max-Forwards", "0"),
+    ("Prefer", "return=minimal"),
+    ("Range", "bytes=0-10"),
+    ("TE", "trailers"),
+    ("Via", "1.1 evil"),
+    ("Expect-CT", "x"),
+    ("Content-Language", "de"),
+    ("Content-Location", "/x"),
+]
+# what denvrd itself (or libcurl under it) puts in every upstream request
+OWN = {"host", "user-agent", "x-request-id", "authorization", "content-length",
+       "transfer-encoding", "accept-encoding", "accept", "expect", "connection"}
+
+
+@pytest.mark.parametrize("via", ["tcp", "unix"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_only_allowlisted_headers_reach_upstream(fd, mock, method, via):
+    sent = FORWARDED + DROPPED + [("Accept-Encoding", "identity")]
+    if method == "POST":
+        sent = sent + [("Content-Type", "application/json")]
+        path, body = POST_PATH, BODY
+    else:
+        path, body = GET_PATH, b""
+    head = method.encode() + b" " + path + b" HTTP/1.1\r\nHost: localhost\r\n" + b"".join(
+        k.encode() + b": " + v.encode() + b"\r\n" for k, v in sent) + \
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
+    ans = Answer(fd.raw(head + body, via=via))
+    assert 200 <= ans.status < 300, ans
+    recs = mock.api_requests()
+    assert len(recs) == 1
+    got = recs[0]["headers"]
+    names = {k.lower() for k, _ in got}
+    for k, v in FORWARDED:
+        assert mock.header(recs[0], k) == v, (k, got)
+    if method == "POST":
+        assert mock.header(recs[0], "Content-Type") == "application/json"
+    for k, _ in DROPPED:
+        assert k.lower() not in names, "%s reached upstream: %r" % (k, got)
+    allowed = OWN | {k.lower() for k, _ in FORWARDED} | {"content-type"}
+    assert names <= allowed, sorted(names - allowed)
+    assert mock.header(recs[0], "Authorization") == "ApiKey " + H.DEFAULT_APIKEY
+    # the method override did not change what upstream did
+    assert recs[0]["method"] == method
+
+
+def test_corpus_is_large_enough():
+    assert len(BAD) >= 40, len(BAD)
