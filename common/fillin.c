@@ -349,6 +349,41 @@ int fillin_apply_read(const struct api_read *a, const struct fillin_defaults *d,
         return 0;
 }
 
+int fillin_canonical_query(const struct api_read *a, const struct fillin_defaults *d,
+                           struct fillin_result *ret) {
+        _cleanup_(buf_done) struct buf b = { .data = NULL };
+        const struct operation *op;
+        int r;
+
+        assert(a && a->op && ret);
+        assert(a->error_kind == API_READ_OK);
+        op = a->op;
+        *ret = (struct fillin_result) { .body_error = FILLIN_BODY_OK };
+        r = check_defaults(d);
+        for (size_t i = 0; r >= 0 && i < op->n_params; i++) {
+                const struct op_param *p = &op->params[i];
+                const struct api_param *sent;
+                const char *v;
+
+                if (p->location != OP_PARAM_QUERY)
+                        continue;
+                sent = api_read_get(a, OP_PARAM_QUERY, p->name);
+                if (sent && !(empty_takes_default(sent) && default_value(d, p->fill)))
+                        v = sent->value;
+                else
+                        v = absent_param_value(d, p, ret);
+                if (v)
+                        r = append_param(&b, p->name, v);
+        }
+        if (r < 0) {
+                fillin_result_done(ret);
+                return r;
+        }
+        if (b.len > 0)
+                ret->query = buf_steal(&b, &ret->query_len);
+        return 0;
+}
+
 /* A reading's refusal, as a result that fillin_result_envelope() turns into the 400. */
 static void refused_result(const struct api_read *a, struct fillin_result *ret) {
         *ret = (struct fillin_result) { .body_error = FILLIN_BODY_REFUSED };

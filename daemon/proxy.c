@@ -557,12 +557,12 @@ static int proxy_fill_in(struct proxy *p, bool *ret_json) {
         int k;
 
         *ret_json = false;
-        op = optable_lookup(r->method, r->canon_path);
+        op = r->reading ? r->reading->op : NULL;
         if (!op)
                 return 0;   /* unknown operations pass through untouched */
 
-        k = fillin_apply(op, &defaults, r->query ? r->query : "", r->query ? strlen(r->query) : 0,
-                         request_header(r, "Content-Type"), r->body, r->body_len, &fr);
+        k = fillin_apply_read(r->reading, &defaults, r->query ? r->query : "", r->query ? strlen(r->query) : 0,
+                              r->body, r->body_len, &fr);
         if (k < 0)
                 return k;
         k = fillin_result_envelope(&fr, &envelope);
