@@ -61,8 +61,9 @@ struct fillin_result {
         bool content_type_json;
 
         /* Members added, for debug logs and tests. */
-        size_t n_added_query;
-        size_t n_added_body;
+        size_t n_added_query;   /* the query's, empty ones given their default included */
+        size_t n_added_body;    /* the body's, likewise */
+        size_t n_replaced_body; /* of those, members sent "" or null whose value was replaced */
 
         /* Required parameters still absent after fill-in, in table order. */
         const struct op_param *missing[OPTABLE_MAX_PARAMS];

@@ -223,7 +223,26 @@ static void check_body(const struct operation *op, const char *ct, const char *b
                 return;
         }
         CHECK(r->body_error == FILLIN_BODY_OK);
-        if (r->body) {
+        if (r->body && r->n_replaced_body > 0) {
+                /* Members sent "" or null took their default in place; nothing else changed. */
+                size_t replaced = 0;
+
+                out = json_loadb(r->body + bom, r->body_len - bom, flags, NULL);
+                CHECK(out && json_is_object(out));
+                CHECK(json_object_size(out) == json_object_size(in) + r->n_added_body - r->n_replaced_body);
+                json_object_foreach(in, key, value) {
+                        json_t *now = json_object_get(out, key);
+
+                        CHECK(now);
+                        if (json_equal(value, now))
+                                continue;
+                        CHECK(json_is_null(value) || (json_is_string(value) && json_string_length(value) == 0));
+                        CHECK(json_is_string(now));
+                        replaced++;
+                }
+                CHECK(replaced == r->n_replaced_body);
+                json_decref(out);
+        } else if (r->body) {
                 size_t rest = b_len - brace - 1;
 
                 /* The client's bytes, in order: all up to '{' and all after it. */
