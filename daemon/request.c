@@ -22,7 +22,7 @@
 #include "daemon.h"
 #include "denvrd-version.h"
 #include "envelope.h"
-#include "http_framing.h"
+#include "framing.h"
 #include "http_headers.h"
 #include "listener.h"
 #include "local_api.h"
@@ -250,46 +250,6 @@ static enum MHD_Result sum_header_bytes(void *cls, enum MHD_ValueKind kind, cons
         return MHD_YES;
 }
 
-struct field_scan {
-        struct http_framing framing;
-        const char *problem;
-};
-
-static enum MHD_Result scan_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
-        struct field_scan *f = cls;
-
-        f->problem = http_field_problem(key, value);
-        if (f->problem)
-                return MHD_NO;
-        http_framing_add(&f->framing, key, value);
-        return MHD_YES;
-}
-
-/*
- * Header hygiene (http_framing.h) and the target's '#': what another parser
- * could read otherwise is refused, with the connection closed, before any
- * other check looks at it.
- */
-static bool request_check_framing(struct request *r) {
-        struct field_scan f = { .problem = NULL };
-        const char *why = r->head_problem;
-
-        if (!why && strchr(r->raw_uri, '#'))
-                why = "a '#' in the request target (no client sends a fragment; what follows it would be lost "
-                      "on the way upstream)";
-        if (!why) {
-                (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, scan_field, &f);
-                why = f.problem ? f.problem : http_framing_problem(&f.framing);
-        }
-        if (!why)
-                return true;
-        r->daemon->metrics.refused_framing++;
-        log_debug("%s: refused: %s", r->id, why);
-        request_reply_error(r, 400, NULL, "request refused: %s", why);
-        (void) request_reply_header(r, "Connection", "close");
-        return false;
-}
-
 /* The path's canonical form, or a 400 saying why there is none. */
 static bool request_canonicalise(struct request *r) {
         const char *why = NULL;
@@ -328,7 +288,7 @@ void request_begin(struct request *r) {
                 request_reply_error(r, 414, NULL, "URL longer than %u bytes", MAX_URL_BYTES);
                 return;
         }
-        if (!request_check_framing(r))
+        if (!framing_check(r))
                 return;
         (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, sum_header_bytes, &header_bytes);
         if (header_bytes > MAX_HEADER_BYTES) {
@@ -474,34 +434,11 @@ static void request_hangup(struct request *r) {
         server_wake(r->listener);
 }
 
-/*
- * The head of the next request as it arrived, before libmicrohttpd parses (and
- * silently repairs) it: a bare CR or a folded line is refused on these raw
- * bytes (http_framing.h).  Peeked while no request is in progress, from a
- * watch that runs before libmicrohttpd's; a head split over several writes is
- * checked on its first part, and whatever passes reaches upstream only as the
- * fields denvrd parsed and judged, written anew.
- */
-#define HEAD_PEEK_BYTES (MAX_URL_BYTES + MAX_HEADER_BYTES + 1024u)
-void request_conn_peek_head(struct conn_ctx *ctx) {
-        char buf[HEAD_PEEK_BYTES];
-        ssize_t n;
-
-        /* Only a head's first part starts at its request line. */
-        if (ctx->request || ctx->head_seen || ctx->fd < 0)
-                return;
-        n = recv(ctx->fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
-        if (n <= 0)
-                return;
-        ctx->head_seen = true;
-        ctx->head_problem = http_head_problem(buf, (size_t) n);
-}
-
 static int on_conn_event(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct conn_ctx *ctx = userdata;
 
         if (revents & EPOLLIN)
-                request_conn_peek_head(ctx);
+                framing_peek_head(ctx);
         if (!(revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
                 return 0;
         ctx->peer_closed = true;

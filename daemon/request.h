@@ -157,8 +157,6 @@ bool request_has_body(const struct request *r);
 int request_send_now(struct request *r);
 /* Called once the whole body is in: local answer, or start forwarding. */
 void request_dispatch(struct request *r);
-/* Peeks at the next request's head on ctx, before libmicrohttpd reads it. */
-void request_conn_peek_head(struct conn_ctx *ctx);
 /* A new connection's hangup watch, for all its requests; removed before it closes. */
 int request_conn_watch(struct conn_ctx *ctx, sd_event *e);
 void request_conn_unwatch(struct conn_ctx *ctx);
