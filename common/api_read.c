@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "cleanup.h"
+#include "json_span.h"
 #include "query.h"
 #include "utf8.h"
 
@@ -468,6 +469,23 @@ static int read_body(struct api_read *a, enum api_read_mode mode, const char *co
         return 0;
 }
 
+/* Where each body member's value is in the client's bytes, for fill-in to replace one. */
+static int note_span(const struct json_span *span, void *userdata) {
+        struct api_read *a = userdata;
+
+        if (span->key_len >= sizeof span->key)
+                return 0;
+        for (size_t i = 0; i < a->n_params; i++) {
+                struct api_param *p = &a->params[i];
+
+                if (p->location == OP_PARAM_BODY && strcmp(p->name, span->key) == 0) {
+                        p->value_start = span->value_start;
+                        p->value_end = span->value_end;
+                }
+        }
+        return 0;
+}
+
 /* ---- entry points ------------------------------------------------------- */
 
 int api_read(const struct operation *op, enum api_read_mode mode, const char *query, size_t query_len,
@@ -486,6 +504,8 @@ int api_read(const struct operation *op, enum api_read_mode mode, const char *qu
                 r = read_body(ret, mode, content_type, body, body_len);
         if (r >= 0)
                 r = refuse_duplicates(ret);
+        if (r >= 0 && ret->body)
+                (void) json_span_members(body, body_len, ret->body_brace, note_span, ret);
         return r;
 }
 

@@ -52,6 +52,7 @@ struct api_param {
         bool empty;                     /* "", a bare name, or JSON null */
         const char *raw;                /* query: the piece as sent (into the caller's query) */
         size_t raw_len;
+        size_t value_start, value_end;  /* body: where the member's value is in the client's bytes */
 };
 
 struct api_read {

@@ -26,6 +26,8 @@
 #define DEFAULT_MAX_BODY_BYTES (1024 * 1024)
 #define DEFAULT_MAX_UPSTREAM 64
 #define DEFAULT_WAIT_POLL_MAX 10
+/* Covers the SDKs' own retries after denvrd gave up (go-retryablehttp: 2 + 4 + 8 s). */
+#define DEFAULT_FAILURE_MEMORY 20
 
 /* Frees a load's state, wiping the file buffer first: it may hold secrets. */
 static void loader_done(struct loader *l) {
@@ -102,6 +104,8 @@ static void apply_defaults(struct loader *l) {
                 c->max_upstream_connections = DEFAULT_MAX_UPSTREAM;
         if (!l->key_line[KEY_WAIT_POLL_MAX])
                 c->wait_poll_max_sec = DEFAULT_WAIT_POLL_MAX;
+        if (!l->key_line[KEY_FAILURE_MEMORY])
+                c->failure_memory_sec = DEFAULT_FAILURE_MEMORY;
         /* TCP defaults to full too: curl and the SDKs are its users, and the host/origin checks guard it. */
         if (!l->key_line[KEY_TCP_ACCESS])
                 c->tcp_access = ACCESS_FULL;

@@ -88,6 +88,7 @@ struct denvr_config {
         size_t max_body_bytes;
         unsigned max_upstream_connections;
         unsigned wait_poll_max_sec;   /* cap of the /_denvrd/wait/ polling backoff */
+        unsigned failure_memory_sec;  /* how long a given-up idempotent request's failure is replayed */
         bool allow_remote;
         char **allowed_hosts;   /* never NULL after config_load() (may be empty) */
         char **cors_origins;    /* same */

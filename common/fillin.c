@@ -221,16 +221,12 @@ static int fill_query(const struct api_read *a, const struct fillin_defaults *d,
 
 /* ---- body --------------------------------------------------------------- */
 
-/* Appends "name":"value" with value escaped as a JSON string (value is valid UTF-8). */
-static int append_member(struct buf *b, const char *name, const char *value) {
+/* Appends value as a JSON string (value is valid UTF-8). */
+static int append_json_string(struct buf *b, const char *value) {
         static const char hex[] = "0123456789abcdef";
         int r;
 
         r = buf_append(b, "\"", 1);
-        if (r >= 0)
-                r = buf_append_str(b, name);  /* the generator allows only [A-Za-z0-9_] */
-        if (r >= 0)
-                r = buf_append(b, "\":\"", 3);
         for (const unsigned char *p = (const unsigned char *) value; r >= 0 && *p; p++) {
                 if (*p == '"' || *p == '\\') {
                         char e[2] = { '\\', (char) *p };
@@ -243,6 +239,66 @@ static int append_member(struct buf *b, const char *name, const char *value) {
         }
         if (r >= 0)
                 r = buf_append(b, "\"", 1);
+        return r;
+}
+
+/* Appends "name":"value" (the generator allows only [A-Za-z0-9_] in names). */
+static int append_member(struct buf *b, const char *name, const char *value) {
+        int r;
+
+        r = buf_append(b, "\"", 1);
+        if (r >= 0)
+                r = buf_append_str(b, name);
+        if (r >= 0)
+                r = buf_append(b, "\":", 2);
+        if (r >= 0)
+                r = append_json_string(b, value);
+        return r;
+}
+
+/* A member sent empty ("" or null) whose default replaces its value in place. */
+struct replacement {
+        size_t start, end;
+        const char *value;
+};
+
+static int compare_replacements(const void *x, const void *y) {
+        const struct replacement *a = x, *b = y;
+
+        return a->start < b->start ? -1 : a->start > b->start;
+}
+
+static size_t empty_members(const struct api_read *a, const struct fillin_defaults *d,
+                            struct replacement *rep) {
+        size_t n = 0;
+
+        for (size_t i = 0; i < a->n_params && n < OPTABLE_MAX_PARAMS; i++) {
+                const struct api_param *p = &a->params[i];
+                const char *v;
+
+                if (p->location != OP_PARAM_BODY || !empty_takes_default(p) || p->value_end == 0)
+                        continue;
+                v = default_value(d, p->def->fill);
+                if (v)
+                        rep[n++] = (struct replacement) { p->value_start, p->value_end, v };
+        }
+        qsort(rep, n, sizeof *rep, compare_replacements);
+        return n;
+}
+
+/* The client's bytes from..len, with the replacements made. */
+static int append_replaced(struct buf *out, const char *body, size_t from, size_t len,
+                           const struct replacement *rep, size_t n_rep) {
+        int r = 0;
+
+        for (size_t i = 0; r >= 0 && i < n_rep; i++) {
+                r = buf_append(out, body + from, rep[i].start - from);
+                if (r >= 0)
+                        r = append_json_string(out, rep[i].value);
+                from = rep[i].end;
+        }
+        if (r >= 0)
+                r = buf_append(out, body + from, len - from);
         return r;
 }
 
@@ -275,8 +331,13 @@ static int absent_members(const struct api_read *a, const struct fillin_defaults
 static int fill_body(const struct api_read *a, const struct fillin_defaults *d, const char *body,
                      size_t body_len, struct fillin_result *ret) {
         _cleanup_(buf_done) struct buf members = { .data = NULL }, out = { .data = NULL };
+        struct replacement rep[OPTABLE_MAX_PARAMS];
+        size_t n_rep;
         int r;
 
+        n_rep = a->body ? empty_members(a, d, rep) : 0;
+        ret->n_added_body += n_rep;
+        ret->n_replaced_body = n_rep;
         r = absent_members(a, d, &members, ret);
         if (r < 0)
                 return r;
@@ -298,10 +359,10 @@ static int fill_body(const struct api_read *a, const struct fillin_defaults *d, 
                         r = buf_append(&out, body, brace + 1);
                         if (r >= 0)
                                 r = buf_append(&out, members.data, members.len);
-                        if (r >= 0 && json_object_size(a->body) > 0)
+                        if (r >= 0 && members.len > 0 && json_object_size(a->body) > 0)
                                 r = buf_append(&out, ",", 1);
                         if (r >= 0)
-                                r = buf_append(&out, body + brace + 1, body_len - brace - 1);
+                                r = append_replaced(&out, body, brace + 1, body_len, rep, n_rep);
                 }
                 if (r < 0)
                         return r;
@@ -346,6 +407,41 @@ int fillin_apply_read(const struct api_read *a, const struct fillin_defaults *d,
                 fillin_result_done(ret);
                 return r;
         }
+        return 0;
+}
+
+int fillin_canonical_query(const struct api_read *a, const struct fillin_defaults *d,
+                           struct fillin_result *ret) {
+        _cleanup_(buf_done) struct buf b = { .data = NULL };
+        const struct operation *op;
+        int r;
+
+        assert(a && a->op && ret);
+        assert(a->error_kind == API_READ_OK);
+        op = a->op;
+        *ret = (struct fillin_result) { .body_error = FILLIN_BODY_OK };
+        r = check_defaults(d);
+        for (size_t i = 0; r >= 0 && i < op->n_params; i++) {
+                const struct op_param *p = &op->params[i];
+                const struct api_param *sent;
+                const char *v;
+
+                if (p->location != OP_PARAM_QUERY)
+                        continue;
+                sent = api_read_get(a, OP_PARAM_QUERY, p->name);
+                if (sent && !(empty_takes_default(sent) && default_value(d, p->fill)))
+                        v = sent->value;
+                else
+                        v = absent_param_value(d, p, ret);
+                if (v)
+                        r = append_param(&b, p->name, v);
+        }
+        if (r < 0) {
+                fillin_result_done(ret);
+                return r;
+        }
+        if (b.len > 0)
+                ret->query = buf_steal(&b, &ret->query_len);
         return 0;
 }
 

@@ -61,8 +61,9 @@ struct fillin_result {
         bool content_type_json;
 
         /* Members added, for debug logs and tests. */
-        size_t n_added_query;
-        size_t n_added_body;
+        size_t n_added_query;   /* the query's, empty ones given their default included */
+        size_t n_added_body;    /* the body's, likewise */
+        size_t n_replaced_body; /* of those, members sent "" or null whose value was replaced */
 
         /* Required parameters still absent after fill-in, in table order. */
         const struct op_param *missing[OPTABLE_MAX_PARAMS];
@@ -117,6 +118,17 @@ int fillin_apply(const struct operation *op, const struct fillin_defaults *d,
 int fillin_apply_read(const struct api_read *a, const struct fillin_defaults *d,
                       const char *query, size_t query_len, const char *body, size_t body_len,
                       struct fillin_result *ret);
+
+/*
+ * The query of a request to a query operation in one canonical form: the
+ * operation's own parameters in table order, spelled as the table spells
+ * them, values percent-encoded the one way, defaults in their place, names
+ * the operation lacks left out.  Two requests that upstream would read alike
+ * get the same text (waits share one poll loop on it).  ret->query may be
+ * NULL when there is nothing to send.
+ */
+int fillin_canonical_query(const struct api_read *a, const struct fillin_defaults *d,
+                           struct fillin_result *ret);
 
 /* Frees what fillin_apply() allocated; ret may be reused afterwards.  Idempotent. */
 void fillin_result_done(struct fillin_result *ret);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define LOG_MODULE "daemon"
 #include "daemon.h"
+#include "failure_memory.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -236,6 +237,10 @@ int daemon_new(struct denvr_config *config, const struct config_overrides *o, st
         r = cache_new(&d->cache);
         if (r < 0)
                 return r;
+        d->failures = failure_memory_new();
+        if (!d->failures)
+                return log_error_errno(ENOMEM, "cannot set up the failure memory");
+        d->retry_tokens = RETRY_TOKENS_MAX;
         return daemon_listen(d);
 }
 
@@ -335,6 +340,7 @@ struct daemon *daemon_free(struct daemon *d) {
         linger_stop_all(d);
         auth_free(d->auth);
         cache_free(d->cache);
+        failure_memory_free(d->failures);
         upstream_free(d->upstream);
         sock_diag_done(&d->sock_diag);
         sd_event_unref(d->event);

@@ -57,6 +57,18 @@ static void write_waits(FILE *f, const struct metrics *m) {
                         m->waits_ended[i]);
 }
 
+static void write_refusals(FILE *f, const struct metrics *m) {
+        header(f, "denvrd_requests_denied_total", "counter", "Requests refused by the local access rules.");
+        fprintf(f, "denvrd_requests_denied_total %" PRIu64 "\n", m->denied);
+        header(f, "denvrd_requests_refused_total", "counter",
+               "Requests refused before anything was forwarded, by what was wrong with them.");
+        fprintf(f, "denvrd_requests_refused_total{reason=\"parameters\"} %" PRIu64 "\n", m->refused_reading);
+        fprintf(f, "denvrd_requests_refused_total{reason=\"framing\"} %" PRIu64 "\n", m->refused_framing);
+        header(f, "denvrd_request_headers_dropped_total", "counter",
+               "Client request headers not forwarded (not on denvrd's list of forwarded headers).");
+        fprintf(f, "denvrd_request_headers_dropped_total %" PRIu64 "\n", m->headers_dropped);
+}
+
 static void write_auth(FILE *f, struct daemon *d) {
         const struct metrics *m = &d->metrics;
         struct auth_state s;
@@ -96,6 +108,9 @@ void local_api_metrics(struct request *r) {
         fprintf(f, "denvrd_upstream_requests_total %" PRIu64 "\n", m->upstream_requests);
         header(f, "denvrd_upstream_retries_total", "counter", "Upstream requests retried.");
         fprintf(f, "denvrd_upstream_retries_total %" PRIu64 "\n", m->retries);
+        header(f, "denvrd_upstream_failures_replayed_total", "counter",
+               "Requests answered from a failure denvrd had just given up on, instead of another round upstream.");
+        fprintf(f, "denvrd_upstream_failures_replayed_total %" PRIu64 "\n", m->failures_replayed);
         header(f, "denvrd_upstream_errors_total", "counter", "Requests that failed for want of an upstream answer.");
         fprintf(f, "denvrd_upstream_errors_total %" PRIu64 "\n", m->upstream_errors);
         write_latency(f, m);
@@ -103,8 +118,7 @@ void local_api_metrics(struct request *r) {
         fprintf(f, "denvrd_upstream_connections_open %ld\n", upstream_connections_open(d->upstream));
         header(f, "denvrd_upstream_connections_opened_total", "counter", "Connections to upstream opened.");
         fprintf(f, "denvrd_upstream_connections_opened_total %lu\n", upstream_connections_opened(d->upstream));
-        header(f, "denvrd_requests_denied_total", "counter", "Requests refused by the local access rules.");
-        fprintf(f, "denvrd_requests_denied_total %" PRIu64 "\n", m->denied);
+        write_refusals(f, m);
         write_waits(f, m);
         write_auth(f, d);
         if (fclose(f) != 0) {

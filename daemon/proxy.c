@@ -15,6 +15,7 @@
 #include "cache.h"
 #include "canon_path.h"
 #include "daemon.h"
+#include "failure_memory.h"
 #include "fillin.h"
 #include "optable.h"
 #include "denvrd-version.h"
@@ -51,6 +52,7 @@ struct proxy {
 };
 
 static void proxy_attempt(struct proxy *p);
+static bool status_is_retryable(long s);
 
 static void flight_leader_gone(struct proxy *p);
 
@@ -94,6 +96,7 @@ struct header_walk {
         bool failed;
         bool has_content_type;
         bool json_content_type;   /* replace the client's Content-Type */
+        unsigned dropped;         /* client headers not on the forwarded list */
 };
 
 static enum MHD_Result add_forwarded_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -102,8 +105,11 @@ static enum MHD_Result add_forwarded_header(void *cls, enum MHD_ValueKind kind, 
         _cleanup_free_ char *line = NULL;
         struct curl_slist *n;
 
-        if (!http_header_forward_request(key, w->connection))
+        if (!http_header_forward_request(key, w->connection)) {
+                if (!http_header_is_denvrds(key))
+                        w->dropped++;
                 return MHD_YES;
+        }
         if (strcasecmp(key, "Content-Type") == 0) {
                 if (w->json_content_type)
                         return MHD_YES;
@@ -187,6 +193,7 @@ static int proxy_build_headers(struct proxy *p, bool json_content_type) {
                 (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_forwarded_header, &w);
         free(w.connection);
         p->headers = w.list;
+        r->daemon->metrics.headers_dropped += w.dropped;
         if (w.failed)
                 return -ENOMEM;
 
@@ -260,8 +267,14 @@ int proxy_answer_from_transfer(struct upstream_transfer *t, struct cache_answer 
 }
 
 /* Ends this leader's flight: stores a 2xx answer, and answers every follower with a copy. */
+/*
+ * The leader's answer goes to its followers only when it is a success: an
+ * error may have been caused by something of the leader's own, so each
+ * follower then asks upstream for itself.
+ */
 static void flight_finish(struct proxy *p, const struct cache_answer *a) {
         struct daemon *d = p->r->daemon;
+        bool share = a && a->status >= 200 && a->status <= 299;
         void **waiters;
 
         if (!p->flight)
@@ -276,7 +289,11 @@ static void flight_finish(struct proxy *p, const struct cache_answer *a) {
 
                 f->flight = NULL;
                 f->waiting = false;
-                if (!a || cache_answer_copy(a, &copy) < 0) {
+                if (!share) {
+                        proxy_attempt(f);
+                        continue;
+                }
+                if (cache_answer_copy(a, &copy) < 0) {
                         request_reply_error(f->r, 502, NULL, "the shared upstream request for %s failed",
                                             f->r->path);
                         continue;
@@ -302,6 +319,8 @@ static void flight_leader_gone(struct proxy *p) {
         proxy_attempt(next);
 }
 
+static void proxy_remember_failure(struct proxy *p, bool transport);
+
 static void proxy_deliver(struct proxy *p) {
         struct cache_answer a;
 
@@ -312,9 +331,19 @@ static void proxy_deliver(struct proxy *p) {
         flight_finish(p, &a);
         reply_answer(p, &a, p->cache_key ? "MISS" : NULL, 0);
         cache_answer_done(&a);
+        if (status_is_retryable(p->r->status))
+                proxy_remember_failure(p, false);
 }
 
+static void proxy_fail_reply(struct proxy *p);
+
 static void proxy_fail(struct proxy *p) {
+        proxy_fail_reply(p);
+        if (p->r->status != 424)
+                proxy_remember_failure(p, true);
+}
+
+static void proxy_fail_reply(struct proxy *p) {
         struct request *r = p->r;
 
         if (p->flight) {
@@ -329,7 +358,7 @@ static void proxy_fail(struct proxy *p) {
                         f->flight = NULL;
                         f->waiting = false;
                         f->t = p->t;   /* borrowed for the message only */
-                        proxy_fail(f);
+                        proxy_fail_reply(f);
                         f->t = own;
                 }
                 free(waiters);
@@ -351,7 +380,8 @@ static void proxy_fail(struct proxy *p) {
         }
         switch (t->result) {
         case CURLE_PEER_FAILED_VERIFICATION:
-                request_reply_error(r, 502, t->errbuf, "TLS certificate of %s not trusted: set ca_file "
+                /* No retry cures it: a 4xx, which retrying clients show at once (see above). */
+                request_reply_error(r, 424, t->errbuf, "TLS certificate of %s not trusted: set ca_file "
                                     "in [daemon] if it uses a private CA", host);
                 break;
         case CURLE_SSL_CONNECT_ERROR:
@@ -409,6 +439,14 @@ static bool status_is_retryable(long s) {
         return s == 429 || s == 502 || s == 503 || s == 504;
 }
 
+static void retry_tokens_count(struct daemon *d, bool success) {
+        d->retry_tokens += success ? 0.1 : -1.0;
+        if (d->retry_tokens > RETRY_TOKENS_MAX)
+                d->retry_tokens = RETRY_TOKENS_MAX;
+        if (d->retry_tokens < 0)
+                d->retry_tokens = 0;
+}
+
 static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct proxy *p = userdata;
 
@@ -425,6 +463,11 @@ static bool proxy_schedule_retry(struct proxy *p, long retry_after_sec) {
 
         if (p->attempts > d->config->retries)
                 return false;
+        /* Throttled while upstream keeps failing: one layer of retries, the clients'. */
+        if (d->retry_tokens <= RETRY_TOKENS_MAX / 2) {
+                log_debug("%s: not retried: upstream failing (retry throttling)", r->id);
+                return false;
+        }
         if (retry_after_sec >= 0)
                 delay_us = (uint64_t) retry_after_sec * 1000000u;
         else {
@@ -458,6 +501,10 @@ static void on_transfer_done(struct upstream_transfer *t, void *userdata) {
         if (t->result == CURLE_OK)
                 metrics_observe_upstream(&d->metrics, t->total_sec);
         auth_note_upstream_contact(d->auth, t->result == CURLE_OK && t->status < 500);
+        retry_tokens_count(d, t->result == CURLE_OK && !status_is_retryable(t->status) && t->status < 500);
+        /* Upstream is reachable again: failures that were no answer at all are not replayed. */
+        if (t->result == CURLE_OK)
+                failure_memory_forget_transport(d->failures);
 
         if (t->result == CURLE_OK) {
                 if (t->status == 401 && !p->replayed_401 &&
@@ -481,12 +528,28 @@ static void on_transfer_done(struct upstream_transfer *t, void *userdata) {
         proxy_fail(p);
 }
 
+/*
+ * No token to send.  What no retry can cure (rejected credentials, an
+ * untrusted certificate) is a 424: retrying clients (go-retryablehttp, the
+ * Python SDK) give up on a 4xx at once and show its message, where a 503
+ * would have them retry for a quarter of a minute and then drop the reason.
+ */
+void proxy_reply_not_logged_in(struct request *r, const char *fallback) {
+        const char *why = auth_failure(r->daemon->auth);
+
+        if (auth_failure_is_permanent(r->daemon->auth)) {
+                request_reply_error(r, 424, NULL, "not logged in: %s", why ? why : fallback);
+                return;
+        }
+        request_reply_error(r, 503, NULL, "not logged in: %s", why ? why : fallback);
+        (void) request_reply_header(r, "Retry-After", "5");
+}
+
 static void on_auth_ready(struct auth_waiter *w, int error, void *userdata) {
         struct proxy *p = userdata;
 
         if (error < 0) {
-                const char *why = auth_failure(p->r->daemon->auth);
-                request_reply_error(p->r, 503, NULL, "not logged in: %s", why ? why : "login failed");
+                proxy_reply_not_logged_in(p->r, "login failed");
                 return;
         }
         proxy_attempt(p);
@@ -511,8 +574,7 @@ static void proxy_attempt(struct proxy *p) {
                 return;
         }
         if (k < 0) {
-                const char *why = auth_failure(d->auth);
-                request_reply_error(r, 503, NULL, "not logged in: %s", why ? why : "no credentials");
+                proxy_reply_not_logged_in(r, "no credentials");
                 return;
         }
 
@@ -557,12 +619,12 @@ static int proxy_fill_in(struct proxy *p, bool *ret_json) {
         int k;
 
         *ret_json = false;
-        op = optable_lookup(r->method, r->canon_path);
+        op = r->reading ? r->reading->op : NULL;
         if (!op)
                 return 0;   /* unknown operations pass through untouched */
 
-        k = fillin_apply(op, &defaults, r->query ? r->query : "", r->query ? strlen(r->query) : 0,
-                         request_header(r, "Content-Type"), r->body, r->body_len, &fr);
+        k = fillin_apply_read(r->reading, &defaults, r->query ? r->query : "", r->query ? strlen(r->query) : 0,
+                              r->body, r->body_len, &fr);
         if (k < 0)
                 return k;
         k = fillin_result_envelope(&fr, &envelope);
@@ -607,6 +669,93 @@ static const struct cache_rule *cache_rule_for(const struct denvr_config *c, con
         return NULL;
 }
 
+/* Forwarded headers that may change an answer (trace context does not). */
+static bool header_shapes_answer(const char *name) {
+        return strcasecmp(name, "traceparent") != 0 && strcasecmp(name, "tracestate") != 0;
+}
+
+static enum MHD_Result key_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+        FILE *f = cls;
+
+        if (http_header_forward_request(key, NULL) && header_shapes_answer(key))
+                fprintf(f, "\n%s:%s", key, value ? value : "");
+        return MHD_YES;
+}
+
+/*
+ * The cache and coalescing key: everything sent upstream that can change the
+ * answer: the canonical path, the query as forwarded (defaults included) and
+ * every forwarded header, in order.  A request with a body is never shared.
+ */
+static char *cache_key_of(struct proxy *p) {
+        struct request *r = p->r;
+        const char *server = r->daemon->config->server;
+        const char *query = p->url + strlen(server) + strlen(r->path);
+        char *key = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        assert(query <= p->url + strlen(p->url));
+        if (p->body_len > 0)
+                return NULL;
+        f = open_memstream(&key, &len);
+        if (!f)
+                return NULL;
+        fprintf(f, "%s%s%s", server, r->canon_path, query);
+        (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, key_header, f);
+        if (fclose(f) != 0) {
+                free(key);
+                return NULL;
+        }
+        return key;
+}
+
+/* --- one layer of retries: failures denvrd gave up on are replayed --------- */
+
+/* After denvrd's own retries: the same idempotent request is answered from this for a while. */
+static void proxy_remember_failure(struct proxy *p, bool transport) {
+        struct request *r = p->r;
+        struct daemon *d = r->daemon;
+        _cleanup_free_ char *key = NULL;
+
+        if (!method_is_idempotent(r->method) || d->config->failure_memory_sec == 0 || !r->response || !p->url)
+                return;
+        key = cache_key_of(p);
+        if (!key)
+                return;
+        failure_memory_note(d->failures, key, r->status, transport,
+                            MHD_get_response_header(r->response, "Content-Type"), r->response_body,
+                            r->response_bytes, daemon_boottime(d),
+                            (uint64_t) d->config->failure_memory_sec * 1000000u);
+}
+
+/* Answers from a remembered failure: true when it did. */
+static bool proxy_replay_failure(struct proxy *p) {
+        struct request *r = p->r;
+        struct daemon *d = r->daemon;
+        const struct remembered_failure *f;
+        _cleanup_free_ char *key = NULL;
+        uint64_t now = daemon_boottime(d);
+        char note[200], *body;
+
+        if (!method_is_idempotent(r->method) || failure_memory_empty(d->failures))
+                return false;
+        key = cache_key_of(p);
+        f = key ? failure_memory_lookup(d->failures, key, now) : NULL;
+        if (!f || !(body = malloc(f->body_len ? f->body_len : 1)))
+                return false;
+        memcpy(body, f->body, f->body_len);
+        snprintf(note, sizeof note, "upstream failure %llu s ago; not sent again for %llu s (failure_memory_seconds)",
+                 (unsigned long long) ((now - f->noted_usec) / 1000000u),
+                 (unsigned long long) ((f->expires_usec - now + 999999u) / 1000000u));
+        d->metrics.failures_replayed++;
+        request_reply(r, f->status, f->content_type, body, f->body_len);
+        /* A client that honours Retry-After comes back within the memory, not after it. */
+        (void) request_reply_header(r, "Retry-After", "1");
+        (void) request_reply_header(r, "X-Denvrd-Replayed", note);
+        return true;
+}
+
 static bool client_says_no_cache(const struct request *r) {
         const char *cc = request_header(r, "Cache-Control");
         const char *pragma = request_header(r, "Pragma");
@@ -626,7 +775,6 @@ static int proxy_cache_step(struct proxy *p) {
         const struct cache_rule *rule;
         const struct cache_answer *hit;
         struct cache_flight *f;
-        const char *ae, *accept, *query;
         unsigned age;
 
         if (strcmp(r->method, "GET") != 0) {
@@ -638,17 +786,9 @@ static int proxy_cache_step(struct proxy *p) {
         if (!rule || client_says_no_cache(r))
                 return 0;
 
-        ae = request_header(r, "Accept-Encoding");
-        accept = request_header(r, "Accept");
-        /* Every spelling of the path shares the entry: p->url is server, the client's path, then
-         * the query (with defaults). */
-        query = p->url + strlen(d->config->server) + strlen(r->path);
-        assert(query <= p->url + strlen(p->url));
-        if (asprintf(&p->cache_key, "%s%s%s\n%s\n%s", d->config->server, r->canon_path, query, ae ? ae : "",
-                     accept ? accept : "") < 0) {
-                p->cache_key = NULL;
+        p->cache_key = cache_key_of(p);
+        if (!p->cache_key)
                 return 0;   /* just not cached */
-        }
         p->cache_ttl = rule->ttl_sec;
 
         hit = cache_lookup(d->cache, p->cache_key, daemon_boottime(d), &age);
@@ -702,7 +842,7 @@ void proxy_start(struct request *r) {
                 request_reply_error(r, 503, NULL, "out of memory preparing the upstream request");
                 return;
         }
-        if (proxy_cache_step(p) > 0)
+        if (proxy_replay_failure(p) || proxy_cache_step(p) > 0)
                 return;
         proxy_attempt(p);
 }
