@@ -50,9 +50,11 @@ bool failure_memory_empty(const struct failure_memory *m) {
         return !m || m->n == 0;
 }
 
+/* The last slot moves into i; the one it leaves holds nothing (slot_for() reuses it). */
 static void slot_drop(struct failure_memory *m, size_t i) {
         slot_clear(&m->slots[i]);
         m->slots[i] = m->slots[--m->n];
+        m->slots[m->n] = (struct slot) { .key = NULL };
 }
 
 static size_t slot_for(struct failure_memory *m, const char *key) {

@@ -7,8 +7,9 @@
  * also retries, each of their tries would cost a whole round of denvrd's, and
  * a persistent outage would cost the product of both.  So when denvrd has
  * given up on an idempotent request, it remembers the failure for a while
- * ([daemon] failure_memory, seconds), and the same request again (the same in
- * everything sent: the cache key) is answered from that failure at once, with
+ * ([daemon] failure_memory_seconds), and the same request again from the same
+ * caller (the same uid or local token, and the same in everything sent: the
+ * cache key) is answered from that failure at once, with
  * Retry-After and X-Denvrd-Replayed, instead of a new round upstream.
  */
 

@@ -712,6 +712,20 @@ static char *cache_key_of(struct proxy *p) {
 
 /* --- one layer of retries: failures denvrd gave up on are replayed --------- */
 
+/* The request as sent, and who asked: one caller's retries, not another's first try. */
+static char *failure_key(struct proxy *p) {
+        const struct peer *who = &p->r->conn_ctx->peer;
+        _cleanup_free_ char *sent = cache_key_of(p);
+        char *key;
+
+        if (!sent)
+                return NULL;
+        if (asprintf(&key, "%s:%u:%s\n%s", p->r->token[0] ? "token" : "uid",
+                     who->identified ? (unsigned) who->uid : (unsigned) -1, p->r->token, sent) < 0)
+                return NULL;
+        return key;
+}
+
 /* After denvrd's own retries: the same idempotent request is answered from this for a while. */
 static void proxy_remember_failure(struct proxy *p, bool transport) {
         struct request *r = p->r;
@@ -720,7 +734,7 @@ static void proxy_remember_failure(struct proxy *p, bool transport) {
 
         if (!method_is_idempotent(r->method) || d->config->failure_memory_sec == 0 || !r->response || !p->url)
                 return;
-        key = cache_key_of(p);
+        key = failure_key(p);
         if (!key)
                 return;
         failure_memory_note(d->failures, key, r->status, transport,
@@ -740,7 +754,7 @@ static bool proxy_replay_failure(struct proxy *p) {
 
         if (!method_is_idempotent(r->method) || failure_memory_empty(d->failures))
                 return false;
-        key = cache_key_of(p);
+        key = failure_key(p);
         f = key ? failure_memory_lookup(d->failures, key, now) : NULL;
         if (!f || !(body = malloc(f->body_len ? f->body_len : 1)))
                 return false;

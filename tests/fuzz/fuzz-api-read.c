@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "api_read.h"
+#include "cleanup.h"
 
 #define CHECK(cond)                                                                        \
         do {                                                                               \
@@ -45,16 +46,6 @@ static const char *const content_types[] = {
         "",
 };
 
-static int hexval(int c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 /* ASP.NET's lenient decoding: a bad escape stays literal. */
 static size_t lenient_decode(const char *s, size_t n, char *out) {
         size_t w = 0;
@@ -62,8 +53,8 @@ static size_t lenient_decode(const char *s, size_t n, char *out) {
         for (size_t i = 0; i < n; i++) {
                 if (s[i] == '+')
                         out[w++] = ' ';
-                else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-                        out[w++] = (char) (hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+                else if (s[i] == '%' && i + 2 < n && unhexchar(s[i + 1]) >= 0 && unhexchar(s[i + 2]) >= 0) {
+                        out[w++] = (char) (unhexchar(s[i + 1]) * 16 + unhexchar(s[i + 2]));
                         i += 2;
                 } else
                         out[w++] = s[i];

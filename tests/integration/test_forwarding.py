@@ -980,7 +980,9 @@ def test_healthz_stays_200_through_a_fault_storm(start_denvrd, mock):
     d = start_denvrd(defaults={"retries": 0}, daemon={"request_timeout": 2})
     faults = [("drop", "reset"), ("drop", "mid_body"), ("drop", "tls_corrupt"), ("garbage", None),
               ("delay", None), ("fail", 500)]
-    for kind, arg in faults:
+    # Each fault on a request of its own: the same request again would be answered from the
+    # failure denvrd just gave up on (failure_memory_seconds), without reaching the mock.
+    for i, (kind, arg) in enumerate(faults):
         if kind == "drop":
             mock.drop(count=1, mode=arg, path=ECHO)
         elif kind == "garbage":
@@ -989,7 +991,7 @@ def test_healthz_stays_200_through_a_fault_storm(start_denvrd, mock):
             mock.delay(4, count=1, path=ECHO)
         else:
             mock.fail(count=1, status=arg, path=ECHO)
-        st, _, body = d.request("GET", ECHO)
+        st, _, body = d.request("GET", ECHO + "?fault=%d" % i)
         assert st in (500, 502, 504), (kind, arg, st, body)
         assert json.loads(body)["success"] is False
         healthz_ok(d)
