@@ -10,6 +10,7 @@
   (c) a follower coalesced onto a leader's in-flight request gets the leader's answer only if
       it is a 2xx: a leader ending in 400 or 500 leaves the follower to its own upstream call,
       and a different request is never coalesced onto it;
+      the same for denvrd's failure memory: one caller's failure is never another's answer;
   (d) a caller whose rights refuse the operation never gets a cached answer (403, no X-Cache,
       nothing of the entry in the answer).
 
@@ -287,6 +288,20 @@ def test_refused_follower_is_not_coalesced(start_denvrd, mock, harness_token_log
     follower.envelope_message()
     assert b"130.250" not in follower.body and follower.header("X-Cache") is None
     assert len(upstream(mock)) == 1 and lead["answer"].status == 200
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_one_callers_failure_is_not_anothers_answer(start_denvrd, mock, harness_token_log,
+                                                    status):
+    """denvrd's failure memory (a failure it gave up on, replayed to the same request for a
+    while) is no shared answer either: another caller's identical request goes upstream."""
+    d, tok = start(start_denvrd, harness_token_log, {"ro": '"read-only"'}, retries=0)
+    mock.fail(count=1, status=status, path=GET1)
+    first = raw(d, "GET", GET1 + Q1, token=tok["ro"])
+    assert first.status == status
+    other = raw(d, "GET", GET1 + Q1)
+    assert other.status == 200 and other.header("X-Denvrd-Replayed") is None, other
+    assert result_id(other) == "vm-1" and len(upstream(mock)) == 2
 
 
 # ---------------------------------------------------------------------------------------------
