@@ -18,8 +18,9 @@ denvrd's rules under test (see README, "Security model"):
     than JSON: 400, except a form label on a body starting with `{` (curl -d), relabelled;
     JSON: an object, no member twice in any case, unknown members refused for list callers;
   * a rule condition `?id=vm-1` holds only when the parameter so read is exactly `vm-1`;
-  * the same for the operation inside /_denvrd/wait/..., and, for list callers, for paths
-    outside the operation table.
+  * the same for the operation inside /_denvrd/wait/... (whose polls denvrd builds itself,
+    without the client's body), and, for list callers, for paths outside the operation table
+    (test_outside_the_table_same_strictness, a token held to ["read-only", ...]).
 
 Each attempt is sent by three callers: root with no rule (full) over the unix socket, a local
 token held to a list (`Authorization: Bearer ...`) over the unix socket, and a temporary user
