@@ -13,6 +13,7 @@
 
 #include "auth.h"
 #include "cache.h"
+#include "fairness.h"
 #include "linger.h"
 #include "listener.h"
 #include "log.h"
@@ -236,6 +237,9 @@ int daemon_new(struct denvr_config *config, const struct config_overrides *o, st
         r = cache_new(&d->cache);
         if (r < 0)
                 return r;
+        r = fairness_new(&d->fairness);
+        if (r < 0)
+                return log_error_errno(r, "out of memory");
         return daemon_listen(d);
 }
 
@@ -333,6 +337,7 @@ struct daemon *daemon_free(struct daemon *d) {
         free(d->listeners);
         assert(d->requests == NULL);
         linger_stop_all(d);
+        fairness_free(d->fairness);
         auth_free(d->auth);
         cache_free(d->cache);
         upstream_free(d->upstream);

@@ -23,6 +23,7 @@ struct auth;
 struct cache;
 struct lingering_conn;
 struct wait_loop;
+struct fairness;
 
 struct daemon {
         sd_event *event;
@@ -37,6 +38,7 @@ struct daemon {
         struct auth *auth;
         struct cache *cache;
         struct wait_loop *wait_loops;        /* wait.c: one per upstream GET being polled */
+        struct fairness *fairness;           /* fairness.c: what each caller holds */
 
         struct request *requests;            /* in flight, for shutdown and stats */
         unsigned n_requests;

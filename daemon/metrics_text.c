@@ -8,6 +8,7 @@
 #include "auth.h"
 #include "daemon.h"
 #include "denvrd-version.h"
+#include "fairness.h"
 #include "local_api.h"
 #include "log.h"
 #include "request.h"
@@ -107,6 +108,7 @@ void local_api_metrics(struct request *r) {
         fprintf(f, "denvrd_requests_denied_total %" PRIu64 "\n", m->denied);
         write_waits(f, m);
         write_auth(f, d);
+        fairness_write_metrics(f, d->fairness);
         if (fclose(f) != 0) {
                 free(buf);
                 request_reply_error(r, 503, NULL, "out of memory");

@@ -17,6 +17,7 @@
 
 #include "access.h"
 #include "daemon.h"
+#include "fairness.h"
 #include "linger.h"
 #include "listener.h"
 #include "log.h"
@@ -167,12 +168,14 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                 peer_fill(ctx, conn);
                 access_peer_connected(ctx, l->daemon->config, l->daemon->euid);
                 *socket_context = ctx;
+                (void) fairness_conn_open(l->daemon, ctx, conn);
                 return;
         }
 
         if (ctx) {
                 /* Before libmicrohttpd closes the fd, whose number may be reused at once. */
                 request_conn_unwatch(ctx);
+                fairness_conn_close(ctx);
                 if (ctx->fd >= 0 && (ctx->linger || unread_bytes(ctx->fd)))
                         (void) linger_start(l->daemon, ctx->fd);
                 peer_done(&ctx->peer);
@@ -196,6 +199,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
         if (ctx) {
                 free(ctx->raw_uri);
                 ctx->raw_uri = strdup(uri);
+                fairness_conn_request_line(ctx);
         }
         return NULL;
 }
@@ -203,6 +207,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
 static enum MHD_Result queue_reply(struct request *r) {
         enum MHD_Result ret;
 
+        /* A caller refused outright is answered once, then the connection ends. */
+        if (r->conn_ctx->fair.refused)
+                (void) MHD_add_response_header(r->response, MHD_HTTP_HEADER_CONNECTION, "close");
         ret = MHD_queue_response(r->conn, r->status, r->response);
         MHD_destroy_response(r->response);
         r->response = NULL;
@@ -220,11 +227,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 
                 if (!ctx)
                         return MHD_NO;
+                fairness_conn_headers_done(ctx);
                 r = request_new(l, ctx, conn, method, url);
                 if (!r)
                         return MHD_NO;
                 *con_cls = r;
                 request_begin(r);
+                if (!r->response)
+                        (void) fairness_request_admit(r);
                 if (r->response) {
                         /* Refused before the body: libmicrohttpd sends the answer
                          * (no 100 Continue) and closes without reading the body,
@@ -243,6 +253,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (*upload_data_size > 0) {
                 size_t n = *upload_data_size;
 
+                if (!r->response)
+                        (void) fairness_request_body(r, n);
                 request_append_body(r, upload_data, n);
                 *upload_data_size = 0;
                 if (!r->response)
@@ -276,11 +288,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
         struct request *r = *con_cls;
+        struct conn_ctx *ctx = conn_ctx_of(conn);
 
         if (r) {
                 request_free(r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK || r->sent_now);
                 *con_cls = NULL;
         }
+        if (ctx)
+                fairness_conn_request_end(ctx);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) _printf_(2, 0);
