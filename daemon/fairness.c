@@ -393,6 +393,9 @@ static void grant_queued(struct daemon *d, struct fair_caller *who) {
         struct fair_ledger *ledger = &d->fairness->ledger;
         struct fair_ticket *t;
 
+        /* Shutting down aborts every request: none should start on its way out. */
+        if (d->quitting)
+                return;
         /* A start may end the last request that holds the caller. */
         fair_caller_ref(who);
         while ((t = fair_ticket_grant_next(ledger, who, upstream_share(d->config)))) {
