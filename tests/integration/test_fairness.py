@@ -159,6 +159,14 @@ def refusals(d, limit):
     return values[("denvrd_caller_limit_refusals_total", frozenset({("limit", limit)}))]
 
 
+def instrumented(d):
+    """ASan or valgrind: memory figures mean nothing then (shadow memory, quarantine)."""
+    if H.denvrd_wrapper():
+        return True
+    with open("/proc/%d/maps" % d.pid) as f:
+        return any("libasan" in line or "vgpreload" in line for line in f)
+
+
 def concurrency(records):
     """The most records running at once: each counted from t_start to t_end (None: running)."""
     best = 0
@@ -443,7 +451,8 @@ def test_300_stalled_1mib_bodies(start_denvrd, mock, new_token, shared_dir_for_s
         msg = message(answers[429][0][2])
         assert "local token bodies" in msg and "max_buffered_bytes_per_caller = 67108864" in msg, msg
         # 64 half bodies held (32 MiB) and some slack, never 300 of them
-        assert max(peak, rss) - base <= 64 * 1024 + 32 * 1024, (base, peak, rss)
+        if not instrumented(d):
+            assert max(peak, rss) - base <= 64 * 1024 + 32 * 1024, (base, peak, rss)
     finally:
         for s in socks:
             s.close()
