@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "access.h"
 #include "config.h"
 #include "daemon.h"
 #include "envelope.h"
@@ -200,7 +201,7 @@ bool fairness_conn_open(struct daemon *d, struct conn_ctx *ctx, struct MHD_Conne
         /* libmicrohttpd's inactivity timeout: for a request body that stops coming. */
         (void) MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned) c->idle_timeout_sec);
         /* No local token could let it in: answer it (403) and close, never hold it. */
-        ctx->fair.refused = !ctx->peer.allowed && c->n_tokens == 0;
+        ctx->fair.refused = access_peer_refused_outright(&ctx->peer, c);
         if (ctx->fair.refused)
                 conn_arm(ctx, now + REFUSED_PEER_USEC, 100000);
         else
@@ -421,6 +422,8 @@ void fairness_upstream_release(struct request *r) {
 /* --- metrics ------------------------------------------------------------------------- */
 
 void fairness_write_metrics(FILE *f, const struct fairness *fz) {
+        uint64_t buffered = 0;
+
         fprintf(f, "# HELP denvrd_caller_limit_refusals_total Requests and connections answered 429 "
                 "because their caller was at a [daemon] limit, by limit.\n"
                 "# TYPE denvrd_caller_limit_refusals_total counter\n");
@@ -432,6 +435,11 @@ void fairness_write_metrics(FILE *f, const struct fairness *fz) {
         for (unsigned i = 0; i < _FAIR_CLOSED_MAX; i++)
                 fprintf(f, "denvrd_connections_closed_total{reason=\"%s\"} %" PRIu64 "\n", close_reason[i],
                         fz->closed[i]);
+        for (const struct fair_caller *c = fz->ledger.callers; c; c = c->next)
+                buffered += c->used[FAIR_BODY_BYTES];
+        fprintf(f, "# HELP denvrd_request_body_bytes_held Bytes of request bodies charged to the callers "
+                "that are counted, now.\n# TYPE denvrd_request_body_bytes_held gauge\n"
+                "denvrd_request_body_bytes_held %" PRIu64 "\n", buffered);
         fprintf(f, "# HELP denvrd_upstream_queued Requests waiting for an upstream slot of their caller's "
                 "share.\n# TYPE denvrd_upstream_queued gauge\ndenvrd_upstream_queued %zu\n",
                 fz->ledger.n_queued);

@@ -462,6 +462,47 @@ def test_300_stalled_1mib_bodies(start_denvrd, mock, new_token, shared_dir_for_s
     assert st == 202
 
 
+def test_chunked_bodies_are_charged_as_they_grow(start_denvrd, mock, new_token,
+                                                 shared_dir_for_socket):
+    token, line = new_token("chunks")
+    d = start(start_denvrd, shared_dir_for_socket, '"token:chunks" = ["servers/virtual/StartServer"]',
+              line, daemon={"max_body_bytes": 100000, "max_buffered_bytes_per_caller": 150000})
+    auth = {"Authorization": "ApiKey " + token, "Transfer-Encoding": "chunked"}
+
+    def chunk(data):
+        return b"%x\r\n%s\r\n" % (len(data), data)
+
+    def held():
+        values, _ = parse_metrics(metrics(d))
+        return values[("denvrd_request_body_bytes_held", frozenset())]
+
+    socks = []
+    try:
+        for n in (60000, 60000, 40000):
+            s = d.connect_raw()
+            h = head("POST", START, auth).replace(b"Content-Length: 0\r\n", b"")
+            s.sendall(h + chunk(b"{" + b" " * (n - 1)))
+            socks.append(s)
+            if len(socks) == 2:
+                # two stalled bodies hold 120000 bytes: the third goes over 150000 as it grows
+                H.wait_until(lambda: held() == 120000, what="120000 body bytes held")
+        socks[2].sendall(chunk(b"}") + b"0\r\n\r\n")
+        a = read_answer(socks[2], H.scaled(10))
+        assert a and a[0] == 429, a
+        msg = message(a[2])
+        assert "local token chunks" in msg and "max_buffered_bytes_per_caller = 150000" in msg, msg
+        # the first two finish within the limit
+        for s in socks[:2]:
+            s.sendall(chunk(b'"id": "vm-1", "namespace": "ns-1"}') + b"0\r\n\r\n")
+            a = read_answer(s, H.scaled(10))
+            assert a and a[0] == 202, a
+    finally:
+        for s in socks:
+            s.close()
+    assert refusals(d, "max_buffered_bytes_per_caller") == 1
+    H.wait_until(lambda: held() == 0, what="the bytes given back")
+
+
 # ---------------------------------------------------------------------------------------------
 # 5. header and idle timeouts; an allowed uid's connection limit
 # ---------------------------------------------------------------------------------------------
