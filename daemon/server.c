@@ -31,6 +31,7 @@
  * cost 16 MiB at 32 KiB (and did 32 MiB at 64 KiB). */
 #define CONNECTION_MEMORY_LIMIT (32u * 1024u)
 #define CONNECTION_LIMIT 8192u
+/* Until fairness.c sets [daemon] idle_timeout on each new connection. */
 #define CONNECTION_IDLE_TIMEOUT_SEC 120u
 /* How much of a too large chunked body is read (and dropped) to answer 413
  * as usual, on a connection that stays open; beyond it the answer is written
