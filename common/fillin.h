@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "api_read.h"
 #include "optable.h"
 
 /* The [defaults] of denvr.toml.  NULL or "" means not configured: adds nothing. */
@@ -40,6 +41,7 @@ enum fillin_body_error {
         FILLIN_BODY_OK,           /* fine, or not inspected (no body fields, not JSON) */
         FILLIN_BODY_INVALID_JSON, /* error_line, error_column, error_text say why */
         FILLIN_BODY_NOT_OBJECT,   /* valid JSON, but not an object; json_type says what */
+        FILLIN_BODY_REFUSED,      /* refused by the reading (api_read.h): refused says why */
 };
 
 struct fillin_result {
@@ -59,8 +61,9 @@ struct fillin_result {
         bool content_type_json;
 
         /* Members added, for debug logs and tests. */
-        size_t n_added_query;
-        size_t n_added_body;
+        size_t n_added_query;   /* the query's, empty ones given their default included */
+        size_t n_added_body;    /* the body's, likewise */
+        size_t n_replaced_body; /* of those, members sent "" or null whose value was replaced */
 
         /* Required parameters still absent after fill-in, in table order. */
         const struct op_param *missing[OPTABLE_MAX_PARAMS];
@@ -71,6 +74,7 @@ struct fillin_result {
         int error_line;           /* INVALID_JSON: 1-based, as jansson reports them */
         int error_column;
         char error_text[160];     /* INVALID_JSON: jansson's message, NUL-terminated */
+        char refused[320];        /* any error: the message of the 400 */
 };
 
 /*
@@ -78,7 +82,9 @@ struct fillin_result {
  * formatter accepts it: application/json, text/json or application/ANY+json,
  * any parameters (charset=...) ignored, case-insensitive.
  */
-bool fillin_content_type_is_json(const char *content_type);
+static inline bool fillin_content_type_is_json(const char *content_type) {
+        return api_content_type_is_json(content_type);
+}
 
 /*
  * Fills in defaults for one request to op and validates it.
@@ -103,6 +109,26 @@ int fillin_apply(const struct operation *op, const struct fillin_defaults *d,
                  const char *content_type,
                  const char *body, size_t body_len,
                  struct fillin_result *ret);
+
+/*
+ * The same for a request already read (api_read() returned 0): the daemon
+ * reads each request once and fills in from that reading.  query and body are
+ * the bytes the reading was made from.
+ */
+int fillin_apply_read(const struct api_read *a, const struct fillin_defaults *d,
+                      const char *query, size_t query_len, const char *body, size_t body_len,
+                      struct fillin_result *ret);
+
+/*
+ * The query of a request to a query operation in one canonical form: the
+ * operation's own parameters in table order, spelled as the table spells
+ * them, values percent-encoded the one way, defaults in their place, names
+ * the operation lacks left out.  Two requests that upstream would read alike
+ * get the same text (waits share one poll loop on it).  ret->query may be
+ * NULL when there is nothing to send.
+ */
+int fillin_canonical_query(const struct api_read *a, const struct fillin_defaults *d,
+                           struct fillin_result *ret);
 
 /* Frees what fillin_apply() allocated; ret may be reused afterwards.  Idempotent. */
 void fillin_result_done(struct fillin_result *ret);

@@ -41,18 +41,33 @@ static const char *const hop_by_hop[] = {
         "Proxy-Connection",
 };
 
-bool http_header_forward_request(const char *name, const char *connection_value) {
-        static const char *const ours[] = {
-                "Authorization", "Cookie", "Host", "Content-Length", "Expect",
-                "User-Agent", "X-Request-Id",
-        };
+/*
+ * The client headers that go upstream: what can change the answer's form or
+ * its conditions, and trace context.  A list of what passes, not of what is
+ * dropped: an ABP tenant header ("__tenant"), a method override, Forwarded or
+ * a cookie is never something denvrd judged, so it never reaches upstream.
+ */
+static const char *const forwarded[] = {
+        "Accept", "Accept-Encoding", "Accept-Language", "Content-Type",
+        "If-Match", "If-Modified-Since", "If-None-Match", "If-Unmodified-Since",
+        "traceparent", "tracestate",
+};
 
-        if (strncasecmp(name, "Proxy-", 6) == 0)
-                return false;
-        if (name_in(name, hop_by_hop, ELEMENTSOF(hop_by_hop)) ||
-            name_in(name, ours, ELEMENTSOF(ours)))
+/* Set by denvrd itself or hop-by-hop: not counted as dropped. */
+static const char *const ours[] = {
+        "Authorization", "Connection", "Content-Length", "Expect", "Host", "Keep-Alive",
+        "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "User-Agent",
+        "X-Request-Id",
+};
+
+bool http_header_forward_request(const char *name, const char *connection_value) {
+        if (!name_in(name, forwarded, ELEMENTSOF(forwarded)))
                 return false;
         return !http_connection_lists(connection_value, name);
+}
+
+bool http_header_is_denvrds(const char *name) {
+        return name_in(name, ours, ELEMENTSOF(ours));
 }
 
 bool http_header_forward_response(const char *name, const char *connection_value) {

@@ -2,11 +2,12 @@
 #pragma once
 
 /*
- * Which headers cross the proxy.  Hop-by-hop headers (RFC 9110 7.6.1) and the
- * ones listed in Connection never do; credentials the client sent never go
- * up (denvrd injects its own); cookies never come back.  Headers denvrd sets
- * itself (Host, Content-Length, User-Agent, X-Request-Id) are dropped here
- * and added by the proxy.
+ * Which headers cross the proxy.  Upward, only a documented list of client
+ * headers (http_headers.c); hop-by-hop headers (RFC 9110 7.6.1) and the ones
+ * listed in Connection never; credentials the client sent never (denvrd
+ * injects its own); headers denvrd sets itself (Host, Content-Length,
+ * User-Agent, X-Request-Id) are added by the proxy.  Downward, cookies never
+ * come back.
  */
 
 #include <stdbool.h>
@@ -15,8 +16,10 @@
 /* True if the token list (a Connection header value) names `name`. */
 bool http_connection_lists(const char *connection_value, const char *name);
 
-/* May this client request header be forwarded upstream? */
+/* May this client request header be forwarded upstream?  Only a short list may. */
 bool http_header_forward_request(const char *name, const char *connection_value);
+/* A header denvrd sets itself or that is hop-by-hop (never forwarded, never counted as dropped). */
+bool http_header_is_denvrds(const char *name);
 
 /* May this upstream response header be passed to the client? */
 bool http_header_forward_response(const char *name, const char *connection_value);

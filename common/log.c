@@ -2,6 +2,7 @@
 #define LOG_MODULE "log"
 #include "cleanup.h"
 #include "log.h"
+#include "query.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -186,29 +187,18 @@ bool redact_query_name_is_secret(const char *name, size_t len) {
 
 /*
  * Whether a raw (still percent-encoded) parameter name is secret.  The server
- * decodes names, so "refresh%54oken" is refreshToken and must match too.
+ * decodes names, so "refresh%54oken" is refreshToken and must match too; a
+ * name the query reader cannot decode is taken as secret (a lenient server
+ * might read "tok%65n%zz" as "token%zz").
  */
 static bool raw_name_is_secret(const char *name, size_t len) {
-        char small[128] = { 0 }, *buf = len < sizeof small ? small : malloc(len + 1);
-        size_t n = 0;
-        bool r;
+        _cleanup_free_ char *decoded = NULL;
+        ssize_t n;
 
-        if (!buf)
+        n = query_decode_dup(name, len, &decoded);
+        if (n < 0)
                 return true;    /* cannot tell: redact rather than leak */
-        for (size_t i = 0; i < len; i++) {
-                int hi, lo;
-
-                if (name[i] == '%' && i + 2 < len &&
-                    (hi = unhexchar(name[i + 1])) >= 0 && (lo = unhexchar(name[i + 2])) >= 0) {
-                        buf[n++] = (char) (hi * 16 + lo);
-                        i += 2;
-                } else
-                        buf[n++] = name[i] == '+' ? ' ' : name[i];
-        }
-        r = redact_query_name_is_secret(buf, n) || redact_query_name_is_secret(name, len);
-        if (buf != small)
-                free(buf);
-        return r;
+        return redact_query_name_is_secret(decoded, (size_t) n) || redact_query_name_is_secret(name, len);
 }
 
 /*

@@ -9,30 +9,18 @@
 #include <strings.h>
 
 #include "cleanup.h"
+#include "query.h"
 
-/* Percent-decodes s (n bytes, '+' is a space) into a new string; NULL on OOM or a NUL byte. */
-static char *form_decode(const char *s, size_t n, bool *ret_bad) {
-        char *out = malloc(n + 1), *o = out;
+/* Decoded by the one query reader; -EINVAL for a bad escape or an encoded NUL. */
+static int decode(const char *s, size_t n, char **ret) {
+        ssize_t k = query_decode_dup(s, n, ret);
 
-        *ret_bad = false;
-        if (!out)
-                return NULL;
-        for (size_t i = 0; i < n; i++) {
-                int hi, lo;
-
-                if (s[i] == '+')
-                        *o++ = ' ';
-                else if (s[i] == '%' && i + 2 < n && (hi = unhexchar(s[i + 1])) >= 0 &&
-                         (lo = unhexchar(s[i + 2])) >= 0) {
-                        *o++ = (char) (hi << 4 | lo);
-                        i += 2;
-                } else
-                        *o++ = s[i];
+        if (k >= 0 && strlen(*ret) != (size_t) k) {
+                free(*ret);
+                *ret = NULL;
+                return -EINVAL;
         }
-        *o = 0;
-        if ((size_t) (o - out) != strlen(out))
-                *ret_bad = true;   /* an encoded NUL */
-        return out;
+        return k < 0 ? (int) k : 0;
 }
 
 static bool field_is_valid(const char *f) {
@@ -127,24 +115,22 @@ static int keep_param(struct wait_query *q, const char *p, size_t n) {
         return 0;
 }
 
-static int one_param(struct wait_query *q, const char *p, size_t n, bool *timeout_seen) {
-        const char *eq = memchr(p, '=', n);
-        size_t name_len = eq ? (size_t) (eq - p) : n;
+static int one_param(struct wait_query *q, const struct query_field *f, bool *timeout_seen) {
         _cleanup_free_ char *name = NULL, *value = NULL;
-        bool bad;
+        int k;
 
-        name = form_decode(p, name_len, &bad);
-        if (!name)
-                return -ENOMEM;
-        /* A name with an encoded NUL is not ours, whatever precedes the NUL. */
-        if (bad || (strcasecmp(name, "until") != 0 && strcasecmp(name, "timeout") != 0))
-                return keep_param(q, p, n);
+        k = decode(f->name, f->name_len, &name);
+        if (k == -ENOMEM)
+                return k;
+        /* Not ours (a bad name included): the reading of the inner operation judges it. */
+        if (k < 0 || (strcasecmp(name, "until") != 0 && strcasecmp(name, "timeout") != 0))
+                return keep_param(q, f->raw, f->raw_len);
 
-        value = form_decode(eq ? eq + 1 : p + n, eq ? n - name_len - 1 : 0, &bad);
-        if (!value)
-                return -ENOMEM;
-        if (bad)
-                return fail(q, "%s holds an encoded NUL byte", name);
+        k = decode(f->value, f->value_len, &value);
+        if (k == -ENOMEM)
+                return k;
+        if (k < 0)
+                return fail(q, "%s holds a bad escape or an encoded NUL byte", name);
         if (strcasecmp(name, "timeout") == 0)
                 return set_timeout(q, value, timeout_seen);
         return add_until(q, value);
@@ -152,18 +138,15 @@ static int one_param(struct wait_query *q, const char *p, size_t n, bool *timeou
 
 int wait_query_parse(const char *query, size_t query_len, struct wait_query *q) {
         bool timeout_seen = false;
-        const char *p = query, *end = query ? query + query_len : NULL;
+        struct query_field f;
+        size_t pos = 0;
         int k;
 
         *q = (struct wait_query) { .timeout_sec = WAIT_TIMEOUT_DEFAULT };
-        while (p && p < end) {
-                const char *amp = memchr(p, '&', (size_t) (end - p));
-                size_t n = amp ? (size_t) (amp - p) : (size_t) (end - p);
-
-                k = one_param(q, p, n, &timeout_seen);
+        while (query_next(query, query ? query_len : 0, &pos, &f)) {
+                k = one_param(q, &f, &timeout_seen);
                 if (k < 0)
                         return k;
-                p = amp ? amp + 1 : end;
         }
         if (q->n_conditions == 0 && !q->gone)
                 return fail(q, "until is missing: say what to wait for, e.g. until=status:ONLINE "

@@ -623,12 +623,14 @@ bool access_check_rights(struct request *r) {
 }
 
 bool access_check_rights_params(struct request *r) {
-        struct rights_params params = { .r = r };
         bool ok;
 
         assert(r);
-        ok = check_rights(r, rights_request_param, &params);
-        rights_params_done(&params);
+        if (!r->reading) {
+                r->rights_pending = false;
+                return deny(r, "the [rights] rule's conditions need an API request to judge");
+        }
+        ok = check_rights(r, rights_request_param, r->reading);
         if (ok && r->rights_pending) {
                 /* The configuration changed under us; conditions cannot be pending now. */
                 r->rights_pending = false;

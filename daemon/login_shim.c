@@ -11,6 +11,7 @@
 #include "envelope.h"
 #include "local_token.h"
 #include "log.h"
+#include "query.h"
 #include "request.h"
 #include "rights.h"
 
@@ -67,18 +68,13 @@ static json_t *body_password(struct request *r) {
         return pw;
 }
 
-/* RefreshToken's refreshToken query parameter, as sent (a token is plain base64url), or NULL. */
+/* RefreshToken's refreshToken query parameter, decoded, or NULL (absent, bad escape, no memory). */
 static char *query_refresh_token(const char *q) {
-        while (q && *q) {
-                size_t n = strcspn(q, "&");
+        char *v = NULL;
 
-                if (strncasecmp(q, "refreshToken=", 13) == 0)
-                        return strndup(q + 13, n - 13);
-                q += n;
-                if (*q == '&')
-                        q++;
-        }
-        return NULL;
+        if (!q || query_get(q, strlen(q), "refreshToken", &v, NULL) <= 0)
+                return NULL;
+        return v;
 }
 
 static bool refuse_bad_token(struct request *r, int k) {

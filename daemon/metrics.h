@@ -34,6 +34,9 @@ struct metrics {
         uint64_t logins_ok, logins_failed;
         uint64_t refreshes_ok, refreshes_failed;
         uint64_t denied;                        /* refused by the access rules */
+        uint64_t refused_reading;               /* refused: upstream could read them otherwise (reading.c) */
+        uint64_t refused_framing;               /* refused: headers or framing (request.c) */
+        uint64_t headers_dropped;               /* client headers not on the forwarded list */
 
         /* GET /_denvrd/wait/ (wait.c) */
         uint64_t waits_in_progress;

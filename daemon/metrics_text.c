@@ -58,6 +58,18 @@ static void write_waits(FILE *f, const struct metrics *m) {
                         m->waits_ended[i]);
 }
 
+static void write_refusals(FILE *f, const struct metrics *m) {
+        header(f, "denvrd_requests_denied_total", "counter", "Requests refused by the local access rules.");
+        fprintf(f, "denvrd_requests_denied_total %" PRIu64 "\n", m->denied);
+        header(f, "denvrd_requests_refused_total", "counter",
+               "Requests refused before anything was forwarded, by what was wrong with them.");
+        fprintf(f, "denvrd_requests_refused_total{reason=\"parameters\"} %" PRIu64 "\n", m->refused_reading);
+        fprintf(f, "denvrd_requests_refused_total{reason=\"framing\"} %" PRIu64 "\n", m->refused_framing);
+        header(f, "denvrd_request_headers_dropped_total", "counter",
+               "Client request headers not forwarded (not on denvrd's list of forwarded headers).");
+        fprintf(f, "denvrd_request_headers_dropped_total %" PRIu64 "\n", m->headers_dropped);
+}
+
 static void write_auth(FILE *f, struct daemon *d) {
         const struct metrics *m = &d->metrics;
         struct auth_state s;
@@ -104,8 +116,7 @@ void local_api_metrics(struct request *r) {
         fprintf(f, "denvrd_upstream_connections_open %ld\n", upstream_connections_open(d->upstream));
         header(f, "denvrd_upstream_connections_opened_total", "counter", "Connections to upstream opened.");
         fprintf(f, "denvrd_upstream_connections_opened_total %lu\n", upstream_connections_opened(d->upstream));
-        header(f, "denvrd_requests_denied_total", "counter", "Requests refused by the local access rules.");
-        fprintf(f, "denvrd_requests_denied_total %" PRIu64 "\n", m->denied);
+        write_refusals(f, m);
         write_waits(f, m);
         write_auth(f, d);
         fairness_write_metrics(f, d->fairness);

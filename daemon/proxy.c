@@ -96,6 +96,7 @@ struct header_walk {
         bool failed;
         bool has_content_type;
         bool json_content_type;   /* replace the client's Content-Type */
+        unsigned dropped;         /* client headers not on the forwarded list */
 };
 
 static enum MHD_Result add_forwarded_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -104,8 +105,11 @@ static enum MHD_Result add_forwarded_header(void *cls, enum MHD_ValueKind kind, 
         _cleanup_free_ char *line = NULL;
         struct curl_slist *n;
 
-        if (!http_header_forward_request(key, w->connection))
+        if (!http_header_forward_request(key, w->connection)) {
+                if (!http_header_is_denvrds(key))
+                        w->dropped++;
                 return MHD_YES;
+        }
         if (strcasecmp(key, "Content-Type") == 0) {
                 if (w->json_content_type)
                         return MHD_YES;
@@ -189,6 +193,7 @@ static int proxy_build_headers(struct proxy *p, bool json_content_type) {
                 (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_forwarded_header, &w);
         free(w.connection);
         p->headers = w.list;
+        r->daemon->metrics.headers_dropped += w.dropped;
         if (w.failed)
                 return -ENOMEM;
 
@@ -262,8 +267,14 @@ int proxy_answer_from_transfer(struct upstream_transfer *t, struct cache_answer 
 }
 
 /* Ends this leader's flight: stores a 2xx answer, and answers every follower with a copy. */
+/*
+ * The leader's answer goes to its followers only when it is a success: an
+ * error may have been caused by something of the leader's own, so each
+ * follower then asks upstream for itself.
+ */
 static void flight_finish(struct proxy *p, const struct cache_answer *a) {
         struct daemon *d = p->r->daemon;
+        bool share = a && a->status >= 200 && a->status <= 299;
         void **waiters;
 
         if (!p->flight)
@@ -278,7 +289,11 @@ static void flight_finish(struct proxy *p, const struct cache_answer *a) {
 
                 f->flight = NULL;
                 f->waiting = false;
-                if (!a || cache_answer_copy(a, &copy) < 0) {
+                if (!share) {
+                        proxy_attempt(f);
+                        continue;
+                }
+                if (cache_answer_copy(a, &copy) < 0) {
                         request_reply_error(f->r, 502, NULL, "the shared upstream request for %s failed",
                                             f->r->path);
                         continue;
@@ -569,12 +584,12 @@ static int proxy_fill_in(struct proxy *p, bool *ret_json) {
         int k;
 
         *ret_json = false;
-        op = optable_lookup(r->method, r->canon_path);
+        op = r->reading ? r->reading->op : NULL;
         if (!op)
                 return 0;   /* unknown operations pass through untouched */
 
-        k = fillin_apply(op, &defaults, r->query ? r->query : "", r->query ? strlen(r->query) : 0,
-                         request_header(r, "Content-Type"), r->body, r->body_len, &fr);
+        k = fillin_apply_read(r->reading, &defaults, r->query ? r->query : "", r->query ? strlen(r->query) : 0,
+                              r->body, r->body_len, &fr);
         if (k < 0)
                 return k;
         k = fillin_result_envelope(&fr, &envelope);
@@ -619,6 +634,47 @@ static const struct cache_rule *cache_rule_for(const struct denvr_config *c, con
         return NULL;
 }
 
+/* Forwarded headers that may change an answer (trace context does not). */
+static bool header_shapes_answer(const char *name) {
+        return strcasecmp(name, "traceparent") != 0 && strcasecmp(name, "tracestate") != 0;
+}
+
+static enum MHD_Result key_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+        FILE *f = cls;
+
+        if (http_header_forward_request(key, NULL) && header_shapes_answer(key))
+                fprintf(f, "\n%s:%s", key, value ? value : "");
+        return MHD_YES;
+}
+
+/*
+ * The cache and coalescing key: everything sent upstream that can change the
+ * answer: the canonical path, the query as forwarded (defaults included) and
+ * every forwarded header, in order.  A request with a body is never shared.
+ */
+static char *cache_key_of(struct proxy *p) {
+        struct request *r = p->r;
+        const char *server = r->daemon->config->server;
+        const char *query = p->url + strlen(server) + strlen(r->path);
+        char *key = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        assert(query <= p->url + strlen(p->url));
+        if (p->body_len > 0)
+                return NULL;
+        f = open_memstream(&key, &len);
+        if (!f)
+                return NULL;
+        fprintf(f, "%s%s%s", server, r->canon_path, query);
+        (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, key_header, f);
+        if (fclose(f) != 0) {
+                free(key);
+                return NULL;
+        }
+        return key;
+}
+
 static bool client_says_no_cache(const struct request *r) {
         const char *cc = request_header(r, "Cache-Control");
         const char *pragma = request_header(r, "Pragma");
@@ -638,7 +694,6 @@ static int proxy_cache_step(struct proxy *p) {
         const struct cache_rule *rule;
         const struct cache_answer *hit;
         struct cache_flight *f;
-        const char *ae, *accept, *query;
         unsigned age;
 
         if (strcmp(r->method, "GET") != 0) {
@@ -650,17 +705,9 @@ static int proxy_cache_step(struct proxy *p) {
         if (!rule || client_says_no_cache(r))
                 return 0;
 
-        ae = request_header(r, "Accept-Encoding");
-        accept = request_header(r, "Accept");
-        /* Every spelling of the path shares the entry: p->url is server, the client's path, then
-         * the query (with defaults). */
-        query = p->url + strlen(d->config->server) + strlen(r->path);
-        assert(query <= p->url + strlen(p->url));
-        if (asprintf(&p->cache_key, "%s%s%s\n%s\n%s", d->config->server, r->canon_path, query, ae ? ae : "",
-                     accept ? accept : "") < 0) {
-                p->cache_key = NULL;
+        p->cache_key = cache_key_of(p);
+        if (!p->cache_key)
                 return 0;   /* just not cached */
-        }
         p->cache_ttl = rule->ttl_sec;
 
         hit = cache_lookup(d->cache, p->cache_key, daemon_boottime(d), &age);

@@ -23,11 +23,13 @@
 #include "denvrd-version.h"
 #include "envelope.h"
 #include "fairness.h"
+#include "framing.h"
 #include "http_headers.h"
 #include "listener.h"
 #include "local_api.h"
 #include "log.h"
 #include "proxy.h"
+#include "reading.h"
 #include "router.h"
 #include "server.h"
 #include "upstream.h"
@@ -35,6 +37,8 @@
 
 #define MAX_URL_BYTES 8192u
 #define MAX_HEADER_BYTES 16384u
+/* What the per-connection watch asks for: data (to peek at a head) and hangups. */
+#define CONN_EVENTS (EPOLLIN | EPOLLRDHUP)
 
 /* Random bytes for request ids, fetched in batches: one getrandom() per 21
  * requests instead of one each.  Only uniqueness matters, not secrecy. */
@@ -88,6 +92,10 @@ struct request *request_new(struct listener *l, struct conn_ctx *ctx, struct MHD
         r->listener = l;
         r->conn_ctx = ctx;
         ctx->request = r;
+        /* The next head is peeked afresh once this request is done. */
+        r->head_problem = ctx->head_problem;
+        ctx->head_problem = NULL;
+        ctx->head_seen = false;
         r->conn = conn;
         r->start_usec = clock_now_usec();
         r->upstream_status = -1;
@@ -206,6 +214,7 @@ void request_free(struct request *r, bool completed_ok) {
         proxy_free(r->proxy);
         r->proxy = NULL;
         wait_abandon(r, WAIT_END_HANGUP);
+        reading_done(r);
         fairness_request_end(r);
 
         request_log_access(r, completed_ok);
@@ -281,6 +290,8 @@ void request_begin(struct request *r) {
                 request_reply_error(r, 414, NULL, "URL longer than %u bytes", MAX_URL_BYTES);
                 return;
         }
+        if (!framing_check(r))
+                return;
         (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, sum_header_bytes, &header_bytes);
         if (header_bytes > MAX_HEADER_BYTES) {
                 request_reply_error(r, 431, NULL, "request headers larger than %u bytes", MAX_HEADER_BYTES);
@@ -425,22 +436,36 @@ static void request_hangup(struct request *r) {
         server_wake(r->listener);
 }
 
-static int on_conn_hangup(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+static int on_conn_event(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct conn_ctx *ctx = userdata;
 
+        if (revents & EPOLLIN)
+                framing_peek_head(ctx);
+        if (!(revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+                return 0;
         ctx->peer_closed = true;
         if (ctx->request && ctx->request->watch_hangup)
                 request_hangup(ctx->request);
-        /* Back to edge-triggered after request_watch_hangup() made it level-triggered. */
-        (void) sd_event_source_set_io_events(s, EPOLLRDHUP | EPOLLET);
+        /* Back to edge-triggered after request_watch_hangup() made it level-triggered;
+         * only then: every change re-arms the edge, which would fire again at once. */
+        if (ctx->hangup_level) {
+                ctx->hangup_level = false;
+                (void) sd_event_source_set_io_events(s, CONN_EVENTS | EPOLLET);
+        }
         return 0;
 }
 
 int request_conn_watch(struct conn_ctx *ctx, sd_event *e) {
+        int k;
+
         assert(ctx && ctx->fd >= 0 && !ctx->hangup_watch);
         /* Edge-triggered: an idle connection the peer half-closed reports once,
          * not on every iteration until libmicrohttpd gets to closing it. */
-        return sd_event_add_io(e, &ctx->hangup_watch, ctx->fd, EPOLLRDHUP | EPOLLET, on_conn_hangup, ctx);
+        k = sd_event_add_io(e, &ctx->hangup_watch, ctx->fd, CONN_EVENTS | EPOLLET, on_conn_event, ctx);
+        if (k < 0)
+                return k;
+        /* Before libmicrohttpd's source, so that the head is peeked before it is read. */
+        return sd_event_source_set_priority(ctx->hangup_watch, SD_EVENT_PRIORITY_IMPORTANT);
 }
 
 void request_conn_unwatch(struct conn_ctx *ctx) {
@@ -455,8 +480,10 @@ void request_watch_hangup(struct request *r) {
         r->watch_hangup = true;
         /* The edge came before this request did (headers and FIN together):
          * level-triggered, the watch reports it again on the next iteration. */
-        if (ctx->peer_closed && ctx->hangup_watch)
+        if (ctx->peer_closed && ctx->hangup_watch) {
+                ctx->hangup_level = true;
                 (void) sd_event_source_set_io_events(ctx->hangup_watch, EPOLLRDHUP);
+        }
 }
 
 void request_suspend(struct request *r) {

@@ -22,8 +22,10 @@ struct daemon;
 struct listener;
 struct MHD_Connection;
 struct MHD_Response;
+struct api_read;
 struct proxy;
 struct waiter;
+struct wait_query;
 
 /*
  * Who is on the other end of a connection: filled once when it is accepted
@@ -73,7 +75,10 @@ struct conn_ctx {
          * life: edge-triggered, so it costs no system call per request. */
         sd_event_source *hangup_watch;
         bool peer_closed;       /* seen by hangup_watch */
+        bool hangup_level;      /* hangup_watch is level-triggered for now (request.c) */
         bool linger;            /* answered with the body unread: close lingering (linger.c) */
+        bool head_seen;         /* the next request's head was peeked at (request.c) */
+        const char *head_problem;   /* ... and refused for this (static text), or NULL */
         struct request *request;   /* the one in progress on it, if any */
         struct fair_conn fair;     /* fairness.c: its caller's count, header and idle deadlines */
 };
@@ -96,6 +101,7 @@ struct request {
         const char *query;      /* into raw_uri after '?', or NULL */
         char method[16];
         char id[129];
+        const char *head_problem;   /* the raw head's problem (http_framing.h), or NULL */
         uint64_t start_usec;
 
         char *body;
@@ -106,6 +112,11 @@ struct request {
         size_t now_len, now_sent;
         bool sent_now;          /* ... and all of it is written */
         bool dispatched;
+
+        /* reading.c: the request as upstream will bind it (API paths and waits), and a
+         * wait's own parameters; NULL elsewhere. */
+        struct api_read *reading;
+        struct wait_query *wait_query;
 
         struct proxy *proxy;    /* for forwarded requests */
         struct waiter *wait;    /* for GET /_denvrd/wait/ (wait.c) */

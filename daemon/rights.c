@@ -4,13 +4,13 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "api_read.h"
 #include "config.h"
 #include "daemon.h"
 #include "local_token.h"
@@ -230,112 +230,23 @@ void rights_decide(const struct denvr_config *c, const struct rights_caller *who
 
 /* --- parameters for conditions ------------------------------------------------------ */
 
-static bool name_eq(const char *a, size_t an, const char *b) {
-        return an == strlen(b) && strncasecmp(a, b, an) == 0;
-}
-
-static int hexval(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        c = (char) (c | 0x20);
-        return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Percent-decodes s[0..n) ('+' is a space, as ASP.NET binds a query); NULL on bad encoding or OOM. */
-static char *query_decode(const char *s, size_t n, size_t *ret_len) {
-        char *out = malloc(n + 1);
-        size_t w = 0;
-
-        if (!out)
-                return NULL;
-        for (size_t i = 0; i < n; i++) {
-                if (s[i] != '%') {
-                        out[w++] = s[i] == '+' ? ' ' : s[i];
-                        continue;
-                }
-                if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0) {
-                        free(out);
-                        return NULL;
-                }
-                out[w++] = (char) (hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
-                i += 2;
-        }
-        out[w] = 0;
-        *ret_len = w;
-        return out;
-}
-
-static int query_param(struct rights_params *p, const char *name, const char **ret, size_t *ret_len) {
-        const char *q = p->r->query;
-        int found = 0;
-
-        while (q && *q) {
-                size_t n = strcspn(q, "&"), kn = strcspn(q, "=");
-                _cleanup_free_ char *key = NULL;
-                size_t klen;
-
-                if (kn > n)
-                        kn = n;
-                key = query_decode(q, kn, &klen);
-                if (!key)
-                        return -EINVAL;
-                if (name_eq(key, klen, name)) {
-                        if (found++)
-                                return -EINVAL;   /* given twice: which one would upstream bind? */
-                        free(p->scratch);
-                        p->scratch = kn < n ? query_decode(q + kn + 1, n - kn - 1, ret_len)
-                                            : query_decode("", 0, ret_len);
-                        if (!p->scratch)
-                                return -EINVAL;
-                        *ret = p->scratch;
-                }
-                q += n;
-                if (*q == '&')
-                        q++;
-        }
-        return found;
-}
-
-static int body_param(struct rights_params *p, const char *name, const char **ret, size_t *ret_len) {
-        json_t *body, *v, *hit = NULL;
-        const char *k;
-
-        if (!p->body_parsed) {
-                p->body_parsed = true;
-                p->body = p->r->body_len > 0
-                        ? json_loadb(p->r->body, p->r->body_len, JSON_REJECT_DUPLICATES, NULL) : NULL;
-        }
-        body = p->body;
-        if (!json_is_object(body))
-                return p->r->body_len > 0 ? -EINVAL : 0;
-        json_object_foreach(body, k, v)
-                if (strcasecmp(k, name) == 0) {
-                        if (hit)
-                                return -EINVAL;   /* "id" and "Id": ASP.NET's binder sees one */
-                        hit = v;
-                }
-        if (!hit)
-                return 0;
-        if (!json_is_string(hit))
-                return -EINVAL;
-        *ret = json_string_value(hit);
-        *ret_len = json_string_length(hit);
-        return 1;
-}
-
 int rights_request_param(void *userdata, const struct operation *op, const char *name,
                          const char **ret, size_t *ret_len) {
-        struct rights_params *p = userdata;
+        const struct api_read *a = userdata;
+        const struct api_param *p;
 
-        for (size_t i = 0; i < op->n_params; i++)
-                if (strcasecmp(op->params[i].name, name) == 0)
-                        return op->params[i].location == OP_PARAM_QUERY ? query_param(p, name, ret, ret_len)
-                                                                        : body_param(p, name, ret, ret_len);
+        assert(a && op && name);
+        for (size_t i = 0; i < op->n_params; i++) {
+                if (strcasecmp(op->params[i].name, name) != 0)
+                        continue;
+                p = api_read_get(a, op->params[i].location, name);
+                if (!p)
+                        return 0;
+                if (!p->value)
+                        return -EINVAL;   /* a body member that is not a string */
+                *ret = p->value;
+                *ret_len = p->value_len;
+                return 1;
+        }
         return 0;
-}
-
-void rights_params_done(struct rights_params *p) {
-        json_decref(p->body);
-        free(p->scratch);
-        *p = (struct rights_params) { 0 };
 }

@@ -83,16 +83,14 @@ bool rights_peer_has_rule(const struct denvr_config *c, const struct peer *p);
 void rights_decide(const struct denvr_config *c, const struct rights_caller *who, const char *method,
                    const char *path, rights_param_fn get, void *userdata, struct rights_answer *ans);
 
-/* rights_param_fn over a request's query and JSON body; userdata is a struct rights_params. */
-struct rights_params {
-        struct request *r;
-        void *body;             /* json_t *, parsed on first use */
-        bool body_parsed;
-        char *scratch;          /* the last decoded query value */
-};
+/*
+ * rights_param_fn over a request as read (reading.c); userdata is its struct
+ * api_read.  A parameter counts where the table puts it (query or body): a
+ * query "id" says nothing about a body operation's id, which the reading
+ * refuses anyway.
+ */
 int rights_request_param(void *userdata, const struct operation *op, const char *name,
                          const char **ret, size_t *ret_len);
-void rights_params_done(struct rights_params *p);
 
 /* Short form of the caller for log lines: "uid=1000 pid=42 token=vm-7". */
 void rights_caller_format(const struct rights_caller *who, char *buf, size_t size);

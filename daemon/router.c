@@ -11,6 +11,7 @@
 #include "log.h"
 #include "login_shim.h"
 #include "proxy.h"
+#include "reading.h"
 #include "request.h"
 #include "shorthand.h"
 
@@ -45,7 +46,9 @@ bool router_check(struct request *r) {
 
 /* Decided on the canonical path: every spelling of /api/TokenAuth/ reaches the shim. */
 void router_dispatch(struct request *r) {
-        /* Conditions of a [rights] entry need the body: checked now, before anything is forwarded. */
+        /* Read once, as upstream will bind it; conditions of a [rights] entry are judged on that. */
+        if (!reading_run(r))
+                return;
         if (r->rights_pending && !access_check_rights_params(r))
                 return;
         assert(r->canon_path);

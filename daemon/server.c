@@ -18,6 +18,7 @@
 #include "access.h"
 #include "daemon.h"
 #include "fairness.h"
+#include "framing.h"
 #include "linger.h"
 #include "listener.h"
 #include "log.h"
@@ -163,7 +164,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                  * so a client that goes away aborts its upstream transfer at once.
                  * Without it (no memory) a hangup is seen when the reply is sent. */
                 if (ctx->fd >= 0 && request_conn_watch(ctx, l->daemon->event) < 0)
-                        ctx->hangup_watch = NULL;
+                        ctx->hangup_watch = sd_event_source_disable_unref(ctx->hangup_watch);
+                /* The first head may be here already, before libmicrohttpd reads it. */
+                framing_peek_head(ctx);
                 if (l->kind == LISTENER_TCP && ctx->fd >= 0)
                         set_nodelay(ctx->fd);
                 peer_fill(ctx, conn);

@@ -10,26 +10,20 @@
 #include "auth.h"
 #include "daemon.h"
 #include "log.h"
+#include "query.h"
 #include "request.h"
 
 #define USEC_PER_SEC 1000000ull
 
 /* The value of name=VALUE in a query string, copied into buf; NULL if absent. */
 static const char *query_value(const char *query, const char *name, char *buf, size_t size) {
-        size_t n = strlen(name);
+        _cleanup_free_ char *v = NULL;
+        size_t len = 0;
 
-        for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
-                if (strncmp(p, name, n) == 0 && p[n] == '=') {
-                        size_t len = strcspn(p + n + 1, "&");
-
-                        if (len >= size)
-                                return NULL;
-                        memcpy(buf, p + n + 1, len);
-                        buf[len] = 0;
-                        return buf;
-                }
-        }
-        return NULL;
+        if (!query || query_get(query, strlen(query), name, &v, &len) <= 0 || len >= size)
+                return NULL;
+        memcpy(buf, v, len + 1);
+        return buf;
 }
 
 /* GET /_denvrd/test/sleep?seconds=N[&timers=0]: see auth_test_sleep(). */

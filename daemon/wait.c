@@ -534,9 +534,12 @@ static const struct operation *inner_operation(struct request *r, const char *pa
         return NULL;
 }
 
-/* path?query after defaults, as a direct GET would send it; NULL with a reply set on failure. */
-static char *fill_in_target(struct request *r, const struct operation *op, const char *path,
-                            const struct wait_query *q) {
+/*
+ * path?query to poll, in one canonical form (fillin_canonical_query()): two
+ * waits that upstream would read alike share one loop, whatever junk or
+ * spelling sets them apart.  NULL with a reply set on failure.
+ */
+static char *poll_target(struct request *r, const char *path) {
         const struct denvr_config *c = r->daemon->config;
         const struct fillin_defaults defaults = {
                 .cluster = c->cluster,
@@ -545,11 +548,10 @@ static char *fill_in_target(struct request *r, const struct operation *op, const
         };
         struct fillin_result fr = { .query = NULL };
         char *envelope = NULL, *target = NULL;
-        const char *query;
-        size_t len;
         int k;
 
-        k = fillin_apply(op, &defaults, q->rest ? q->rest : "", q->rest_len, NULL, NULL, 0, &fr);
+        assert(r->reading && r->reading->op);
+        k = fillin_canonical_query(r->reading, &defaults, &fr);
         if (k >= 0)
                 k = fillin_result_envelope(&fr, &envelope);
         if (k > 0) {
@@ -557,9 +559,8 @@ static char *fill_in_target(struct request *r, const struct operation *op, const
                 fillin_result_done(&fr);
                 return NULL;
         }
-        query = fr.query ? fr.query : q->rest;
-        len = fr.query ? fr.query_len : q->rest_len;
-        if (k < 0 || asprintf(&target, "%s%s%.*s", path, query ? "?" : "", (int) len, query ? query : "") < 0) {
+        if (k < 0 || asprintf(&target, "%s%s%.*s", path, fr.query ? "?" : "", (int) fr.query_len,
+                              fr.query ? fr.query : "") < 0) {
                 target = NULL;
                 request_reply_error(r, 503, NULL, "out of memory preparing the poll");
         }
@@ -612,7 +613,6 @@ void wait_start(struct request *r) {
         const struct operation *op;
         struct waiter *w;
         char *target;
-        int k;
 
         assert(!r->wait);
         if (strcmp(r->method, "GET") != 0) {
@@ -629,17 +629,12 @@ void wait_start(struct request *r) {
         }
         w->r = r;
         w->start_usec = daemon_now(d);
-        k = wait_query_parse(r->query, r->query ? strlen(r->query) : 0, &w->q);
-        if (k < 0) {
-                if (k == -EINVAL)
-                        request_reply_error(r, 400, NULL, "%s", w->q.error);
-                else
-                        request_reply_error(r, 503, NULL, "out of memory");
-                wait_query_done(&w->q);
-                free(w);
-                return;
-        }
-        if (!(target = fill_in_target(r, op, op->path, &w->q))) {
+        /* Read by reading.c, with the inner operation's parameters. */
+        assert(r->wait_query && r->reading && r->reading->op == op);
+        w->q = *r->wait_query;
+        free(r->wait_query);
+        r->wait_query = NULL;
+        if (!(target = poll_target(r, op->path))) {
                 wait_query_done(&w->q);
                 free(w);
                 return;

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "listener.h"
+#include "query.h"
 #include "request.h"
 #include "rights.h"
 
@@ -96,27 +97,15 @@ static bool outside_allowed(const struct request *r, const struct rights_caller 
         return ans.verdict == RIGHTS_ALLOW;
 }
 
-/* The value of ?operation=, with %2F decoded (names hold only plain characters otherwise). */
+/* The value of ?operation=, decoded by the one query reader. */
 static bool operation_param(const char *q, char *out, size_t size) {
-        while (q && *q) {
-                size_t n = strcspn(q, "&"), w = 0;
+        _cleanup_free_ char *v = NULL;
+        size_t len = 0;
 
-                if (strncmp(q, "operation=", 10) == 0) {
-                        for (size_t i = 10; i < n && w + 1 < size; i++) {
-                                if (q[i] == '%' && i + 2 < n && strncasecmp(q + i, "%2f", 3) == 0) {
-                                        out[w++] = '/';
-                                        i += 2;
-                                } else
-                                        out[w++] = q[i];
-                        }
-                        out[w] = 0;
-                        return true;
-                }
-                q += n;
-                if (*q == '&')
-                        q++;
-        }
-        return false;
+        if (!q || query_get(q, strlen(q), "operation", &v, &len) <= 0 || len >= size || strlen(v) != len)
+                return false;
+        memcpy(out, v, len + 1);
+        return true;
 }
 
 static json_t *can_i_json(const struct request *r, const struct rights_caller *who, enum access_level level,

@@ -8,8 +8,10 @@
  * past them.
  *
  * Beyond "no crash, no out-of-bounds access", it checks the promises:
- *  - the client's query is a byte-exact prefix of the new one, followed only
- *    by "&Name=value" for parameters an independent decoder says were absent;
+ *  - a request the reading refuses (api_read.h) forwards nothing;
+ *  - the client's query pieces are kept byte for byte and in order, except an
+ *    empty required one that a default replaces in place, followed only by
+ *    "&Name=value" for parameters an independent decoder says were absent;
  *  - for a body that is a valid JSON object: no error, and the new body is
  *    the client's bytes with members inserted after '{', parses as an object
  *    holding every original member unchanged plus the added ones;
@@ -91,42 +93,77 @@ static bool reference_query_has(const char *q, size_t len, const char *name) {
         return false;
 }
 
+/* The next non-empty piece of q from *pos: [*start, *end). */
+static bool next_piece(const char *q, size_t len, size_t *pos, size_t *start, size_t *end) {
+        while (*pos < len) {
+                size_t e = *pos;
+
+                while (e < len && q[e] != '&')
+                        e++;
+                *start = *pos;
+                *end = e;
+                *pos = e + 1;
+                if (e > *start)
+                        return true;
+        }
+        return false;
+}
+
+/* The query parameter of op a piece names (reference decoder), or NULL. */
+static const struct op_param *piece_param(const struct operation *op, const char *piece, size_t n) {
+        for (size_t i = 0; i < op->n_params; i++)
+                if (op->params[i].location == OP_PARAM_QUERY &&
+                    reference_query_has(piece, n, op->params[i].name))
+                        return &op->params[i];
+        return NULL;
+}
+
+static const struct op_param *check_added(const struct operation *op, const char *piece, size_t n) {
+        const struct op_param *p = NULL;
+        size_t name_len = strcspn(piece, "=");
+
+        CHECK(name_len < n);
+        for (size_t i = 0; i < op->n_params; i++)
+                if (op->params[i].location == OP_PARAM_QUERY && strlen(op->params[i].name) == name_len &&
+                    memcmp(op->params[i].name, piece, name_len) == 0)
+                        p = &op->params[i];
+        CHECK(p && p->fill != OP_DEFAULT_NONE);
+        for (size_t i = name_len + 1; i < n; i++) {
+                char c = piece[i];
+                CHECK((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '-' || c == '.' || c == '_' || c == '~' || c == '%');
+        }
+        return p;
+}
+
 static void check_query(const struct operation *op, const char *q, size_t q_len, const struct fillin_result *r) {
-        size_t pos, added = 0;
+        size_t qpos = 0, rpos = 0, qs, qe, rs, re, changed = 0;
 
         if (!r->query) {
                 CHECK(r->n_added_query == 0);
                 return;
         }
-        CHECK(r->query_len > q_len && (q_len == 0 || memcmp(r->query, q, q_len) == 0));
         CHECK(strlen(r->query) == r->query_len);
+        /* The client's pieces, in order: as sent, or an empty required one given its default. */
+        while (next_piece(q, q_len, &qpos, &qs, &qe)) {
+                const struct op_param *p = piece_param(op, q + qs, qe - qs);
 
-        pos = q_len;
-        while (pos < r->query_len) {
-                const struct op_param *p = NULL;
-                size_t name_len;
-
-                if (r->query[pos] == '&')
-                        pos++;
-                else
-                        CHECK(pos == 0 || r->query[pos - 1] == '&');
-                name_len = strcspn(r->query + pos, "=");
-                for (size_t i = 0; i < op->n_params; i++)
-                        if (op->params[i].location == OP_PARAM_QUERY && strlen(op->params[i].name) == name_len &&
-                            memcmp(op->params[i].name, r->query + pos, name_len) == 0)
-                                p = &op->params[i];
-                CHECK(p && p->fill != OP_DEFAULT_NONE);
-                CHECK(!reference_query_has(q, q_len, p->name));
-                pos += name_len + 1;
-                while (pos < r->query_len && r->query[pos] != '&') {
-                        char c = r->query[pos];
-                        CHECK((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                              c == '-' || c == '.' || c == '_' || c == '~' || c == '%');
-                        pos++;
-                }
-                added++;
+                CHECK(next_piece(r->query, r->query_len, &rpos, &rs, &re));
+                if (re - rs == qe - qs && memcmp(r->query + rs, q + qs, qe - qs) == 0)
+                        continue;
+                CHECK(p && p->required && p->fill != OP_DEFAULT_NONE);
+                CHECK(memchr(q + qs, '=', qe - qs) == NULL || q[qe - 1] == '=');
+                CHECK(check_added(op, r->query + rs, re - rs) == p);
+                changed++;
         }
-        CHECK(added == r->n_added_query);
+        /* Then the absent ones. */
+        while (next_piece(r->query, r->query_len, &rpos, &rs, &re)) {
+                const struct op_param *p = check_added(op, r->query + rs, re - rs);
+
+                CHECK(!reference_query_has(q, q_len, p->name));
+                changed++;
+        }
+        CHECK(changed == r->n_added_query);
 }
 
 static void check_body(const struct operation *op, const char *ct, const char *b, size_t b_len,
@@ -142,7 +179,7 @@ static void check_body(const struct operation *op, const char *ct, const char *b
         while (brace < b_len && strchr(" \t\r\n", b[brace]) && b[brace])
                 brace++;
         applies = op->has_body &&
-                  (!ct || strcmp(ct, "application/json") == 0 ||
+                  (b_len == 0 || !ct || strcmp(ct, "application/json") == 0 ||
                    (strcmp(ct, "application/x-www-form-urlencoded") == 0 && brace < b_len && b[brace] == '{'));
         if (!applies) {
                 CHECK(!r->body && r->n_added_body == 0 && r->body_error == FILLIN_BODY_OK);
@@ -186,7 +223,26 @@ static void check_body(const struct operation *op, const char *ct, const char *b
                 return;
         }
         CHECK(r->body_error == FILLIN_BODY_OK);
-        if (r->body) {
+        if (r->body && r->n_replaced_body > 0) {
+                /* Members sent "" or null took their default in place; nothing else changed. */
+                size_t replaced = 0;
+
+                out = json_loadb(r->body + bom, r->body_len - bom, flags, NULL);
+                CHECK(out && json_is_object(out));
+                CHECK(json_object_size(out) == json_object_size(in) + r->n_added_body - r->n_replaced_body);
+                json_object_foreach(in, key, value) {
+                        json_t *now = json_object_get(out, key);
+
+                        CHECK(now);
+                        if (json_equal(value, now))
+                                continue;
+                        CHECK(json_is_null(value) || (json_is_string(value) && json_string_length(value) == 0));
+                        CHECK(json_is_string(now));
+                        replaced++;
+                }
+                CHECK(replaced == r->n_replaced_body);
+                json_decref(out);
+        } else if (r->body) {
                 size_t rest = b_len - brace - 1;
 
                 /* The client's bytes, in order: all up to '{' and all after it. */
@@ -245,7 +301,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         k = fillin_apply(op, &partial, q_len ? q : NULL, q_len, ct, b_len ? b : NULL, b_len, &r);
         CHECK(k == 0 || k == -ENOMEM);
-        if (k == 0) {
+        if (k == 0 && r.body_error == FILLIN_BODY_REFUSED) {
+                /* Refused: nothing to forward, and a reason for the 400. */
+                CHECK(!r.query && !r.body && r.refused[0]);
+                CHECK(!fillin_result_is_valid(&r));
+        } else if (k == 0) {
+                CHECK(!(b_len > 0 && !op->has_body));
                 check_query(op, q, q_len, &r);
                 check_body(op, ct, b, b_len, &r);
                 for (size_t i = 0; i < r.n_missing; i++)

@@ -66,7 +66,8 @@ static char *reference_rest(const char *q, size_t n, size_t *ret_len) {
                 const char *amp = memchr(p, '&', (size_t) (end - p));
                 size_t m = amp ? (size_t) (amp - p) : (size_t) (end - p);
 
-                if (!is_ours(p, m)) {
+                /* Empty pieces are skipped, as ASP.NET skips them. */
+                if (m > 0 && !is_ours(p, m)) {
                         if (kept++)
                                 out[k++] = '&';
                         memcpy(out + k, p, m);

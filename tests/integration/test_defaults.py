@@ -323,17 +323,24 @@ def test_defaults_filled_for_every_operation(op, api_dir, mock, start_denvrd):
     target, body, headers = client_request(op, mine)
     assert_forwarded(d, mock, op.method, target, target, body, body, headers, status=OK)
 
-    # 3. present but empty / null: "no default here", left alone
+    # 3. present but empty / null: a required one takes its default in place (generated
+    #    clients send every field, empty when unset); an optional one stays: "none here"
     if op.has_body:
         for v in (None, ""):
             target, body, headers = client_request(op, [(n, v) for n, _, _ in defaulted])
-            assert_forwarded(d, mock, op.method, target, target, body, body, headers)
+            st, data, rec = forwarded(d, mock, op.method, target, body, headers, "tcp")
+            assert rec["path"] == target
+            sent, got = json.loads(body), json.loads(mock.body(rec))
+            want = dict(sent, **{n: VALUES[src] for n, src, req in defaulted if req})
+            assert got == want, (got, want)
     else:
         for form in ("%s=", "%s"):       # "Cluster=" and a bare "Cluster"
             q = "&".join(form % n for n, _, _ in defaulted)
             target, _, _ = client_request(op)
             target += ("&" if "?" in target else "?") + q
-            assert_forwarded(d, mock, op.method, target, target)
+            exp = "&".join("%s=%s" % (n, qenc(VALUES[src])) if req else form % n
+                           for n, src, req in defaulted)
+            assert_forwarded(d, mock, op.method, target, target[:-len(q)] + exp)
 
     # 4. a differently cased name counts as present (ASP.NET binds case-insensitively)
     if op.has_body:
@@ -440,24 +447,27 @@ def test_default_values_are_encoded(mock, start_denvrd):
 
 
 def test_query_presence_rules(mock, start_denvrd):
-    """Names are compared after percent-decoding and case-insensitively; the client's query
-    stays byte-exact (odd escapes, '+', empty segments, trailing '&', a lone '?')."""
+    """Names are compared after percent-decoding and case-insensitively; the client's pieces
+    stay byte-exact ('+', escapes, a trailing '&', a lone '?'; empty pieces, which ASP.NET
+    skips, are left out once something is added).  A name twice or a bad escape is refused."""
     d = start_denvrd(defaults=CONFIG)
     p = "/api/v1/servers/virtual/GetServers"
     cases = [
         ("?%43luster=Hou1", "?%43luster=Hou1"),                  # %43 is 'C': present
         ("?CLUSTER", "?CLUSTER"),
-        ("?cluster=&cluster=x", "?cluster=&cluster=x"),
         ("?Clusterx=1", "?Clusterx=1&Cluster=Msc1"),            # another name
         ("?x=Cluster", "?x=Cluster&Cluster=Msc1"),              # a value, not a name
-        ("?a=%zz&b=+%2b", "?a=%zz&b=+%2b&Cluster=Msc1"),        # kept byte-exact
+        ("?a=%7a&b=+%2b", "?a=%7a&b=+%2b&Cluster=Msc1"),        # kept byte-exact
         ("?x=1&", "?x=1&Cluster=Msc1"),                          # no "&&"
         ("?", "?Cluster=Msc1"),
-        ("?&&", "?&&Cluster=Msc1"),
+        ("?&&", "?Cluster=Msc1"),
         ("?Clu+ster=1", "?Clu+ster=1&Cluster=Msc1"),            # '+' is a space
     ]
     for q, exp in cases:
         assert_forwarded(d, mock, "GET", p + q, p + exp)
+    for q in ("?cluster=&cluster=x", "?Cluster=a&%43LUSTER=b", "?a=%zz", "?input.Cluster=x"):
+        st, data, recs = send(d, mock, "GET", p + q)
+        assert st == 400 and recs == [], (q, st, data[:300])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,9 +489,8 @@ ROUND_TRIP = {
     "unicode-escapes": b'{"id":"vm-1","n":"caf\\u00e9 \\u00E9 \\ud83d\\ude00 \\uD83D\\uDE00",'
                        b'"raw":"caf\xc3\xa9 \xf0\x9f\x98\x80","nul":"a\\u0000b",'
                        b'"esc":"\\"\\\\\\/\\b\\f\\n\\r\\t","\\u006e\\u0061me":1}',
-    "duplicate-looking-keys": b'{"id":"vm-1","Id":"vm-2","ID":"vm-3","id":"vm-4",'
-                              b'"nameSpace ":"x"," cluster":"y","clusters":"z",'
-                              b'"meta":{"cluster":"nested","namespace":"nested"}}',
+    "duplicate-looking-keys": b'{"id":"vm-1","nameSpace ":"x"," cluster":"y","clusters":"z",'
+                              b'"meta":{"cluster":"nested","namespace":"nested","id":"x"}}',
     "odd-whitespace": b' \r\n\t{ \n\t"id" \r\n:\t"vm-1"\n\n ,"x" : [ 1 ,\t2 ] }\r\n \t',
     "byte-order-mark": b'\xef\xbb\xbf{"id":"vm-1"}',
     "bom-and-blanks": b'\xef\xbb\xbf\n  {\n  "id": "vm-1"\n}\n',
@@ -509,8 +518,15 @@ def test_round_trip_escaped_key_names(mock, start_denvrd):
     body = b'{"id":"vm-1","\\u0063luster":"Hou1"}'
     post(d, mock, "/api/v1/servers/virtual/StartServer", body,
          b'{"namespace":"vpc-7",' + body[1:])
+    # sent null: a required member with a default takes it in place, escapes kept
     body = b'{"id":"vm-1","\\u0063luster":"Hou1","n\\u0061mespace":null}'
-    post(d, mock, "/api/v1/servers/virtual/StartServer", body, body)
+    post(d, mock, "/api/v1/servers/virtual/StartServer", body, body.replace(b"null", b'"vpc-7"'))
+    # two spellings of one member: upstream would bind one of them, so refused
+    for body in (b'{"id":"vm-1","ID":"vm-2"}', b'{"id":"vm-1","\\u0069d":"vm-2"}',
+                 b'{"id":"vm-1","id":"vm-2"}'):
+        st, data, recs = send(d, mock, "POST", "/api/v1/servers/virtual/StartServer", body,
+                              {"Content-Type": JSON_CT})
+        assert st == 400 and recs == [], (body, st, data[:300])
 
 
 def test_round_trip_empty_and_blank_objects(mock, start_denvrd):
@@ -627,15 +643,20 @@ def test_unknown_operations_pass_through(mock, start_denvrd):
         assert content_types(rec) == ([ct] if ct else []), (target, rec["headers"])
 
 
-def test_non_json_content_type_is_left_to_upstream(mock, start_denvrd):
+def test_non_json_body_is_refused(mock, start_denvrd):
     """A body labelled as something else than JSON (and not curl's form label on a '{' body)
-    is not inspected: forwarded untouched with its label."""
+    is refused: upstream would bind a form's fields before the query.  An empty one counts as
+    {} and goes as JSON."""
     d = start_denvrd(defaults=CONFIG)
     p = "/api/v1/servers/virtual/StartServer"
     for body, ct in ((b'{"id":"vm-1"}', "text/plain"), (b"id=vm-1", FORM_CT),
-                     (b"", "text/plain")):
-        _, _, rec = assert_forwarded(d, mock, "POST", p, p, body, body, {"Content-Type": ct})
-        assert content_types(rec) == [ct]
+                     (b"--x\r\n", "multipart/form-data; boundary=x")):
+        st, data, recs = send(d, mock, "POST", p, body, {"Content-Type": ct})
+        assert st == 400 and recs == [], (ct, st, data[:300])
+        assert "must be JSON" in json.loads(data)["error"]["message"]
+    # no body at all: {} with the defaults, labelled JSON (here id is then missing: 400)
+    st, data, recs = send(d, mock, "POST", p, b"", {"Content-Type": "text/plain"})
+    assert st == 400 and recs == [] and "id" in json.loads(data)["error"]["validationErrors"][0]["members"]
 
 
 # ---------------------------------------------------------------------------------------------

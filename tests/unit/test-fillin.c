@@ -68,6 +68,35 @@ static void expect_query(int line, const char *method, const char *path, const s
 
 #define EXPECT_QUERY(...) expect_query(__LINE__, __VA_ARGS__)
 
+/* Refused by the reading (api_read.h): a 400 that says why, nothing to forward. */
+static void expect_query_refused(int line, const char *path, const char *query, const char *why) {
+        struct fillin_result r;
+        int k;
+
+        k = fillin_apply(op_get("GET", path), &D, query, strlen(query), NULL, NULL, 0, &r);
+        CHECK(k == 0, "line %d: fillin_apply: %d", line, k);
+        CHECK(r.body_error == FILLIN_BODY_REFUSED && !r.query && !r.body, "line %d: %s refused", line, query);
+        CHECK(strstr(r.refused, why) != NULL, "line %d: \"%s\" lacks \"%s\"", line, r.refused, why);
+        CHECK(!fillin_result_is_valid(&r), "line %d: is_valid", line);
+        fillin_result_done(&r);
+}
+
+#define EXPECT_QUERY_REFUSED(...) expect_query_refused(__LINE__, __VA_ARGS__)
+
+/* Empty required parameters take their default in place: the query is rebuilt. */
+static void expect_query_rewritten(int line, const char *path, const char *query, const char *expected) {
+        struct fillin_result r;
+        int k;
+
+        k = fillin_apply(op_get("GET", path), &D, query, strlen(query), NULL, NULL, 0, &r);
+        CHECK(k == 0 && r.query && strcmp(r.query, expected) == 0, "line %d: %s: expected \"%s\", got \"%s\"",
+              line, query, expected, r.query ? r.query : "(unchanged)");
+        CHECK(fillin_result_is_valid(&r), "line %d: is_valid", line);
+        fillin_result_done(&r);
+}
+
+#define EXPECT_QUERY_REWRITTEN(...) expect_query_rewritten(__LINE__, __VA_ARGS__)
+
 static void test_query(void) {
         const char *gs = "/api/v1/servers/virtual/GetServers", *g1 = "/api/v1/servers/virtual/GetServer";
 
@@ -89,8 +118,11 @@ static void test_query(void) {
         EXPECT_QUERY("GET", gs, &D, "%63LUSTER=x", NULL, NULL);
         EXPECT_QUERY("GET", gs, &D, "Clu%73ter=x", NULL, NULL);
         EXPECT_QUERY("GET", gs, &D, "Clu%73ter", NULL, NULL);
-        EXPECT_QUERY("GET", gs, &D, "Cluster=a&Cluster=b", NULL, NULL);
-        EXPECT_QUERY("GET", gs, &D, "cluster=a&CLUSTER=b", NULL, NULL);
+        /* Twice: which one would upstream bind?  Refused. */
+        EXPECT_QUERY_REFUSED(gs, "Cluster=a&Cluster=b", "\"Cluster\" is given twice");
+        EXPECT_QUERY_REFUSED(gs, "cluster=a&CLUSTER=b", "given twice");
+        EXPECT_QUERY_REFUSED(gs, "Cluster=a&%43luster=b", "given twice");
+        EXPECT_QUERY_REFUSED(gs, "Cluster=a&Clu%73ter", "given twice");
         EXPECT_QUERY("GET", gs, &D, "x=1&&cluster=a", NULL, NULL);
         EXPECT_QUERY("GET", gs, &D, "Cluster=a=b", NULL, NULL);
 
@@ -100,17 +132,28 @@ static void test_query(void) {
         EXPECT_QUERY("GET", gs, &D, "Cluster+=1", "Cluster+=1&Cluster=Msc1", NULL);
         EXPECT_QUERY("GET", gs, &D, "Cluster%20=1", "Cluster%20=1&Cluster=Msc1", NULL);
         EXPECT_QUERY("GET", gs, &D, "Cluster%3D=1", "Cluster%3D=1&Cluster=Msc1", NULL);
-        EXPECT_QUERY("GET", gs, &D, "Clust%er=1", "Clust%er=1&Cluster=Msc1", NULL);
-        EXPECT_QUERY("GET", gs, &D, "Cluster%", "Cluster%&Cluster=Msc1", NULL);
-        EXPECT_QUERY("GET", gs, &D, "Cluster%4", "Cluster%4&Cluster=Msc1", NULL);
         EXPECT_QUERY("GET", gs, &D, "x=Cluster", "x=Cluster&Cluster=Msc1", NULL);
-        EXPECT_QUERY("GET", gs, &D, "=Cluster", "=Cluster&Cluster=Msc1", NULL);
+        /* What denvrd cannot read exactly, or upstream binds elsewhere: refused. */
+        EXPECT_QUERY_REFUSED(gs, "Clust%er=1", "bad percent-encoding in its name");
+        EXPECT_QUERY_REFUSED(gs, "Cluster%", "bad percent-encoding");
+        EXPECT_QUERY_REFUSED(gs, "Cluster%4", "bad percent-encoding");
+        EXPECT_QUERY_REFUSED(gs, "Cluster=%4", "bad percent-encoding in its value");
+        EXPECT_QUERY_REFUSED(gs, "=Cluster", "empty parameter name");
+        EXPECT_QUERY_REFUSED(gs, "input.Cluster=x", "dotted or bracketed");
+        EXPECT_QUERY_REFUSED(gs, "input%2ECluster=x", "dotted or bracketed");
+        EXPECT_QUERY_REFUSED(gs, "Cluster[]=x", "dotted or bracketed");
+        EXPECT_QUERY_REFUSED(gs, "Cluster%5B0%5D=x", "dotted or bracketed");
+        EXPECT_QUERY_REFUSED(gs, "%C4%B1d=x", "non-ASCII");
+        EXPECT_QUERY_REFUSED(gs, "Clu%00ster=x", "control");
         /* ASP.NET Core splits on '&' only, so this is one parameter named "a". */
         EXPECT_QUERY("GET", gs, &D, "a=1;Cluster=x", "a=1;Cluster=x&Cluster=Msc1", NULL);
 
         /* Several parameters, table order, value percent-encoded. */
         EXPECT_QUERY("GET", g1, &D, "Id=5", "Id=5&Namespace=my%20vpc&Cluster=Msc1", NULL);
-        EXPECT_QUERY("GET", g1, &D, "id=5&namespace=", "id=5&namespace=&Cluster=Msc1", NULL);
+        /* Sent empty (as generated clients do) and required: the default, in place. */
+        EXPECT_QUERY_REWRITTEN(g1, "id=5&namespace=", "id=5&Namespace=my%20vpc&Cluster=Msc1");
+        EXPECT_QUERY_REWRITTEN(g1, "Cluster=&Id=5&Namespace", "Cluster=Msc1&Id=5&Namespace=my%20vpc");
+        /* Optional: empty keeps meaning "none" (every cluster). */
         EXPECT_QUERY("GET", g1, &D, NULL, "Namespace=my%20vpc&Cluster=Msc1", "Id");
         EXPECT_QUERY("GET", g1, &NONE, "Id=5", NULL, "Namespace,Cluster");
         EXPECT_QUERY("GET", g1, &NONE, NULL, NULL, "Id,Namespace,Cluster");
@@ -196,6 +239,7 @@ struct body_case {
         const char *missing;       /* NULL: none */
         enum fillin_body_error error;
         bool content_type_json;
+        bool replaced;             /* a value sent empty was given its default in place */
 };
 
 static void expect_body(int line, const struct body_case *c) {
@@ -214,7 +258,7 @@ static void expect_body(int line, const struct body_case *c) {
                 CHECK(r.body && r.body_len == strlen(c->expected) && memcmp(r.body, c->expected, r.body_len) == 0,
                       "line %d:\n  expected %s\n  got      %.*s", line, c->expected, (int) r.body_len,
                       r.body ? r.body : "(unchanged)");
-                if (r.body)
+                if (r.body && !c->replaced)
                         check_round_trip(line, c->body, len, r.body, r.body_len, r.n_added_body);
         }
         missing_string(&r, m, sizeof(m));
@@ -242,9 +286,17 @@ static void test_body_basic(void) {
 
         /* Nothing to add: forwarded untouched, no copy. */
         EXPECT_BODY(START, &D, JSON, "{\"id\":1,\"namespace\":\"n\",\"cluster\":\"c\"}");
-        /* null and "" are the client saying "no default here". */
-        EXPECT_BODY(START, &D, JSON, "{\"id\":\"v\",\"namespace\":null,\"cluster\":\"\"}");
-        EXPECT_BODY(START, &D, JSON, "{\"id\":\"v\",\"cluster\":null}", .expected = "{\"namespace\":\"my vpc\",\"id\":\"v\",\"cluster\":null}");
+        /* null and "" for a required member with a default: what generated clients send
+         * for "unset"; the default replaces the value in place, every other byte kept. */
+        EXPECT_BODY(START, &D, JSON, "{\"id\":\"v\",\"namespace\":null,\"cluster\":\"\"}",
+                    .expected = "{\"id\":\"v\",\"namespace\":\"my vpc\",\"cluster\":\"Msc1\"}", .replaced = true);
+        EXPECT_BODY(START, &D, JSON, "{\"id\":\"v\",\"cluster\":null}",
+                    .expected = "{\"namespace\":\"my vpc\",\"id\":\"v\",\"cluster\":\"Msc1\"}", .replaced = true);
+        EXPECT_BODY(START, &D, JSON, "{ \"cluster\" :  null , \"id\":\"v\",\"n\\u0061mespace\":\"\"}",
+                    .expected = "{ \"cluster\" :  \"Msc1\" , \"id\":\"v\",\"n\\u0061mespace\":\"my vpc\"}",
+                    .replaced = true);
+        /* Without a default it stays as sent: upstream judges it. */
+        EXPECT_BODY(START, &NONE, JSON, "{\"id\":\"v\",\"namespace\":null,\"cluster\":\"\"}");
 
         /* Table order, rpool filled even though optional. */
         EXPECT_BODY("POST", "/api/v1/servers/virtual/CreateServer", &D, JSON,
@@ -290,10 +342,15 @@ static void test_body_exact_bytes(void) {
         /* Duplicate-looking keys. */
         EXPECT_BODY(START, &D, JSON, "{\"Cluster\":\"x\",\"id\":1}",
                     .expected = "{\"namespace\":\"my vpc\",\"Cluster\":\"x\",\"id\":1}");
-        EXPECT_BODY(START, &D, JSON, "{\"CLUSTER\":\"\",\"NameSpace\":null,\"ID\":1}");
+        EXPECT_BODY(START, &D, JSON, "{\"CLUSTER\":\"\",\"NameSpace\":null,\"ID\":1}",
+                    .expected = "{\"CLUSTER\":\"Msc1\",\"NameSpace\":\"my vpc\",\"ID\":1}", .replaced = true);
         EXPECT_BODY(START, &D, JSON, "{\"clu\\u0073ter\":1,\"namespace\":1,\"id\":1}");
-        EXPECT_BODY(START, &D, JSON, "{\"id\":1,\"id\":2,\"cluster \":1,\" namespace\":2}",
-                    .expected = "{" NS_CL ",\"id\":1,\"id\":2,\"cluster \":1,\" namespace\":2}");
+        EXPECT_BODY(START, &D, JSON, "{\"id\":1,\"cluster \":1,\" namespace\":2}",
+                    .expected = "{" NS_CL ",\"id\":1,\"cluster \":1,\" namespace\":2}");
+        EXPECT_BODY(START, &D, JSON, "{\"id\":1,\"id\":2}", .error = FILLIN_BODY_REFUSED);
+        EXPECT_BODY(START, &D, JSON, "{\"id\":1,\"ID\":2}", .error = FILLIN_BODY_REFUSED);
+        EXPECT_BODY(START, &D, JSON, "{\"id\":1,\"\\u0069d\":2}", .error = FILLIN_BODY_REFUSED);
+        EXPECT_BODY(START, &D, JSON, "{\"input.id\":1}", .error = FILLIN_BODY_REFUSED);
         EXPECT_BODY(START, &D, JSON, "{\"id\":1,\"nested\":{\"cluster\":\"inner\",\"namespace\":\"inner\"}}",
                     .expected = "{" NS_CL ",\"id\":1,\"nested\":{\"cluster\":\"inner\",\"namespace\":\"inner\"}}");
         /* A UTF-8 byte order mark stays in front. */
@@ -415,11 +472,13 @@ static void test_content_types(void) {
         EXPECT_BODY(START, &D, "application/x-www-form-urlencoded", "{\"id\":1,\"namespace\":1,\"cluster\":1}",
                     .content_type_json = true);
         EXPECT_BODY(START, &D, "application/x-www-form-urlencoded", "{bad", .error = FILLIN_BODY_INVALID_JSON);
-        /* A real form, or another type: upstream's business. */
-        EXPECT_BODY(START, &D, "application/x-www-form-urlencoded", "id=1");
-        EXPECT_BODY(START, &D, "application/x-www-form-urlencoded", "");
-        EXPECT_BODY(START, &D, "text/plain", "{\"id\":1}");
-        EXPECT_BODY(START, &D, "multipart/form-data; boundary=x", "not json");
+        /* A real form, or another type: upstream would bind a form's fields; refused. */
+        EXPECT_BODY(START, &D, "application/x-www-form-urlencoded", "id=1", .error = FILLIN_BODY_REFUSED);
+        EXPECT_BODY(START, &D, "text/plain", "{\"id\":1}", .error = FILLIN_BODY_REFUSED);
+        EXPECT_BODY(START, &D, "multipart/form-data; boundary=x", "not json", .error = FILLIN_BODY_REFUSED);
+        /* An empty body counts as {}: what is added goes labelled JSON. */
+        EXPECT_BODY(START, &D, "application/x-www-form-urlencoded", "", .expected = "{" NS_CL "}", .missing = "id",
+                    .content_type_json = true);
         EXPECT_BODY(START, &D, "application/json; charset=utf-8", "{\"id\":1}", .expected = "{" NS_CL ",\"id\":1}");
 }
 

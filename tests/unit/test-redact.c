@@ -46,7 +46,11 @@ int main(void) {
         check("/x?pass%77ord=abc&ok=1", "/x?pass%77ord=***&ok=1");
         check("/x?%6B%65%79=abc", "/x?%6B%65%79=***");
         check("/x?api+key=abc", "/x?api+key=***");
-        check("/x?to%ken=abc", "/x?to%ken=abc");     /* malformed escape: stays, not a match */
+        /* A name the query reader cannot decode: a lenient server might read "tok%65n%zz"
+         * as "token%zz", so it is redacted rather than guessed at. */
+        check("/x?to%ken=abc", "/x?to%ken=***");
+        check("/x?tok%65n%zz=abc&ok=1", "/x?tok%65n%zz=***&ok=1");
+        check("/x?plain=abc", "/x?plain=abc");
 
         /* ';': a secret value runs to the next '&', and ';'-separated parameters are checked too. */
         check("/x?token=abc;def&z=1", "/x?token=***&z=1");
