@@ -342,6 +342,7 @@ struct daemon *daemon_free(struct daemon *d) {
         cache_free(d->cache);
         upstream_free(d->upstream);
         sock_diag_done(&d->sock_diag);
+        peer_cache_clear(&d->peer_cache);
         sd_event_unref(d->event);
         config_free(d->config);
         free(d);

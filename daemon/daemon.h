@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "metrics.h"
+#include "peer.h"
 #include "sock_diag.h"
 
 struct listener;
@@ -51,6 +52,7 @@ struct daemon {
         bool quitting;
         uid_t euid;                          /* ours, for the peer checks */
         struct sock_diag sock_diag;          /* asks the kernel who owns TCP clients' sockets */
+        struct peer_cache peer_cache;        /* peer.c: the user database's recent answers */
 
         sd_event_source *status_timer;       /* keeps STATUS= current (only under systemd) */
         char status_sent[512];               /* the last STATUS= text sent */

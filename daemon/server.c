@@ -122,7 +122,8 @@ static void peer_fill(struct conn_ctx *ctx, struct MHD_Connection *conn) {
                         snprintf(ctx->peer.addr, sizeof ctx->peer.addr, "[%s]:%u", host, ctx->peer.port);
                 }
         }
-        peer_identify_tcp(&ctx->peer, ctx->fd, &ctx->listener->daemon->sock_diag);
+        peer_identify_tcp_cached(&ctx->peer, ctx->fd, &ctx->listener->daemon->sock_diag,
+                                 &ctx->listener->daemon->peer_cache, daemon_now(ctx->listener->daemon));
 }
 
 /* Whether the client sent what nobody read: libmicrohttpd closes after its own
