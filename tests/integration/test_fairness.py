@@ -280,12 +280,14 @@ def test_refused_uid_holding_8000_idle_connections(start_denvrd, mock, people, s
             via, len(lat[via]), worst[0] if worst else -1, worst[1] if worst else -1))
     assert not errors, errors
     assert opened["opened"] == n, opened
-    # the owner was answered throughout, within a second plus the upstream's own time
+    # the owner was answered throughout, within a second plus the upstream's own time (the
+    # bound is the real binary's: ASan or valgrind make each of the 8,000 accepts slower)
+    bound = H.scaled(1.0) * (3 if instrumented(d) else 1)
     for via in ("tcp", "unix"):
         assert lat[via], "no owner request over %s completed during the flood" % via
         for took, up, st in lat[via]:
             assert st == 200
-            assert took <= H.scaled(1.0) + up, (via, took, up)
+            assert took <= bound + up, (via, took, up)
     # every idle connection was closed: none is held
     assert result["closed"] == opened["opened"], result
     # those beyond the uid's connection limit at once were told why
