@@ -76,6 +76,7 @@ struct auth {
         uint64_t next_attempt;              /* AUTH_CLOCK, 0 none */
         uint64_t slept;                     /* a simulated suspend (tests only), see auth_test_sleep() */
         char failure[320];
+        bool failure_permanent;     /* no retry can cure it (auth_failure_is_permanent()) */
         char logged_failure[320];           /* last reason logged, to log each once */
 
         uint64_t last_login_rt, last_refresh_rt;
@@ -357,6 +358,8 @@ static void login_done(struct auth *a, struct upstream_transfer *t) {
         uint64_t alife, rlife;
 
         a->last_login_rt = realtime_usec();
+        /* Wrong credentials, an account that needs a person, a certificate nobody trusts. */
+        a->failure_permanent = t->result == CURLE_PEER_FAILED_VERIFICATION;
         if (t->result != CURLE_OK) {
                 a->last_contact_ok = false;
                 a->last_login_result = "upstream unreachable";
@@ -372,10 +375,12 @@ static void login_done(struct auth *a, struct upstream_transfer *t) {
         res = parse_result(t, &root, &msg);
         if (res && json_is_true(json_object_get(res, "requiresTwoFactorVerification"))) {
                 a->last_login_result = "two-factor verification required";
+                a->failure_permanent = true;
                 fail(a, "the account %s requires two-factor verification, which denvrd cannot "
                      "answer: use an API key instead", user);
         } else if (res && json_is_true(json_object_get(res, "shouldResetPassword"))) {
                 a->last_login_result = "password reset required";
+                a->failure_permanent = true;
                 fail(a, "upstream requires a password reset for %s: reset it in the Denvr console, "
                      "then update the password", user);
         } else if (t->status == 200 && res &&
@@ -406,6 +411,7 @@ static void login_done(struct auth *a, struct upstream_transfer *t) {
                      msg ? ", " : "", msg ? msg : "");
         } else if (t->status == 401 || t->status == 403 || (t->status >= 400 && t->status < 600 && msg)) {
                 a->last_login_result = "rejected";
+                a->failure_permanent = true;
                 fail(a, "upstream rejected the password for %s (%s)", user,
                      msg ? msg : "HTTP error");
         } else {
@@ -772,6 +778,10 @@ const char *auth_failure(const struct auth *a) {
         if (a->config->mode == CREDENTIAL_NONE)
                 return "no credentials configured";
         return a->failure[0] ? a->failure : NULL;
+}
+
+bool auth_failure_is_permanent(const struct auth *a) {
+        return a->config->mode == CREDENTIAL_NONE || (a->failure[0] && a->failure_permanent);
 }
 
 int auth_logout(struct auth *a, void (*done)(void *userdata), void *userdata) {

@@ -79,6 +79,12 @@ bool auth_unauthorized(struct auth *a, uint64_t generation);
 
 /* Human reason why no token is held ("upstream rejected the password for X"), or NULL. */
 const char *auth_failure(const struct auth *a);
+/*
+ * Whether that failure is one no retry can cure: credentials upstream
+ * rejected, an account that needs two-factor verification or a password
+ * reset, an upstream certificate that is not trusted, no credentials at all.
+ */
+bool auth_failure_is_permanent(const struct auth *a);
 
 /* Logs out (bounded to 2 s by the caller's event loop); calls done when finished. */
 int auth_logout(struct auth *a, void (*done)(void *userdata), void *userdata);

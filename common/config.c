@@ -42,6 +42,8 @@
 #define DEFAULT_HEADER_TIMEOUT 10
 /* Longer than the SDKs' and curl's pools keep a connection between two calls of a script. */
 #define DEFAULT_IDLE_TIMEOUT 60
+/* Covers the SDKs' own retries after denvrd gave up (go-retryablehttp: 2 + 4 + 8 s). */
+#define DEFAULT_FAILURE_MEMORY 20
 
 /* Frees a load's state, wiping the file buffer first: it may hold secrets. */
 static void loader_done(struct loader *l) {
@@ -140,6 +142,8 @@ static void apply_defaults(struct loader *l) {
         if (!l->key_line[KEY_WAIT_POLL_MAX])
                 c->wait_poll_max_sec = DEFAULT_WAIT_POLL_MAX;
         apply_fair_defaults(l);
+        if (!l->key_line[KEY_FAILURE_MEMORY])
+                c->failure_memory_sec = DEFAULT_FAILURE_MEMORY;
         /* TCP defaults to full too: curl and the SDKs are its users, and the host/origin checks guard it. */
         if (!l->key_line[KEY_TCP_ACCESS])
                 c->tcp_access = ACCESS_FULL;

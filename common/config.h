@@ -96,6 +96,7 @@ struct denvr_config {
         unsigned upstream_share_percent;   /* of max_upstream_connections */
         unsigned header_timeout_sec;       /* request headers complete after connect or request line */
         unsigned idle_timeout_sec;         /* a kept-alive connection without a request */
+        unsigned failure_memory_sec;  /* how long a given-up idempotent request's failure is replayed */
         bool allow_remote;
         char **allowed_hosts;   /* never NULL after config_load() (may be empty) */
         char **cors_origins;    /* same */

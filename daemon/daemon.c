@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define LOG_MODULE "daemon"
 #include "daemon.h"
+#include "failure_memory.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -237,6 +238,10 @@ int daemon_new(struct denvr_config *config, const struct config_overrides *o, st
         r = cache_new(&d->cache);
         if (r < 0)
                 return r;
+        d->failures = failure_memory_new();
+        if (!d->failures)
+                return log_error_errno(ENOMEM, "cannot set up the failure memory");
+        d->retry_tokens = RETRY_TOKENS_MAX;
         r = fairness_new(&d->fairness);
         if (r < 0)
                 return log_error_errno(r, "out of memory");
@@ -340,6 +345,7 @@ struct daemon *daemon_free(struct daemon *d) {
         fairness_free(d->fairness);
         auth_free(d->auth);
         cache_free(d->cache);
+        failure_memory_free(d->failures);
         upstream_free(d->upstream);
         sock_diag_done(&d->sock_diag);
         peer_cache_clear(&d->peer_cache);

@@ -22,6 +22,7 @@ struct request;
 struct upstream;
 struct auth;
 struct cache;
+struct failure_memory;
 struct lingering_conn;
 struct wait_loop;
 struct fairness;
@@ -38,6 +39,10 @@ struct daemon {
         struct upstream *upstream;
         struct auth *auth;
         struct cache *cache;
+        struct failure_memory *failures;     /* given-up idempotent requests, replayed (failure_memory.h) */
+        /* Retry throttling, as gRPC's: a failure takes a token, a success gives back a tenth;
+         * denvrd retries only while more than half of RETRY_TOKENS_MAX are left. */
+        double retry_tokens;
         struct wait_loop *wait_loops;        /* wait.c: one per upstream GET being polled */
         struct fairness *fairness;           /* fairness.c: what each caller holds */
 
@@ -58,6 +63,8 @@ struct daemon {
         char status_sent[512];               /* the last STATUS= text sent */
         bool idle_trim_pending;              /* request.c gives freed memory back when idle */
 };
+
+#define RETRY_TOKENS_MAX 10.0
 
 /* Monotonic "now" of the event loop (its wake-up time), in microseconds. */
 uint64_t daemon_now(const struct daemon *d);

@@ -37,6 +37,7 @@ struct metrics {
         uint64_t refused_reading;               /* refused: upstream could read them otherwise (reading.c) */
         uint64_t refused_framing;               /* refused: headers or framing (request.c) */
         uint64_t headers_dropped;               /* client headers not on the forwarded list */
+        uint64_t failures_replayed;             /* answered from a remembered failure (failure_memory.h) */
 
         /* GET /_denvrd/wait/ (wait.c) */
         uint64_t waits_in_progress;

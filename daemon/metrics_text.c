@@ -109,6 +109,9 @@ void local_api_metrics(struct request *r) {
         fprintf(f, "denvrd_upstream_requests_total %" PRIu64 "\n", m->upstream_requests);
         header(f, "denvrd_upstream_retries_total", "counter", "Upstream requests retried.");
         fprintf(f, "denvrd_upstream_retries_total %" PRIu64 "\n", m->retries);
+        header(f, "denvrd_upstream_failures_replayed_total", "counter",
+               "Requests answered from a failure denvrd had just given up on, instead of another round upstream.");
+        fprintf(f, "denvrd_upstream_failures_replayed_total %" PRIu64 "\n", m->failures_replayed);
         header(f, "denvrd_upstream_errors_total", "counter", "Requests that failed for want of an upstream answer.");
         fprintf(f, "denvrd_upstream_errors_total %" PRIu64 "\n", m->upstream_errors);
         write_latency(f, m);

@@ -15,6 +15,7 @@
 #include "cache.h"
 #include "canon_path.h"
 #include "daemon.h"
+#include "failure_memory.h"
 #include "fairness.h"
 #include "fillin.h"
 #include "optable.h"
@@ -52,6 +53,7 @@ struct proxy {
 };
 
 static void proxy_attempt(struct proxy *p);
+static bool status_is_retryable(long s);
 
 static void flight_leader_gone(struct proxy *p);
 
@@ -319,6 +321,8 @@ static void flight_leader_gone(struct proxy *p) {
         proxy_attempt(next);
 }
 
+static void proxy_remember_failure(struct proxy *p, bool transport);
+
 static void proxy_deliver(struct proxy *p) {
         struct cache_answer a;
 
@@ -329,9 +333,19 @@ static void proxy_deliver(struct proxy *p) {
         flight_finish(p, &a);
         reply_answer(p, &a, p->cache_key ? "MISS" : NULL, 0);
         cache_answer_done(&a);
+        if (status_is_retryable(p->r->status))
+                proxy_remember_failure(p, false);
 }
 
+static void proxy_fail_reply(struct proxy *p);
+
 static void proxy_fail(struct proxy *p) {
+        proxy_fail_reply(p);
+        if (p->r->status != 424)
+                proxy_remember_failure(p, true);
+}
+
+static void proxy_fail_reply(struct proxy *p) {
         struct request *r = p->r;
 
         if (p->flight) {
@@ -346,7 +360,7 @@ static void proxy_fail(struct proxy *p) {
                         f->flight = NULL;
                         f->waiting = false;
                         f->t = p->t;   /* borrowed for the message only */
-                        proxy_fail(f);
+                        proxy_fail_reply(f);
                         f->t = own;
                 }
                 free(waiters);
@@ -368,7 +382,8 @@ static void proxy_fail(struct proxy *p) {
         }
         switch (t->result) {
         case CURLE_PEER_FAILED_VERIFICATION:
-                request_reply_error(r, 502, t->errbuf, "TLS certificate of %s not trusted: set ca_file "
+                /* No retry cures it: a 4xx, which retrying clients show at once (see above). */
+                request_reply_error(r, 424, t->errbuf, "TLS certificate of %s not trusted: set ca_file "
                                     "in [daemon] if it uses a private CA", host);
                 break;
         case CURLE_SSL_CONNECT_ERROR:
@@ -426,6 +441,14 @@ static bool status_is_retryable(long s) {
         return s == 429 || s == 502 || s == 503 || s == 504;
 }
 
+static void retry_tokens_count(struct daemon *d, bool success) {
+        d->retry_tokens += success ? 0.1 : -1.0;
+        if (d->retry_tokens > RETRY_TOKENS_MAX)
+                d->retry_tokens = RETRY_TOKENS_MAX;
+        if (d->retry_tokens < 0)
+                d->retry_tokens = 0;
+}
+
 static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct proxy *p = userdata;
 
@@ -442,6 +465,11 @@ static bool proxy_schedule_retry(struct proxy *p, long retry_after_sec) {
 
         if (p->attempts > d->config->retries)
                 return false;
+        /* Throttled while upstream keeps failing: one layer of retries, the clients'. */
+        if (d->retry_tokens <= RETRY_TOKENS_MAX / 2) {
+                log_debug("%s: not retried: upstream failing (retry throttling)", r->id);
+                return false;
+        }
         if (retry_after_sec >= 0)
                 delay_us = (uint64_t) retry_after_sec * 1000000u;
         else {
@@ -477,6 +505,10 @@ static void on_transfer_done(struct upstream_transfer *t, void *userdata) {
         if (t->result == CURLE_OK)
                 metrics_observe_upstream(&d->metrics, t->total_sec);
         auth_note_upstream_contact(d->auth, t->result == CURLE_OK && t->status < 500);
+        retry_tokens_count(d, t->result == CURLE_OK && !status_is_retryable(t->status) && t->status < 500);
+        /* Upstream is reachable again: failures that were no answer at all are not replayed. */
+        if (t->result == CURLE_OK)
+                failure_memory_forget_transport(d->failures);
 
         if (t->result == CURLE_OK) {
                 if (t->status == 401 && !p->replayed_401 &&
@@ -500,12 +532,28 @@ static void on_transfer_done(struct upstream_transfer *t, void *userdata) {
         proxy_fail(p);
 }
 
+/*
+ * No token to send.  What no retry can cure (rejected credentials, an
+ * untrusted certificate) is a 424: retrying clients (go-retryablehttp, the
+ * Python SDK) give up on a 4xx at once and show its message, where a 503
+ * would have them retry for a quarter of a minute and then drop the reason.
+ */
+void proxy_reply_not_logged_in(struct request *r, const char *fallback) {
+        const char *why = auth_failure(r->daemon->auth);
+
+        if (auth_failure_is_permanent(r->daemon->auth)) {
+                request_reply_error(r, 424, NULL, "not logged in: %s", why ? why : fallback);
+                return;
+        }
+        request_reply_error(r, 503, NULL, "not logged in: %s", why ? why : fallback);
+        (void) request_reply_header(r, "Retry-After", "5");
+}
+
 static void on_auth_ready(struct auth_waiter *w, int error, void *userdata) {
         struct proxy *p = userdata;
 
         if (error < 0) {
-                const char *why = auth_failure(p->r->daemon->auth);
-                request_reply_error(p->r, 503, NULL, "not logged in: %s", why ? why : "login failed");
+                proxy_reply_not_logged_in(p->r, "login failed");
                 return;
         }
         proxy_attempt(p);
@@ -538,8 +586,7 @@ static void proxy_attempt(struct proxy *p) {
                 return;
         }
         if (k < 0) {
-                const char *why = auth_failure(d->auth);
-                request_reply_error(r, 503, NULL, "not logged in: %s", why ? why : "no credentials");
+                proxy_reply_not_logged_in(r, "no credentials");
                 return;
         }
 
@@ -675,6 +722,66 @@ static char *cache_key_of(struct proxy *p) {
         return key;
 }
 
+/* --- one layer of retries: failures denvrd gave up on are replayed --------- */
+
+/* The request as sent, and who asked: one caller's retries, not another's first try. */
+static char *failure_key(struct proxy *p) {
+        const struct peer *who = &p->r->conn_ctx->peer;
+        _cleanup_free_ char *sent = cache_key_of(p);
+        char *key;
+
+        if (!sent)
+                return NULL;
+        if (asprintf(&key, "%s:%u:%s\n%s", p->r->token[0] ? "token" : "uid",
+                     who->identified ? (unsigned) who->uid : (unsigned) -1, p->r->token, sent) < 0)
+                return NULL;
+        return key;
+}
+
+/* After denvrd's own retries: the same idempotent request is answered from this for a while. */
+static void proxy_remember_failure(struct proxy *p, bool transport) {
+        struct request *r = p->r;
+        struct daemon *d = r->daemon;
+        _cleanup_free_ char *key = NULL;
+
+        if (!method_is_idempotent(r->method) || d->config->failure_memory_sec == 0 || !r->response || !p->url)
+                return;
+        key = failure_key(p);
+        if (!key)
+                return;
+        failure_memory_note(d->failures, key, r->status, transport,
+                            MHD_get_response_header(r->response, "Content-Type"), r->response_body,
+                            r->response_bytes, daemon_boottime(d),
+                            (uint64_t) d->config->failure_memory_sec * 1000000u);
+}
+
+/* Answers from a remembered failure: true when it did. */
+static bool proxy_replay_failure(struct proxy *p) {
+        struct request *r = p->r;
+        struct daemon *d = r->daemon;
+        const struct remembered_failure *f;
+        _cleanup_free_ char *key = NULL;
+        uint64_t now = daemon_boottime(d);
+        char note[200], *body;
+
+        if (!method_is_idempotent(r->method) || failure_memory_empty(d->failures))
+                return false;
+        key = failure_key(p);
+        f = key ? failure_memory_lookup(d->failures, key, now) : NULL;
+        if (!f || !(body = malloc(f->body_len ? f->body_len : 1)))
+                return false;
+        memcpy(body, f->body, f->body_len);
+        snprintf(note, sizeof note, "upstream failure %llu s ago; not sent again for %llu s (failure_memory_seconds)",
+                 (unsigned long long) ((now - f->noted_usec) / 1000000u),
+                 (unsigned long long) ((f->expires_usec - now + 999999u) / 1000000u));
+        d->metrics.failures_replayed++;
+        request_reply(r, f->status, f->content_type, body, f->body_len);
+        /* A client that honours Retry-After comes back within the memory, not after it. */
+        (void) request_reply_header(r, "Retry-After", "1");
+        (void) request_reply_header(r, "X-Denvrd-Replayed", note);
+        return true;
+}
+
 static bool client_says_no_cache(const struct request *r) {
         const char *cc = request_header(r, "Cache-Control");
         const char *pragma = request_header(r, "Pragma");
@@ -761,7 +868,7 @@ void proxy_start(struct request *r) {
                 request_reply_error(r, 503, NULL, "out of memory preparing the upstream request");
                 return;
         }
-        if (proxy_cache_step(p) > 0)
+        if (proxy_replay_failure(p) || proxy_cache_step(p) > 0)
                 return;
         proxy_attempt(p);
 }

@@ -17,6 +17,8 @@ struct proxy;
 struct upstream_transfer;
 
 void proxy_start(struct request *r);
+/* 424 when no retry can cure the login failure (auth_failure_is_permanent()), else 503. */
+void proxy_reply_not_logged_in(struct request *r, const char *fallback);
 /* Aborts whatever is in flight (transfer, retry timer, token wait). */
 void proxy_free(struct proxy *p);
 /* t's answer as passed on to a client: status, forwardable headers, the body (taken from t). */

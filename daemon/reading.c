@@ -33,7 +33,7 @@ static enum api_read_mode mode_for(struct request *r) {
 }
 
 static bool refuse(struct request *r, int k, const char *why) {
-        if (k == -ENOMEM) {
+        if (k == -ENOMEM || !why) {
                 request_reply_error(r, 503, NULL, "out of memory reading the request");
                 return false;
         }

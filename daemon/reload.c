@@ -9,6 +9,7 @@
 #include "auth.h"
 #include "cache.h"
 #include "daemon.h"
+#include "failure_memory.h"
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
@@ -111,8 +112,10 @@ void daemon_reload(struct daemon *d) {
         log_set_max_level(newc->log_level);
         access_warn_trust(newc);
         /* Cached answers belong to the credential that fetched them. */
-        if (!config_same_credentials(old, newc) || strcmp(old->server, newc->server) != 0)
+        if (!config_same_credentials(old, newc) || strcmp(old->server, newc->server) != 0) {
                 cache_clear(d->cache);
+                failure_memory_clear(d->failures);
+        }
         d->config = newc;
         auth_set_config(d->auth, newc);
         config_free(old);

@@ -326,10 +326,11 @@ static void loop_fail_all(struct wait_loop *l, unsigned status, const char *msg)
 
 static void loop_fail_login(struct wait_loop *l, const char *fallback) {
         const char *why = auth_failure(l->daemon->auth);
-        char msg[300];
+        char msg[360];
 
         snprintf(msg, sizeof msg, "not logged in: %s", why ? why : fallback);
-        loop_fail_all(l, 503, msg);
+        /* As the proxy answers it (proxy_reply_not_logged_in()). */
+        loop_fail_all(l, auth_failure_is_permanent(l->daemon->auth) ? 424 : 503, msg);
 }
 
 static void on_auth_ready(struct auth_waiter *aw, int error, void *userdata) {

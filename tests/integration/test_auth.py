@@ -82,9 +82,11 @@ def auth_attempts(mock):
     return s["login_attempts"] + s["refresh_attempts"]
 
 
-def assert_503_envelope(d, needle, path=API):
+def assert_503_envelope(d, needle, path=API, status=503):
+    """A transient login failure is a 503 with Retry-After; one no retry can cure is a 424,
+    which retrying clients (go-retryablehttp, the Python SDK) do not retry."""
     st, js, raw = call(d, "GET", path)
-    assert st == 503, (st, raw[:300])
+    assert st == status, (st, raw[:300])
     assert js and js.get("success") is False and js.get("__abp") is True, raw[:300]
     msg = js["error"]["message"]
     assert msg.startswith("not logged in: ") and needle in msg, msg
@@ -362,16 +364,16 @@ def test_mass_expiry_500_concurrent_requests_one_login(start_denvrd, mock):
 # ---------------------------------------------------------------------------------------------
 # failures: clear reasons, polite retries
 # ---------------------------------------------------------------------------------------------
-def test_wrong_password_503_and_backoff_over_60s(start_denvrd, mock):
+def test_wrong_password_424_and_backoff_over_60s(start_denvrd, mock):
     mock.reject_logins(mode="password")
     d = start_denvrd(credentials="password")
     why = wait_not_ready(d, "upstream rejected the password for %s" % USER)
     assert H.DEFAULT_PASSWORD not in why
-    assert_503_envelope(d, "upstream rejected the password for %s" % USER)
+    assert_503_envelope(d, "upstream rejected the password for %s" % USER, status=424)
 
     first = wait_until(lambda: records(mock, AUTH + "Authenticate"), 5,
                        what="a login attempt")[0]["t_start"]
-    # Keep clients coming for 60 s from the first attempt: each gets the 503 at once (no
+    # Keep clients coming for 60 s from the first attempt: each gets the 424 at once (no
     # request starts a login of its own while denvrd backs off).
     slow = []
     n = 0
@@ -379,7 +381,7 @@ def test_wrong_password_503_and_backoff_over_60s(start_denvrd, mock):
         t0 = time.monotonic()
         st, js, raw = call(d, "GET", API)
         dt = time.monotonic() - t0
-        assert st == 503 and "rejected the password" in js["error"]["message"], raw[:300]
+        assert st == 424 and "rejected the password" in js["error"]["message"], raw[:300]
         if dt > 0.5:
             slow.append(dt)
         n += 1
@@ -406,20 +408,20 @@ def test_wrong_password_503_and_backoff_over_60s(start_denvrd, mock):
     assert len(re.findall(r"login failing: upstream rejected the password", d.log_text())) == 1
 
 
-def test_two_factor_required_is_a_clear_503(start_denvrd, mock):
+def test_two_factor_required_is_a_clear_424(start_denvrd, mock):
     mock.reject_logins(mode="two_factor")
     d = start_denvrd(credentials="password")
     wait_not_ready(d, "requires two-factor verification")
-    msg = assert_503_envelope(d, "the account %s requires two-factor verification" % USER)
+    msg = assert_503_envelope(d, "the account %s requires two-factor verification" % USER, status=424)
     assert "API key" in msg
     assert status_auth(d)["last_login_result"] == "two-factor verification required"
 
 
-def test_password_reset_required_is_a_clear_503(start_denvrd, mock):
+def test_password_reset_required_is_a_clear_424(start_denvrd, mock):
     mock.reject_logins(mode="reset_password")
     d = start_denvrd(credentials="password")
     wait_not_ready(d, "requires a password reset")
-    assert_503_envelope(d, "upstream requires a password reset for %s" % USER)
+    assert_503_envelope(d, "upstream requires a password reset for %s" % USER, status=424)
     assert status_auth(d)["last_login_result"] == "password reset required"
 
 
@@ -699,14 +701,14 @@ def test_sdk_apikey_flow_through_denvrd(start_denvrd, mock):
 
 def test_sdk_login_shim_is_answered_even_when_upstream_refuses(start_denvrd, mock):
     """The shim never forwards: even with denvrd's own login failing it answers the SDK,
-    whose next call then gets denvrd's clear 503."""
+    whose next call then gets denvrd's clear 424."""
     mock.reject_logins(mode="password")
     d = start_denvrd(credentials="password")
     wait_not_ready(d, "rejected the password")
     n = mock.stats()["login_attempts"]
     headers = _sdk_bearer_session(d)
     st, js, _ = call(d, "GET", API, headers=headers)
-    assert st == 503 and "rejected the password" in js["error"]["message"]
+    assert st == 424 and "rejected the password" in js["error"]["message"]
     assert mock.stats()["login_attempts"] == n
 
 

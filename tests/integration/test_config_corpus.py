@@ -164,6 +164,7 @@ def expected_config(doc, path, home):
         "socket_access": dm.get("socket_access", "full"),
         "wait_poll_max_seconds": dm.get("wait_poll_max_seconds", 10),
         "trust_local_users": dm.get("trust_local_users", False),
+        "failure_memory_seconds": dm.get("failure_memory_seconds", 20),
         "max_connections_per_caller": dm.get("max_connections_per_caller", 256),
         "max_requests_per_caller": dm.get("max_requests_per_caller", 128),
         "max_waits_per_caller": dm.get("max_waits_per_caller", 32),
