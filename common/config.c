@@ -26,6 +26,22 @@
 #define DEFAULT_MAX_BODY_BYTES (1024 * 1024)
 #define DEFAULT_MAX_UPSTREAM 64
 #define DEFAULT_WAIT_POLL_MAX 10
+/*
+ * Fair shares, sized so that a workstation never meets them: a browser opens
+ * 6 connections per host and an SDK's pool 10, a script rarely has more than
+ * a few dozen requests or waits in flight; the body bytes are 64 bodies of
+ * the default max_body_bytes.  Yet one caller can no longer take all 8192
+ * connections of a listener, all upstream connections or the memory.
+ */
+#define DEFAULT_MAX_CONNECTIONS_PER_CALLER 256
+#define DEFAULT_MAX_REQUESTS_PER_CALLER 128
+#define DEFAULT_MAX_WAITS_PER_CALLER 32
+#define DEFAULT_MAX_BUFFERED_BYTES_PER_CALLER (64 * 1024 * 1024)
+#define DEFAULT_UPSTREAM_SHARE_PERCENT 50
+/* nginx's client_header_timeout is 60 s; loopback clients send their headers in one write. */
+#define DEFAULT_HEADER_TIMEOUT 10
+/* Longer than the SDKs' and curl's pools keep a connection between two calls of a script. */
+#define DEFAULT_IDLE_TIMEOUT 60
 /* Covers the SDKs' own retries after denvrd gave up (go-retryablehttp: 2 + 4 + 8 s). */
 #define DEFAULT_FAILURE_MEMORY 20
 
@@ -80,6 +96,27 @@ static void default_socket(struct loader *l) {
         }
 }
 
+static void apply_fair_defaults(struct loader *l) {
+        struct denvr_config *c = l->c;
+
+        if (!l->key_line[KEY_MAX_CONNECTIONS_PER_CALLER])
+                c->max_connections_per_caller = DEFAULT_MAX_CONNECTIONS_PER_CALLER;
+        if (!l->key_line[KEY_MAX_REQUESTS_PER_CALLER])
+                c->max_requests_per_caller = DEFAULT_MAX_REQUESTS_PER_CALLER;
+        if (!l->key_line[KEY_MAX_WAITS_PER_CALLER])
+                c->max_waits_per_caller = DEFAULT_MAX_WAITS_PER_CALLER;
+        /* Never below one largest body: a configuration that raised max_body_bytes stays valid. */
+        if (!l->key_line[KEY_MAX_BUFFERED_BYTES_PER_CALLER])
+                c->max_buffered_bytes_per_caller = c->max_body_bytes > DEFAULT_MAX_BUFFERED_BYTES_PER_CALLER ?
+                        c->max_body_bytes : DEFAULT_MAX_BUFFERED_BYTES_PER_CALLER;
+        if (!l->key_line[KEY_UPSTREAM_SHARE_PERCENT])
+                c->upstream_share_percent = DEFAULT_UPSTREAM_SHARE_PERCENT;
+        if (!l->key_line[KEY_HEADER_TIMEOUT])
+                c->header_timeout_sec = DEFAULT_HEADER_TIMEOUT;
+        if (!l->key_line[KEY_IDLE_TIMEOUT])
+                c->idle_timeout_sec = DEFAULT_IDLE_TIMEOUT;
+}
+
 static void apply_defaults(struct loader *l) {
         struct denvr_config *c = l->c;
 
@@ -104,6 +141,7 @@ static void apply_defaults(struct loader *l) {
                 c->max_upstream_connections = DEFAULT_MAX_UPSTREAM;
         if (!l->key_line[KEY_WAIT_POLL_MAX])
                 c->wait_poll_max_sec = DEFAULT_WAIT_POLL_MAX;
+        apply_fair_defaults(l);
         if (!l->key_line[KEY_FAILURE_MEMORY])
                 c->failure_memory_sec = DEFAULT_FAILURE_MEMORY;
         /* TCP defaults to full too: curl and the SDKs are its users, and the host/origin checks guard it. */
@@ -206,6 +244,11 @@ static void validate(struct loader *l, const struct config_overrides *o) {
         check_listen_loopback(l, o);
         check_socket_path(l, o);
         config_rights_check(l);
+        if (c->max_buffered_bytes_per_caller < c->max_body_bytes)
+                config_error_at(l, l->key_line[KEY_MAX_BUFFERED_BYTES_PER_CALLER],
+                                "'max_buffered_bytes_per_caller' (%zu) must be at least max_body_bytes (%zu): "
+                                "a body of max_body_bytes would always be refused", c->max_buffered_bytes_per_caller,
+                                c->max_body_bytes);
         if (c->ca_file && access(c->ca_file, R_OK) < 0)
                 config_error_at(l, l->key_line[KEY_CA_FILE], "'ca_file' %s: %s", c->ca_file, strerror(errno));
 }

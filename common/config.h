@@ -88,6 +88,14 @@ struct denvr_config {
         size_t max_body_bytes;
         unsigned max_upstream_connections;
         unsigned wait_poll_max_sec;   /* cap of the /_denvrd/wait/ polling backoff */
+        /* Fair shares (daemon/fairness.c): what one caller may hold at once. */
+        unsigned max_connections_per_caller;
+        unsigned max_requests_per_caller;
+        unsigned max_waits_per_caller;
+        size_t max_buffered_bytes_per_caller;
+        unsigned upstream_share_percent;   /* of max_upstream_connections */
+        unsigned header_timeout_sec;       /* request headers complete after connect or request line */
+        unsigned idle_timeout_sec;         /* a kept-alive connection without a request */
         unsigned failure_memory_sec;  /* how long a given-up idempotent request's failure is replayed */
         bool allow_remote;
         char **allowed_hosts;   /* never NULL after config_load() (may be empty) */

@@ -105,6 +105,13 @@ static void daemon_to_json(struct jb *b, json_t *o, const struct denvr_config *c
         jset(b, o, "wait_poll_max_seconds", json_integer(c->wait_poll_max_sec));
         jset(b, o, "failure_memory_seconds", json_integer(c->failure_memory_sec));
         jset(b, o, "trust_local_users", json_boolean(c->trust_local_users));
+        jset(b, o, "max_connections_per_caller", json_integer(c->max_connections_per_caller));
+        jset(b, o, "max_requests_per_caller", json_integer(c->max_requests_per_caller));
+        jset(b, o, "max_waits_per_caller", json_integer(c->max_waits_per_caller));
+        jset(b, o, "max_buffered_bytes_per_caller", json_integer((json_int_t) c->max_buffered_bytes_per_caller));
+        jset(b, o, "upstream_share_percent", json_integer(c->upstream_share_percent));
+        jset(b, o, "header_timeout", json_integer(c->header_timeout_sec));
+        jset(b, o, "idle_timeout", json_integer(c->idle_timeout_sec));
 }
 
 char *config_to_json(const struct denvr_config *c) {

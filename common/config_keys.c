@@ -427,6 +427,19 @@ static const struct key_def key_table[] = {
         KI(DAEMON, "wait_poll_max_seconds", KEY_WAIT_POLL_MAX, apply_unsigned, wait_poll_max_sec, 1, 600),
         KI(DAEMON, "failure_memory_seconds", KEY_FAILURE_MEMORY, apply_unsigned, failure_memory_sec, 0, 600),
         KF(DAEMON, "trust_local_users", KEY_TRUST_LOCAL_USERS, apply_bool, trust_local_users),
+        /* Fair shares: the connection limit stays below libmicrohttpd's 8192 per listener. */
+        KI(DAEMON, "max_connections_per_caller", KEY_MAX_CONNECTIONS_PER_CALLER, apply_unsigned,
+           max_connections_per_caller, 1, 8192),
+        KI(DAEMON, "max_requests_per_caller", KEY_MAX_REQUESTS_PER_CALLER, apply_unsigned,
+           max_requests_per_caller, 1, 8192),
+        KI(DAEMON, "max_waits_per_caller", KEY_MAX_WAITS_PER_CALLER, apply_unsigned, max_waits_per_caller,
+           1, 8192),
+        KI(DAEMON, "max_buffered_bytes_per_caller", KEY_MAX_BUFFERED_BYTES_PER_CALLER, apply_size,
+           max_buffered_bytes_per_caller, 1, INT64_C(64) * 1024 * 1024 * 1024),
+        KI(DAEMON, "upstream_share_percent", KEY_UPSTREAM_SHARE_PERCENT, apply_unsigned,
+           upstream_share_percent, 1, 100),
+        KI(DAEMON, "header_timeout", KEY_HEADER_TIMEOUT, apply_unsigned, header_timeout_sec, 1, 3600),
+        KI(DAEMON, "idle_timeout", KEY_IDLE_TIMEOUT, apply_unsigned, idle_timeout_sec, 1, 3600),
 };
 
 const struct key_def *config_key_lookup(enum section s, const char *name) {

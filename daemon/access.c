@@ -74,6 +74,12 @@ void access_peer_connected(struct conn_ctx *ctx, const struct denvr_config *c, u
         ctx->peer.allowed = access_peer_allowed(&ctx->peer, c, self);
 }
 
+bool access_peer_refused_outright(const struct peer *p, const struct denvr_config *c) {
+        assert(p && c);
+        /* Identified or not: a valid local token is a credential of its own (check_peer()). */
+        return !p->allowed && c->n_tokens == 0;
+}
+
 void access_warn_trust(const struct denvr_config *c) {
         if (c->trust_local_users)
                 log_warning("trust_local_users = true: every local user and process that can reach a "

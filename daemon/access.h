@@ -33,6 +33,13 @@ struct request;
 /* On a new connection (after peer_fill()): judge its peer. */
 void access_peer_connected(struct conn_ctx *ctx, const struct denvr_config *c, uid_t self);
 
+/*
+ * Whether a connection's peer is refused whatever it sends: the peer rule refuses it
+ * and no local token could let it in (none configured, so neither an Authorization
+ * header nor the login shim's password can).  fairness.c answers and closes it.
+ */
+bool access_peer_refused_outright(const struct peer *p, const struct denvr_config *c);
+
 /* The peer rule, the same for both transports; self is the daemon's effective uid. */
 bool access_peer_allowed(const struct peer *p, const struct denvr_config *c, uid_t self);
 

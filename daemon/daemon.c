@@ -14,6 +14,7 @@
 
 #include "auth.h"
 #include "cache.h"
+#include "fairness.h"
 #include "linger.h"
 #include "listener.h"
 #include "log.h"
@@ -241,6 +242,9 @@ int daemon_new(struct denvr_config *config, const struct config_overrides *o, st
         if (!d->failures)
                 return log_error_errno(ENOMEM, "cannot set up the failure memory");
         d->retry_tokens = RETRY_TOKENS_MAX;
+        r = fairness_new(&d->fairness);
+        if (r < 0)
+                return log_error_errno(r, "out of memory");
         return daemon_listen(d);
 }
 
@@ -338,11 +342,13 @@ struct daemon *daemon_free(struct daemon *d) {
         free(d->listeners);
         assert(d->requests == NULL);
         linger_stop_all(d);
+        fairness_free(d->fairness);
         auth_free(d->auth);
         cache_free(d->cache);
         failure_memory_free(d->failures);
         upstream_free(d->upstream);
         sock_diag_done(&d->sock_diag);
+        peer_cache_clear(&d->peer_cache);
         sd_event_unref(d->event);
         config_free(d->config);
         free(d);

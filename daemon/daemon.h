@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "metrics.h"
+#include "peer.h"
 #include "sock_diag.h"
 
 struct listener;
@@ -24,6 +25,7 @@ struct cache;
 struct failure_memory;
 struct lingering_conn;
 struct wait_loop;
+struct fairness;
 
 struct daemon {
         sd_event *event;
@@ -42,6 +44,7 @@ struct daemon {
          * denvrd retries only while more than half of RETRY_TOKENS_MAX are left. */
         double retry_tokens;
         struct wait_loop *wait_loops;        /* wait.c: one per upstream GET being polled */
+        struct fairness *fairness;           /* fairness.c: what each caller holds */
 
         struct request *requests;            /* in flight, for shutdown and stats */
         unsigned n_requests;
@@ -54,6 +57,7 @@ struct daemon {
         bool quitting;
         uid_t euid;                          /* ours, for the peer checks */
         struct sock_diag sock_diag;          /* asks the kernel who owns TCP clients' sockets */
+        struct peer_cache peer_cache;        /* peer.c: the user database's recent answers */
 
         sd_event_source *status_timer;       /* keeps STATUS= current (only under systemd) */
         char status_sent[512];               /* the last STATUS= text sent */

@@ -8,6 +8,7 @@
 #include "auth.h"
 #include "daemon.h"
 #include "denvrd-version.h"
+#include "fairness.h"
 #include "local_api.h"
 #include "log.h"
 #include "request.h"
@@ -121,6 +122,7 @@ void local_api_metrics(struct request *r) {
         write_refusals(f, m);
         write_waits(f, m);
         write_auth(f, d);
+        fairness_write_metrics(f, d->fairness);
         if (fclose(f) != 0) {
                 free(buf);
                 request_reply_error(r, 503, NULL, "out of memory");

@@ -170,7 +170,69 @@ static void identify_groups(struct peer *p) {
         p->groups_known = r >= 0;
 }
 
+void peer_cache_clear(struct peer_cache *c) {
+        for (size_t i = 0; i < PEER_CACHE_SLOTS; i++)
+                free(c->e[i].groups);
+        *c = (struct peer_cache) { .next = 0 };
+}
+
+static int groups_copy(const gid_t *g, size_t n, gid_t **ret) {
+        *ret = NULL;
+        if (n == 0)
+                return 0;
+        *ret = malloc(n * sizeof *g);
+        if (!*ret)
+                return -ENOMEM;
+        memcpy(*ret, g, n * sizeof *g);
+        return 0;
+}
+
+static struct peer_cache_entry *cache_find(struct peer_cache *c, uid_t uid, uint64_t now) {
+        for (size_t i = 0; i < PEER_CACHE_SLOTS; i++)
+                if (c->e[i].used && c->e[i].uid == uid && now - c->e[i].at_usec < PEER_CACHE_USEC)
+                        return &c->e[i];
+        return NULL;
+}
+
+/* p's gid and groups from a fresh cache entry; false when there is none (or no memory). */
+static bool groups_from_cache(struct peer *p, struct peer_cache *c, uint64_t now) {
+        const struct peer_cache_entry *e = cache_find(c, p->uid, now);
+
+        if (!e || groups_copy(e->groups, e->n_groups, &p->groups) < 0)
+                return false;
+        p->gid_known = e->gid_known;
+        p->gid = e->gid;
+        p->n_groups = e->n_groups;
+        p->groups_known = e->groups_known;
+        return true;
+}
+
+static void groups_to_cache(const struct peer *p, struct peer_cache *c, uint64_t now) {
+        struct peer_cache_entry *e = NULL;
+        gid_t *copy;
+
+        for (size_t i = 0; i < PEER_CACHE_SLOTS && !e; i++)
+                if (c->e[i].used && c->e[i].uid == p->uid)
+                        e = &c->e[i];
+        if (!e) {
+                e = &c->e[c->next];
+                c->next = (c->next + 1) % PEER_CACHE_SLOTS;
+        }
+        if (groups_copy(p->groups, p->n_groups, &copy) < 0)
+                return;
+        free(e->groups);
+        *e = (struct peer_cache_entry) {
+                .used = true, .uid = p->uid, .at_usec = now, .gid_known = p->gid_known, .gid = p->gid,
+                .groups = copy, .n_groups = p->n_groups, .groups_known = p->groups_known,
+        };
+}
+
 void peer_identify_tcp(struct peer *p, int fd, struct sock_diag *sd) {
+        peer_identify_tcp_cached(p, fd, sd, NULL, 0);
+}
+
+void peer_identify_tcp_cached(struct peer *p, int fd, struct sock_diag *sd, struct peer_cache *cache,
+                              uint64_t now) {
         struct sockaddr_storage client, server;
         socklen_t clen = sizeof client, slen = sizeof server;
         struct sock_diag_owner o;
@@ -205,5 +267,9 @@ void peer_identify_tcp(struct peer *p, int fd, struct sock_diag *sd) {
         }
         p->identified = true;
         p->uid = o.uid;
+        if (cache && groups_from_cache(p, cache, now))
+                return;
         identify_groups(p);
+        if (cache)
+                groups_to_cache(p, cache, now);
 }

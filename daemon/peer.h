@@ -16,11 +16,41 @@
  * Afterwards nothing needs to know the transport to know who asked.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct peer;
 struct sock_diag;
+
+/*
+ * The user database's answer for the last few uids, for PEER_CACHE_USEC: every
+ * TCP connection asks it, and through the NSS modules (systemd's userdb among
+ * them) one lookup costs some forty system calls, so a flood of connections from
+ * one user would cost as many per connection, slowing every other caller's
+ * accept.  A change of a user's groups is seen a few seconds later at most.
+ */
+#define PEER_CACHE_SLOTS 8
+#define PEER_CACHE_USEC (2u * 1000000u)
+
+struct peer_cache_entry {
+        bool used;
+        uid_t uid;
+        uint64_t at_usec;       /* CLOCK_MONOTONIC of the lookup */
+        bool gid_known;         /* false: no entry in the user database */
+        gid_t gid;
+        gid_t *groups;
+        size_t n_groups;
+        bool groups_known;
+};
+
+struct peer_cache {
+        struct peer_cache_entry e[PEER_CACHE_SLOTS];
+        unsigned next;          /* the slot a new uid takes (round robin) */
+};
+
+void peer_cache_clear(struct peer_cache *c);
 
 /* Fills p's identity for the accepted unix socket fd (p->is_unix is set). */
 void peer_identify_unix(struct peer *p, int fd);
@@ -30,6 +60,10 @@ void peer_identify_unix(struct peer *p, int fd);
  * on failure says why in p->unidentified.
  */
 void peer_identify_tcp(struct peer *p, int fd, struct sock_diag *sd);
+/* The same, with the uid's groups from cache when it answered for it within PEER_CACHE_USEC
+ * of now (CLOCK_MONOTONIC, usec). */
+void peer_identify_tcp_cached(struct peer *p, int fd, struct sock_diag *sd, struct peer_cache *cache,
+                              uint64_t now);
 
 /* Frees what the lookups allocated (not p itself). */
 void peer_done(struct peer *p);

@@ -16,6 +16,7 @@
 #include "canon_path.h"
 #include "daemon.h"
 #include "failure_memory.h"
+#include "fairness.h"
 #include "fillin.h"
 #include "optable.h"
 #include "denvrd-version.h"
@@ -66,6 +67,7 @@ void proxy_free(struct proxy *p) {
                         flight_leader_gone(p);
         }
         free(p->cache_key);
+        fairness_upstream_release(p->r);
         p->retry_timer = sd_event_source_disable_unref(p->retry_timer);
         auth_unwait(p->r->daemon->auth, &p->waiter);
         upstream_transfer_free(p->t);
@@ -495,6 +497,8 @@ static void on_transfer_done(struct upstream_transfer *t, void *userdata) {
         struct daemon *d = r->daemon;
         bool idempotent = method_is_idempotent(r->method);
 
+        /* A retry or a replay takes its turn again, behind the caller's queued requests. */
+        fairness_upstream_release(r);
         upstream_secret_header_free(&p->auth_node);
         /* A status without a complete answer is not the upstream's verdict. */
         r->upstream_status = t->result == CURLE_OK && t->status ? t->status : -1;
@@ -555,6 +559,10 @@ static void on_auth_ready(struct auth_waiter *w, int error, void *userdata) {
         proxy_attempt(p);
 }
 
+static void proxy_resume(void *userdata) {
+        proxy_attempt(userdata);
+}
+
 static void proxy_attempt(struct proxy *p) {
         struct request *r = p->r;
         struct daemon *d = r->daemon;
@@ -567,6 +575,10 @@ static void proxy_attempt(struct proxy *p) {
                                     upstream_host(d), d->config->request_timeout_sec);
                 return;
         }
+        /* Beyond its caller's share of upstream connections it waits here, not in curl's
+         * queue ahead of other callers (fairness.h); proxy_resume() comes back. */
+        if (fairness_upstream_acquire(r, proxy_resume, p) == 0)
+                return;
 
         k = auth_authorization(d->auth, &authz, &p->auth_generation);
         if (k == -EAGAIN) {

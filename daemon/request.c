@@ -22,6 +22,7 @@
 #include "daemon.h"
 #include "denvrd-version.h"
 #include "envelope.h"
+#include "fairness.h"
 #include "framing.h"
 #include "http_headers.h"
 #include "listener.h"
@@ -214,6 +215,7 @@ void request_free(struct request *r, bool completed_ok) {
         r->proxy = NULL;
         wait_abandon(r, WAIT_END_HANGUP);
         reading_done(r);
+        fairness_request_end(r);
 
         request_log_access(r, completed_ok);
         metrics_count_request(&d->metrics, r->method, completed_ok ? r->status : 0);

@@ -15,6 +15,7 @@
 #include <systemd/sd-event.h>
 
 #include "cleanup.h"
+#include "fairness.h"
 #include "local_token.h"
 
 struct daemon;
@@ -79,6 +80,7 @@ struct conn_ctx {
         bool head_seen;         /* the next request's head was peeked at (request.c) */
         const char *head_problem;   /* ... and refused for this (static text), or NULL */
         struct request *request;   /* the one in progress on it, if any */
+        struct fair_conn fair;     /* fairness.c: its caller's count, header and idle deadlines */
 };
 
 struct request {
@@ -131,6 +133,8 @@ struct request {
         char token[LOCAL_TOKEN_NAME_MAX + 1];
         char rule[LOCAL_TOKEN_NAME_MAX + 16];
         bool rights_pending;
+
+        struct fair_hold fair;  /* fairness.c: what it holds of its caller's limits */
 
         bool suspended;
         bool aborted;           /* client went away */

@@ -17,6 +17,7 @@
 
 #include "access.h"
 #include "daemon.h"
+#include "fairness.h"
 #include "framing.h"
 #include "linger.h"
 #include "listener.h"
@@ -31,6 +32,7 @@
  * cost 16 MiB at 32 KiB (and did 32 MiB at 64 KiB). */
 #define CONNECTION_MEMORY_LIMIT (32u * 1024u)
 #define CONNECTION_LIMIT 8192u
+/* Until fairness.c sets [daemon] idle_timeout on each new connection. */
 #define CONNECTION_IDLE_TIMEOUT_SEC 120u
 /* How much of a too large chunked body is read (and dropped) to answer 413
  * as usual, on a connection that stays open; beyond it the answer is written
@@ -120,7 +122,8 @@ static void peer_fill(struct conn_ctx *ctx, struct MHD_Connection *conn) {
                         snprintf(ctx->peer.addr, sizeof ctx->peer.addr, "[%s]:%u", host, ctx->peer.port);
                 }
         }
-        peer_identify_tcp(&ctx->peer, ctx->fd, &ctx->listener->daemon->sock_diag);
+        peer_identify_tcp_cached(&ctx->peer, ctx->fd, &ctx->listener->daemon->sock_diag,
+                                 &ctx->listener->daemon->peer_cache, daemon_now(ctx->listener->daemon));
 }
 
 /* Whether the client sent what nobody read: libmicrohttpd closes after its own
@@ -170,12 +173,14 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                 peer_fill(ctx, conn);
                 access_peer_connected(ctx, l->daemon->config, l->daemon->euid);
                 *socket_context = ctx;
+                (void) fairness_conn_open(l->daemon, ctx, conn);
                 return;
         }
 
         if (ctx) {
                 /* Before libmicrohttpd closes the fd, whose number may be reused at once. */
                 request_conn_unwatch(ctx);
+                fairness_conn_close(ctx);
                 if (ctx->fd >= 0 && (ctx->linger || unread_bytes(ctx->fd)))
                         (void) linger_start(l->daemon, ctx->fd);
                 peer_done(&ctx->peer);
@@ -199,6 +204,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
         if (ctx) {
                 free(ctx->raw_uri);
                 ctx->raw_uri = strdup(uri);
+                fairness_conn_request_line(ctx);
         }
         return NULL;
 }
@@ -206,6 +212,9 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
 static enum MHD_Result queue_reply(struct request *r) {
         enum MHD_Result ret;
 
+        /* A caller refused outright is answered once, then the connection ends. */
+        if (r->conn_ctx->fair.refused)
+                (void) MHD_add_response_header(r->response, MHD_HTTP_HEADER_CONNECTION, "close");
         ret = MHD_queue_response(r->conn, r->status, r->response);
         MHD_destroy_response(r->response);
         r->response = NULL;
@@ -223,11 +232,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 
                 if (!ctx)
                         return MHD_NO;
+                fairness_conn_headers_done(ctx);
                 r = request_new(l, ctx, conn, method, url);
                 if (!r)
                         return MHD_NO;
                 *con_cls = r;
                 request_begin(r);
+                if (!r->response)
+                        (void) fairness_request_admit(r);
                 if (r->response) {
                         /* Refused before the body: libmicrohttpd sends the answer
                          * (no 100 Continue) and closes without reading the body,
@@ -246,6 +258,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (*upload_data_size > 0) {
                 size_t n = *upload_data_size;
 
+                if (!r->response)
+                        (void) fairness_request_body(r, n);
                 request_append_body(r, upload_data, n);
                 *upload_data_size = 0;
                 if (!r->response)
@@ -279,11 +293,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
         struct request *r = *con_cls;
+        struct conn_ctx *ctx = conn_ctx_of(conn);
 
         if (r) {
                 request_free(r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK || r->sent_now);
                 *con_cls = NULL;
         }
+        if (ctx)
+                fairness_conn_request_end(ctx);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) _printf_(2, 0);

@@ -13,13 +13,16 @@
       are free-form ([cache], [rights], [tokens]: paths, subjects, names) have no keys in the
       table and are checked by their .Ss alone; the table header of every section the example
       configuration EXAMPLE shows must be one the loader lists, so a section left out of the
-      list cannot slip past the page.
+      list cannot slip past the page.  Every "Default:" denvr.toml(5) gives is the loader's:
+      what `denvrd --check-config` prints for an empty configuration (a literal number,
+      .Ql or .Cm value); the few defaults that are a sentence (DESCRIBED_DEFAULTS) are named.
   check-man.py install MESON BUILDDIR MANDIR
       `meson install --destdir` into a temporary directory, then `man -w denvrd` and
       `man -w denvr.toml` with MANPATH pointing there find the installed pages.
 Standard library only; exit status 0 when all is well, 1 with a list of what is not.
 """
 
+import json
 import os
 import re
 import shutil
@@ -29,6 +32,9 @@ import tempfile
 from pathlib import Path
 
 problems = []
+
+# Defaults denvr.toml(5) describes in words, as they depend on the environment or another key.
+DESCRIBED_DEFAULTS = {("defaults", "vpcid"), ("daemon", "socket")}
 
 
 def problem(msg):
@@ -170,9 +176,96 @@ def sync(denvrd, list_keys, page8, page5, local_api_c, example):
         problem("key %s in [%s] is not documented in %s" % (k, s, page5))
     for s, k in sorted(doc_keys - known_keys):
         problem("%s documents %s in [%s], which the loader does not know" % (page5, k, s))
+    check_defaults(denvrd, page5)
     free_form = known_sections - {s for s, _ in known_keys}
     print("checked %d options, %d sections (%d with free-form keys), %d keys, %d endpoints"
           % (len(h_long), len(known_sections), len(free_form), len(known_keys), len(served)))
+
+
+# ---------------------------------------------------------------------------------------------
+def page_defaults(text):
+    """{(section, key): the words after "Default:" up to the item's end} of denvr.toml(5)."""
+    out, section, key, words = {}, None, None, None
+
+    def close():
+        if key and words is not None:
+            out[(section, key)] = words
+
+    for line in text.splitlines():
+        m = re.fullmatch(r"\.Ss \[([a-z_]+)\]", line)
+        if m or line.startswith((".Sh ", ".It ", ".El")):
+            close()
+            key, words = None, None
+            if m:
+                section = m.group(1)
+            elif line.startswith(".Sh "):
+                section = None
+            if section and line.startswith(".It Ic "):
+                key = line.split()[2]
+            continue
+        if words is not None:
+            words.append(line)
+        elif key and line.startswith("Default:"):
+            words = [line[len("Default:"):]]
+    close()
+    return out
+
+
+def documented_default(lines):
+    """The literal a "Default:" gives: "60" of "Default: 60.", "info" of ".Cm info .", the
+    string of ".Ql \\(dq0600\\(dq ."; None when it is a sentence."""
+    first = lines[0].strip()
+    m = re.match(r"(-?\d+)\b", first)
+    if m:
+        return m.group(1)
+    if first or len(lines) < 2:
+        return None
+    m = re.fullmatch(r"\.(?:Ql|Cm) (\S+)(?: [.;,])?", lines[1].strip())
+    if not m:
+        return None
+    return m.group(1).replace("\\(dq", "")
+
+
+def as_text(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list) and len(v) == 1:
+        return as_text(v[0])
+    return str(v)
+
+
+def check_defaults(denvrd, page5):
+    with tempfile.TemporaryDirectory(prefix="denvrd-defaults-") as tmp:
+        empty = os.path.join(tmp, "denvr.toml")
+        Path(empty).write_text("")
+        # Only a credential, so that the configuration is complete; nothing else from outside.
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp,
+               "DENVR_APIKEY": "check-man"}
+        r = run([denvrd, "--check-config", "--config", empty], env=env)
+    if r.returncode != 0:
+        problem("denvrd --check-config of an empty configuration exited %d: %s" % (r.returncode, r.stderr))
+        return
+    actual = json.loads(r.stdout)
+    documented = page_defaults(Path(page5).read_text())
+    if not documented:
+        problem("%s documents no defaults" % page5)
+    for (section, key), lines in sorted(documented.items()):
+        want = documented_default(lines)
+        if (section, key) in DESCRIBED_DEFAULTS:
+            continue
+        if want is None:
+            problem("%s: the default of %s in [%s] is neither a number nor a .Ql or .Cm value: %r"
+                    % (page5, key, section, " ".join(lines)[:120]))
+            continue
+        if key not in actual.get(section, {}):
+            problem("%s gives a default for %s in [%s], which --check-config does not show"
+                    % (page5, key, section))
+            continue
+        got = as_text(actual[section][key])
+        if got != want:
+            problem("%s says %s in [%s] defaults to %s; the loader's default is %s"
+                    % (page5, key, section, want, got))
+    print("checked %d documented defaults against --check-config" % len(documented))
 
 
 # ---------------------------------------------------------------------------------------------

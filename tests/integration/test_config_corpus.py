@@ -164,6 +164,16 @@ def expected_config(doc, path, home):
         "socket_access": dm.get("socket_access", "full"),
         "wait_poll_max_seconds": dm.get("wait_poll_max_seconds", 10),
         "trust_local_users": dm.get("trust_local_users", False),
+        "failure_memory_seconds": dm.get("failure_memory_seconds", 20),
+        "max_connections_per_caller": dm.get("max_connections_per_caller", 256),
+        "max_requests_per_caller": dm.get("max_requests_per_caller", 128),
+        "max_waits_per_caller": dm.get("max_waits_per_caller", 32),
+        # 64 MiB, or max_body_bytes when that is larger
+        "max_buffered_bytes_per_caller": dm.get("max_buffered_bytes_per_caller",
+                                                max(64 * 1024 * 1024, dm.get("max_body_bytes", 1048576))),
+        "upstream_share_percent": dm.get("upstream_share_percent", 50),
+        "header_timeout": dm.get("header_timeout", 10),
+        "idle_timeout": dm.get("idle_timeout", 60),
     }
 
     return {

@@ -146,6 +146,10 @@ static void test_defaults(void) {
         CHECK(c->request_timeout_sec == 60, "request_timeout");
         CHECK(c->max_body_bytes == 1048576, "max_body_bytes");
         CHECK(c->max_upstream_connections == 64, "max_upstream_connections");
+        CHECK(c->max_connections_per_caller == 256 && c->max_requests_per_caller == 128 &&
+              c->max_waits_per_caller == 32 && c->max_buffered_bytes_per_caller == 64u * 1024 * 1024 &&
+              c->upstream_share_percent == 50 && c->header_timeout_sec == 10 && c->idle_timeout_sec == 60,
+              "fair share defaults");
         CHECK(!c->allow_remote, "allow_remote");
         CHECK(c->allowed_hosts && !c->allowed_hosts[0], "allowed_hosts empty, not NULL");
         CHECK(c->cors_origins && !c->cors_origins[0], "cors_origins empty, not NULL");
@@ -728,6 +732,9 @@ static void test_values(void) {
                 { "daemon", "request_timeout = 0", "between 1 and 3600" },
                 { "daemon", "max_body_bytes = 1073741825", "between 1 and 1073741824" },
                 { "daemon", "max_upstream_connections = 1025", "between 1 and 1024" },
+                { "daemon", "upstream_share_percent = 0", "between 1 and 100" },
+                { "daemon", "max_requests_per_caller = 8193", "between 1 and 8192" },
+                { "daemon", "max_buffered_bytes_per_caller = 1024", "at least max_body_bytes" },
                 { "daemon", "allow_remote = \"yes\"", "must be a boolean" },
                 { "daemon", "allowed_hosts = \"localhost\"", "array of strings" },
                 { "daemon", "allowed_hosts = [\"a b\"]", "host name" },

@@ -94,6 +94,39 @@ static void test_tcp(void) {
         sock_diag_done(&sd);
 }
 
+/* The user database's answer is kept a little while: the same groups, from the cache. */
+static void test_tcp_cached(void) {
+        struct sock_diag sd = SOCK_DIAG_INIT;
+        struct peer_cache cache = { .next = 0 };
+        struct peer a, b, c;
+        int client = -1, server = -1;
+
+        if (!tcp_pair(&client, &server)) {
+                CHECK(false, "loopback pair: %s", strerror(errno));
+                return;
+        }
+        memset(&a, 0, sizeof a);
+        memset(&b, 0, sizeof b);
+        memset(&c, 0, sizeof c);
+        peer_identify_tcp_cached(&a, server, &sd, &cache, 1000);
+        CHECK(a.identified && cache.e[0].used && cache.e[0].uid == a.uid, "asked, then kept");
+        /* A stale answer in the cache shows whether the next lookup used it. */
+        cache.e[0].gid = a.gid + 1;
+        peer_identify_tcp_cached(&b, server, &sd, &cache, 1000 + PEER_CACHE_USEC - 1);
+        CHECK(b.identified && b.gid == a.gid + 1 && b.n_groups == a.n_groups, "from the cache");
+        peer_identify_tcp_cached(&c, server, &sd, &cache, 1000 + PEER_CACHE_USEC);
+        CHECK(c.identified && c.gid == a.gid && c.n_groups == a.n_groups, "asked again once it is old");
+        CHECK(cache.e[0].at_usec == 1000 + PEER_CACHE_USEC && !cache.e[1].used, "one entry per uid");
+        peer_done(&a);
+        peer_done(&b);
+        peer_done(&c);
+        peer_cache_clear(&cache);
+        CHECK(!cache.e[0].used && !cache.e[0].groups, "cleared");
+        close(client);
+        close(server);
+        sock_diag_done(&sd);
+}
+
 static void test_unix(void) {
         struct peer p;
         int sv[2];
@@ -142,6 +175,7 @@ static void test_user_groups(void) {
 
 int main(void) {
         test_tcp();
+        test_tcp_cached();
         test_unix();
         test_user_groups();
         printf("%u checks, %u failures\n", checks, failures);
