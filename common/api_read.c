@@ -36,14 +36,19 @@ static const char *op_name(const struct operation *op) {
 
 /* ---- names -------------------------------------------------------------- */
 
-/* Why upstream might read a decoded name otherwise than denvrd, or NULL. */
-static const char *name_problem(const char *name, size_t len) {
+/*
+ * Why upstream might read a decoded name otherwise than denvrd, or NULL.
+ * Model binding gives '.', '[' and ']' in a form or query name a meaning
+ * ("input.Id", "Id[0]"); a JSON member name has none, so body members are
+ * judged without them (dotted: false).
+ */
+static const char *name_problem(const char *name, size_t len, bool dotted) {
         if (len == 0)
                 return "an empty parameter name";
         for (size_t i = 0; i < len; i++) {
                 unsigned char c = (unsigned char) name[i];
 
-                if (c == '.' || c == '[' || c == ']')
+                if (dotted && (c == '.' || c == '[' || c == ']'))
                         return "a dotted or bracketed name (upstream binds \"input.Id\" or \"Id[]\" in place of \"Id\")";
                 /* .NET folds some letters onto ASCII ones: U+0131 matches 'I'. */
                 if (c < 0x20 || c >= 0x7f)
@@ -122,7 +127,7 @@ static int read_query_piece(struct api_read *a, enum api_read_mode mode, const s
         if (k < 0)
                 return refuse(a, "query parameter \"%.*s\" has a bad percent-encoding in its name",
                               (int) (f->name_len > 64 ? 64 : f->name_len), f->name);
-        why = name_problem(p->name, (size_t) k);
+        why = name_problem(p->name, (size_t) k, true);
         if (why)
                 return refuse(a, "query parameter \"%.64s\" refused: %s", p->name, why);
         k = query_decode_dup(f->value, f->value_len, &p->value);
@@ -412,7 +417,7 @@ static int read_member(struct api_read *a, enum api_read_mode mode, const char *
         p->name = strndup(key, key_len);
         if (!p->name)
                 return -ENOMEM;
-        why = name_problem(key, key_len);
+        why = name_problem(key, key_len, false);
         if (why)
                 return refuse(a, "body member \"%.64s\" refused: %s", p->name, why);
         p->empty = json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0);

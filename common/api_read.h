@@ -15,7 +15,8 @@
  *
  *  - a query piece whose name or value has a bad escape; a name that is
  *    empty, holds '.', '[' or ']', or a byte outside printable ASCII; a name
- *    given twice in any case or encoding;
+ *    given twice in any case or encoding; a JSON member name that is empty or
+ *    holds a byte outside printable ASCII (dots mean nothing in JSON);
  *  - on a body operation, a query name that is one of its body fields;
  *  - a body on an operation that takes none; on one that takes a body, a
  *    body that is not JSON (form and multipart never reach upstream), not a

@@ -4,9 +4,11 @@
   (a) a GET carrying a body (which upstream would bind before the query: a form `Id=vm-2`
       on `GetServer?Id=vm-1`) is refused, so it can never fill the entry another caller's
       plain GET is then answered from;
-  (b) the cache key is everything that is sent upstream: two GETs that differ in a forwarded
-      header (Accept, Accept-Language, If-None-Match, traceparent, ...) never share an answer,
-      cached or coalesced; a header that is not forwarded changes nothing upstream;
+  (b) the cache key is everything that is sent upstream and can change the answer: two GETs
+      that differ in a forwarded header (Accept, Accept-Language, If-None-Match, ...) never
+      share an answer, cached or coalesced; trace context (traceparent, tracestate) is
+      forwarded but changes no answer, so it does not split the entry; a header that is not
+      forwarded changes nothing upstream;
   (c) a follower coalesced onto a leader's in-flight request gets the leader's answer only if
       it is a 2xx: a leader ending in 400 or 500 leaves the follower to its own upstream call,
       and a different request is never coalesced onto it;
@@ -129,6 +131,8 @@ FORWARDED = [
     ("If-None-Match", '"abc"'),
     ("If-Modified-Since", "Tue, 01 Dec 2026 10:00:00 GMT"),
     ("If-Unmodified-Since", "Tue, 01 Dec 2026 10:00:00 GMT"),
+]
+TRACE = [
     ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
     ("tracestate", "congo=t61rcWkgMzE"),
 ]
@@ -154,15 +158,23 @@ def test_forwarded_header_is_part_of_the_key(start_denvrd, mock, harness_token_l
     assert sent[with_it] == value and sent[1 - with_it] != value, sent
 
 
-@pytest.mark.parametrize("name,value", [("Accept-Language", "fr"), ("Accept", "text/csv"),
-                                        ("traceparent",
-                                         "00-11111111111111111111111111111111-2222222222222222-01")],
-                         ids=["Accept-Language", "Accept", "traceparent"])
+@pytest.mark.parametrize("name,value", TRACE, ids=[t[0] for t in TRACE])
+def test_trace_context_is_forwarded_but_does_not_split_the_entry(start_denvrd, mock,
+                                                                 harness_token_log, name, value):
+    d, _ = start(start_denvrd, harness_token_log)
+    a = raw(d, "GET", LIST, [(name, value)])
+    b = raw(d, "GET", LIST)
+    assert a.status == 200 and b.status == 200 and b.header("X-Cache") == "HIT", b
+    recs = upstream(mock, LIST)
+    assert len(recs) == 1 and mock.header(recs[0], name) == value, [r["headers"] for r in recs]
+
+
+@pytest.mark.parametrize("name,value", [("Accept-Language", "fr"), ("Accept", "text/csv")],
+                         ids=["Accept-Language", "Accept"])
 def test_different_forwarded_values_do_not_share(start_denvrd, mock, harness_token_log, name,
                                                  value):
     d, _ = start(start_denvrd, harness_token_log)
-    other = {"Accept-Language": "de", "Accept": "application/json",
-             "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}[name]
+    other = {"Accept-Language": "de", "Accept": "application/json"}[name]
     raw(d, "GET", LIST, [(name, other)])
     b = raw(d, "GET", LIST, [(name, value)])
     assert b.header("X-Cache") != "HIT"
