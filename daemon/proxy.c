@@ -732,8 +732,9 @@ static char *failure_key(struct proxy *p) {
 
         if (!sent)
                 return NULL;
-        if (asprintf(&key, "%s:%u:%s\n%s", p->r->token[0] ? "token" : "uid",
-                     who->identified ? (unsigned) who->uid : (unsigned) -1, p->r->token, sent) < 0)
+        if (asprintf(&key, "%s:%u:%s\n%s %s", p->r->token[0] ? "token" : "uid",
+                     who->identified ? (unsigned) who->uid : (unsigned) -1, p->r->token, p->r->method,
+                     sent) < 0)
                 return NULL;
         return key;
 }

@@ -401,6 +401,18 @@ class Load:
                 return "upstream %d" % status, None
             self.fail("%s: unexpected upstream answer %d %r" % (where, status, data[:200]))
             return None, None
+        if hdrs.get("X-Denvrd-Replayed") is not None:
+            # A failure denvrd gave up on moments ago, repeated to the same caller's same
+            # request instead of another round upstream (failure_memory_seconds): that
+            # failure was judged when it happened; here it must still be one.
+            try:
+                failed = method == "HEAD" or json.loads(data).get("success") is False
+            except (ValueError, AttributeError):
+                failed = False
+            if status in (429, 500, 502, 503, 504) and failed and not (method == "HEAD" and data):
+                return "denvrd replayed %d" % status, None
+            self.fail("%s: replayed %d %r" % (where, status, data[:200]))
+            return None, None
         # made by denvrd
         if status not in self.allowed:
             self.fail("%s: denvrd answered %d %r" % (where, status, data[:300]))
