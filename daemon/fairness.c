@@ -125,12 +125,27 @@ static char *refusal_message(const struct denvr_config *c, const struct fair_cal
 
 /* --- connections: deadlines ---------------------------------------------------------- */
 
+/*
+ * Deadlines are lazy: a request moves ctx->fair.deadline, and the timer is
+ * touched only when the new deadline is earlier than the one it is armed for.
+ * It may therefore fire early, and is then armed again for the deadline in
+ * force: a kept-alive request costs no timer call at all.
+ */
+static void conn_timer_set(struct conn_ctx *ctx, uint64_t at, uint64_t accuracy);
+
 static int on_conn_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct conn_ctx *ctx = userdata;
         struct fairness *fz = ctx->listener->daemon->fairness;
         enum fair_close why = ctx->fair.refused ? FAIR_CLOSED_REFUSED_PEER :
                               ctx->fair.idle ? FAIR_CLOSED_IDLE_TIMEOUT : FAIR_CLOSED_HEADER_TIMEOUT;
 
+        ctx->fair.armed = 0;
+        if (ctx->fair.deadline == 0)
+                return 0;   /* disarmed since */
+        if (usec < ctx->fair.deadline) {
+                conn_timer_set(ctx, ctx->fair.deadline, 250000);
+                return 0;
+        }
         ctx->fair.deadline = 0;
         fz->closed[why]++;
         log_debug("closing %s connection %s: %s", ctx->peer.is_unix ? "unix" : "tcp",
@@ -141,29 +156,34 @@ static int on_conn_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void conn_arm(struct conn_ctx *ctx, uint64_t deadline, uint64_t accuracy) {
+static void conn_timer_set(struct conn_ctx *ctx, uint64_t at, uint64_t accuracy) {
         sd_event *e = ctx->listener->daemon->event;
 
-        if (ctx->fd < 0)
-                return;
         if (!ctx->fair.timer) {
                 /* Without it, libmicrohttpd's own idle timeout still closes the connection. */
-                if (sd_event_add_time(e, &ctx->fair.timer, CLOCK_MONOTONIC, deadline, accuracy, on_conn_timer,
+                if (sd_event_add_time(e, &ctx->fair.timer, CLOCK_MONOTONIC, at, accuracy, on_conn_timer,
                                       ctx) < 0) {
                         ctx->fair.timer = NULL;
                         return;
                 }
         } else {
-                (void) sd_event_source_set_time(ctx->fair.timer, deadline);
+                (void) sd_event_source_set_time(ctx->fair.timer, at);
                 (void) sd_event_source_set_time_accuracy(ctx->fair.timer, accuracy);
                 (void) sd_event_source_set_enabled(ctx->fair.timer, SD_EVENT_ONESHOT);
         }
-        ctx->fair.deadline = deadline;
+        ctx->fair.armed = at;
 }
 
+static void conn_arm(struct conn_ctx *ctx, uint64_t deadline, uint64_t accuracy) {
+        if (ctx->fd < 0)
+                return;
+        ctx->fair.deadline = deadline;
+        if (ctx->fair.armed == 0 || deadline < ctx->fair.armed)
+                conn_timer_set(ctx, deadline, accuracy);
+}
+
+/* Lazily: the armed timer finds no deadline when it fires. */
 static void conn_disarm(struct conn_ctx *ctx) {
-        if (ctx->fair.timer)
-                (void) sd_event_source_set_enabled(ctx->fair.timer, SD_EVENT_OFF);
         ctx->fair.deadline = 0;
 }
 
@@ -198,8 +218,10 @@ bool fairness_conn_open(struct daemon *d, struct conn_ctx *ctx, struct MHD_Conne
         struct fair_caller *who = NULL;
         char key[CALLER_KEY_MAX];
 
-        /* libmicrohttpd's inactivity timeout: for a request body that stops coming. */
-        (void) MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned) c->idle_timeout_sec);
+        /* libmicrohttpd's inactivity timeout: for a request body that stops coming.  A second
+         * later than idle_timeout, so that between requests ours closes (and counts) first. */
+        (void) MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                         (unsigned) c->idle_timeout_sec + 1);
         /* No local token could let it in: answer it (403) and close, never hold it. */
         ctx->fair.refused = access_peer_refused_outright(&ctx->peer, c);
         if (ctx->fair.refused)

@@ -60,6 +60,7 @@ struct fair_conn {
         struct fair_caller *caller;   /* counted against max_connections_per_caller; NULL: not */
         sd_event_source *timer;       /* the header or idle deadline */
         uint64_t deadline;            /* CLOCK_MONOTONIC usec; 0: none */
+        uint64_t armed;               /* what timer is set for (may be earlier); 0: not set */
         bool refused;                 /* refused outright: answer, close */
         bool idle;                    /* between two requests */
 };
