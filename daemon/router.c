@@ -58,4 +58,7 @@ void router_dispatch(struct request *r) {
                 login_shim_handle(r);
         else
                 proxy_start(r);
+        /* Judged, filled in and built: the reading (a JSON body's tree with it) is not kept
+         * for the whole upstream round trip. */
+        reading_done(r);
 }
