@@ -499,67 +499,46 @@ bool fillin_result_is_valid(const struct fillin_result *r) {
         return r->body_error == FILLIN_BODY_OK && r->n_missing == 0;
 }
 
-int fillin_result_envelope(const struct fillin_result *r, char **ret) {
+/* ABP's validation envelope naming each required parameter still missing. */
+static char *missing_envelope(const struct fillin_result *r) {
         struct envelope_violation v[OPTABLE_MAX_PARAMS];
         char hints[OPTABLE_MAX_PARAMS][128];
-        char *members[OPTABLE_MAX_PARAMS] = { NULL };
-        _cleanup_free_ char *message = NULL;
+        char members[OPTABLE_MAX_PARAMS][64];
+
+        assert(r->n_missing <= OPTABLE_MAX_PARAMS);
+        for (size_t i = 0; i < r->n_missing; i++) {
+                const struct op_param *p = r->missing[i];
+                const char *key = op_default_to_string(p->fill);
+
+                /* Say which setting would have filled it: the usual cause. */
+                if (key)
+                        snprintf(hints[i], sizeof(hints[i]),
+                                 "The %s field is required (no [defaults] %s is configured).", p->name, key);
+                else
+                        snprintf(hints[i], sizeof(hints[i]), "The %s field is required.", p->name);
+                /* ABP camelCases member names ("Id" -> "id"), as upstream answers. */
+                snprintf(members[i], sizeof(members[i]), "%s", p->name);
+                members[i][0] = (char) ascii_lower((unsigned char) members[i][0]);
+                v[i] = (struct envelope_violation) { .message = hints[i], .member = members[i] };
+        }
+        /* ABP's own wording, so clients that match on it keep working. */
+        return envelope_error("Your request is not valid!", "The following errors were detected during validation.",
+                              false, v, r->n_missing);
+}
+
+int fillin_result_envelope(const struct fillin_result *r, char **ret) {
         char *e;
 
         assert(r);
         assert(ret);
 
         *ret = NULL;
-        switch (r->body_error) {
-        case FILLIN_BODY_REFUSED:
-                e = envelope_error(r->refused, NULL, false, NULL, 0);
-                break;
-        case FILLIN_BODY_INVALID_JSON:
-                if (asprintf(&message, "request body is not valid JSON: line %d, column %d: %s",
-                             r->error_line, r->error_column, r->error_text) < 0)
-                        return -ENOMEM;
-                e = envelope_error(message, NULL, false, NULL, 0);
-                break;
-        case FILLIN_BODY_NOT_OBJECT:
-                e = envelope_error(r->refused, NULL, false, NULL, 0);
-                break;
-        case FILLIN_BODY_OK:
-        default:
-                if (r->n_missing == 0)
-                        return 0;
-                assert(r->n_missing <= OPTABLE_MAX_PARAMS);
-                for (size_t i = 0; i < r->n_missing; i++) {
-                        const struct op_param *p = r->missing[i];
-                        const char *key = op_default_to_string(p->fill);
-
-                        /* Say which setting would have filled it: the usual cause. */
-                        if (key)
-                                snprintf(hints[i], sizeof(hints[i]),
-                                         "The %s field is required (no [defaults] %s is configured).",
-                                         p->name, key);
-                        else
-                                snprintf(hints[i], sizeof(hints[i]), "The %s field is required.", p->name);
-                        /* ABP camelCases member names ("Id" -> "id"), as upstream answers. */
-                        members[i] = strdup(p->name);
-                        if (!members[i]) {
-                                for (size_t j = 0; j < i; j++)
-                                        free(members[j]);
-                                return -ENOMEM;
-                        }
-                        members[i][0] = (char) ascii_lower((unsigned char) members[i][0]);
-                        v[i] = (struct envelope_violation) {
-                                .message = hints[i],
-                                .member = members[i],
-                        };
-                }
-                /* ABP's own wording, so clients that match on it keep working. */
-                e = envelope_error("Your request is not valid!",
-                                   "The following errors were detected during validation.",
-                                   false, v, r->n_missing);
-                for (size_t i = 0; i < r->n_missing; i++)
-                        free(members[i]);
-                break;
-        }
+        if (r->body_error != FILLIN_BODY_OK)
+                e = envelope_error(r->refused, NULL, false, NULL, 0);   /* the reading's own words */
+        else if (r->n_missing > 0)
+                e = missing_envelope(r);
+        else
+                return 0;
         if (!e)
                 return -ENOMEM;
         *ret = e;

@@ -600,6 +600,7 @@ static bool check_rights(struct request *r, rights_param_fn get, void *userdata)
         /* Without rules nothing is looked up: the common case costs nothing. */
         if (r->daemon->config->n_rights == 0) {
                 r->rule[0] = 0;
+                r->rights_list = false;
                 r->rights_pending = false;
                 return true;
         }
@@ -611,6 +612,7 @@ static bool check_rights(struct request *r, rights_param_fn get, void *userdata)
         rights_decide(r->daemon->config, &who, inner ? "GET" : r->method, inner ? inner : r->canon_path,
                       get, userdata, &ans);
         snprintf(r->rule, sizeof r->rule, "%s", ans.rule ? ans.rule->key : "");
+        r->rights_list = ans.rule && ans.rule->kind == RIGHTS_LIST;
         r->rights_pending = ans.verdict == RIGHTS_NEED_PARAMS;
         if (ans.verdict != RIGHTS_DENY)
                 return true;

@@ -345,26 +345,31 @@ static void proxy_fail(struct proxy *p) {
                 proxy_remember_failure(p, true);
 }
 
+/* No answer at all: followers get the same verdict, not one failing attempt each. */
+static void flight_fail_followers(struct proxy *p) {
+        void **waiters;
+
+        if (!p->flight)
+                return;
+        waiters = cache_flight_end(p->r->daemon->cache, p->flight);
+        p->flight = NULL;
+        for (void **w = waiters; w && *w; w++) {
+                struct proxy *f = *w;
+                struct upstream_transfer *own = f->t;
+
+                f->flight = NULL;
+                f->waiting = false;
+                f->t = p->t;   /* borrowed for the message only */
+                proxy_fail_reply(f);
+                f->t = own;
+        }
+        free(waiters);
+}
+
 static void proxy_fail_reply(struct proxy *p) {
         struct request *r = p->r;
 
-        if (p->flight) {
-                /* Followers get the same verdict, not one failing attempt each. */
-                void **waiters = cache_flight_end(r->daemon->cache, p->flight);
-
-                p->flight = NULL;
-                for (void **w = waiters; w && *w; w++) {
-                        struct proxy *f = *w;
-                        struct upstream_transfer *own = f->t;
-
-                        f->flight = NULL;
-                        f->waiting = false;
-                        f->t = p->t;   /* borrowed for the message only */
-                        proxy_fail_reply(f);
-                        f->t = own;
-                }
-                free(waiters);
-        }
+        flight_fail_followers(p);
         struct upstream_transfer *t = p->t;
         const char *host = upstream_host(r->daemon);
         unsigned timeout = r->daemon->config->request_timeout_sec;

@@ -14,22 +14,13 @@
 #include "login_shim.h"
 #include "optable.h"
 #include "request.h"
-#include "rights.h"
 #include "router.h"
 #include "wait.h"
 #include "wait_query.h"
 
-/* Callers held to an operation list may send only what the operation has. */
-static enum api_read_mode mode_for(struct request *r) {
-        const struct denvr_config *c = r->daemon->config;
-        const struct rights_rule *rule;
-        struct rights_caller who;
-
-        if (c->n_rights == 0)
-                return API_READ_OPEN;
-        rights_caller_of(r, &who);
-        rule = rights_rule_for(c, &who);
-        return rule && rule->kind == RIGHTS_LIST ? API_READ_STRICT : API_READ_OPEN;
+/* Callers held to an operation list (the access phase said so) send only what the operation has. */
+static enum api_read_mode mode_for(const struct request *r) {
+        return r->rights_list ? API_READ_STRICT : API_READ_OPEN;
 }
 
 static bool refuse(struct request *r, int k, const char *why) {

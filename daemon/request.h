@@ -133,6 +133,7 @@ struct request {
         char token[LOCAL_TOKEN_NAME_MAX + 1];
         char rule[LOCAL_TOKEN_NAME_MAX + 16];
         bool rights_pending;
+        bool rights_list;       /* held to an operation list: read strictly (reading.c) */
 
         struct fair_hold fair;  /* fairness.c: what it holds of its caller's limits */
 
