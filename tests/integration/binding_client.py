@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import denvrd_harness as H
+import peers as P
 
 # One request in a single write, read until the server closes (or 20 s pass without data).
 # argv: kind (unix|tcp), address, the request as base64.  Prints the answer as base64.
@@ -79,17 +80,8 @@ def build(method, target, headers=(), body=None, chunk=False, auth=None, length=
 
 
 def new_token(name, token_log):
-    """denvrd --new-token name -> (token, its [tokens] line); the token is added to the
-    session's secret list (token_log), which test_zz_log_hygiene.py searches the logs for."""
-    p = subprocess.run([str(H.denvrd_binary()), "--new-token", name], capture_output=True,
-                       text=True, timeout=30)
-    assert p.returncode == 0, p.stderr
-    token = p.stdout.splitlines()[0]
-    with open(token_log, "a") as f:
-        f.write("local %s\n" % token)
-    line = [ln for ln in p.stdout.splitlines() if ln.startswith(name + " = ")]
-    assert len(line) == 1, p.stdout
-    return token, line[0]
+    """denvrd --new-token name -> (token, its [tokens] line) (peers.new_token)."""
+    return P.new_token(name, token_log)[:2]
 
 
 def send_as(user, via, addr, raw):

@@ -154,3 +154,32 @@ def shared_dir(prefix):
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def new_token(name, token_log):
+    """denvrd --new-token name -> (token, its [tokens] line, the whole output); the token is
+    added to the session's secret list (token_log), which test_zz_log_hygiene.py searches the
+    logs for."""
+    p = subprocess.run([str(H.denvrd_binary()), "--new-token", name], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    token = p.stdout.splitlines()[0]
+    with open(token_log, "a") as f:
+        f.write("local %s\n" % token)
+    line = [ln for ln in p.stdout.splitlines() if ln.startswith(name + " = ")]
+    assert len(line) == 1, p.stdout
+    return token, line[0], p.stdout
+
+
+def start_with_rights(start_denvrd, sockdir, rights="", tokens="", daemon=None):
+    """denvrd with these [rights] and [tokens] lines, its socket in the shared sockdir (mode
+    0666, so that only denvrd's own checks decide who gets in)."""
+    dm = {"socket_mode": "0666"}
+    dm.update(daemon or {})
+    extra = ""
+    if rights:
+        extra += "[rights]\n" + rights.strip("\n") + "\n"
+    if tokens:
+        extra += "\n[tokens]\n" + tokens.strip("\n") + "\n"
+    return start_denvrd(extra, socket=os.path.join(sockdir, "denvrd.sock"), daemon=dm)
+

@@ -52,17 +52,7 @@ def people():
 @pytest.fixture
 def new_token(harness_token_log):
     """new_token(name) -> (token, its [tokens] line)."""
-    def _new(name):
-        p = subprocess.run([str(H.denvrd_binary()), "--new-token", name], capture_output=True,
-                           text=True, timeout=30)
-        assert p.returncode == 0, p.stderr
-        token = p.stdout.splitlines()[0]
-        with open(harness_token_log, "a") as f:
-            f.write("local %s\n" % token)
-        line = [ln for ln in p.stdout.splitlines() if ln.startswith(name + " = ")]
-        assert len(line) == 1, p.stdout
-        return token, line[0]
-    return _new
+    return lambda name: P.new_token(name, harness_token_log)[:2]
 
 
 @pytest.fixture
@@ -71,15 +61,7 @@ def shared_dir_for_socket():
         yield d
 
 
-def start(start_denvrd, sockdir, rights="", tokens="", daemon=None):
-    dm = {"socket_mode": "0666"}
-    dm.update(daemon or {})
-    extra = ""
-    if rights:
-        extra += "[rights]\n" + rights.strip("\n") + "\n"
-    if tokens:
-        extra += "\n[tokens]\n" + tokens.strip("\n") + "\n"
-    return start_denvrd(extra, socket=os.path.join(sockdir, "denvrd.sock"), daemon=dm)
+start = P.start_with_rights
 
 
 def head(method, path, headers=None, length=0):
