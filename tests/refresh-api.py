@@ -326,7 +326,7 @@ def main(argv):
     write_atomically(a.dir / "openapi.json", raw)
     write_atomically(current, text.encode())
     if changes:
-        print("wrote %s and %s; now bring common/operations.table (test optable-drift) and "
+        print("wrote %s and %s; now bring common/api/operations.table (test optable-drift) and "
               "OPERATIONS in tests/mock_denvr.py (test_mock.py) in step, and say in %s which "
               "document this is" % (a.dir / "openapi.json", current, a.dir / "README.md"))
     return 0

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What identifying a TCP peer costs, per new connection: N rounds of
- *   - sock_diag      one NETLINK_SOCK_DIAG exact query (common/sock_diag.c);
- *   - identify       all of peer_identify_tcp() (daemon/peer.c): addresses,
+ *   - sock_diag      one NETLINK_SOCK_DIAG exact query (common/base/sock_diag.c);
+ *   - identify       all of peer_identify_tcp() (daemon/core/peer.c): addresses,
  *                    the query, getpwuid_r() and getgrouplist();
  *   - /proc/net/tcp  for contrast, one full read of /proc/net/tcp and tcp6,
  *                    what the former lookup scanned (it stopped at 1 MiB);
@@ -28,9 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "peer.h"
-#include "request.h"
-#include "sock_diag.h"
+#include "daemon/core/peer.h"
+#include "daemon/http/request.h"
+#include "common/base/sock_diag.h"
 
 /* CPU time of this process (user + system: the kernel's work for a query counts), not wall
  * time, which a busy machine inflates. */

@@ -33,9 +33,9 @@ if [[ ! -f $BUILD_DIR/build.ninja ]]; then
 fi
 ninja -C "$BUILD_DIR" daemon/denvrd >/dev/null || die "build failed"
 # shellcheck disable=SC2046
-cc -O2 -DNDEBUG -D_GNU_SOURCE -std=gnu11 -I"$REPO/common" -I"$REPO/daemon" \
-        -o "$BUILD_DIR/bench-identify" "$HERE/identify.c" "$REPO/common/sock_diag.c" \
-        "$REPO/daemon/peer.c" "$REPO/common/log.c" $(pkg-config --cflags --libs libsystemd) ||
+cc -O2 -DNDEBUG -D_GNU_SOURCE -std=gnu11 -I"$REPO" \
+        -o "$BUILD_DIR/bench-identify" "$HERE/identify.c" "$REPO/common/base/sock_diag.c" \
+        "$REPO/daemon/core/peer.c" "$REPO/common/base/log.c" $(pkg-config --cflags --libs libsystemd) ||
         die "cannot build identify.c"
 
 say "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"

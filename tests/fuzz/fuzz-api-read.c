@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * libFuzzer target for api_read() (common/api_read.h): the reading that rights,
+ * libFuzzer target for api_read() (common/api/api_read.h): the reading that rights,
  * defaults, waits and the cache judge must be what upstream binds.
  *
  * Input: byte 0 picks the operation, byte 1 the mode and Content-Type; the
@@ -23,8 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api_read.h"
-#include "cleanup.h"
+#include "common/api/api_read.h"
+#include "common/base/cleanup.h"
 
 #define CHECK(cond)                                                                        \
         do {                                                                               \

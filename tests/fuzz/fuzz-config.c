@@ -33,7 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "common/config/config.h"
 
 #define CHECK(cond)                                                                      \
         do {                                                                             \

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fillin.h"
+#include "common/api/fillin.h"
 
 #define CHECK(cond)                                                                     \
         do {                                                                            \

@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http_headers.h"
+#include "common/http/http_headers.h"
 
 #define CHECK(cond)                                                                       \
         do {                                                                              \

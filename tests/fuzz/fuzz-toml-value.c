@@ -29,8 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
-#include "toml_value.h"
+#include "common/base/cleanup.h"
+#include "common/config/toml_value.h"
 
 #define CHECK(cond)                                                                          \
         do {                                                                                 \

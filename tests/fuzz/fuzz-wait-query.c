@@ -20,7 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "wait_query.h"
+#include "common/api/wait_query.h"
 
 #define CHECK(cond)                                                                           \
         do {                                                                                  \

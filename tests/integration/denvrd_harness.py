@@ -88,7 +88,7 @@ def denvrd_binary():
 
 
 def denvrd_test_hooks_binary():
-    """denvrd with the test-only endpoints of daemon/test_hooks.c (never installed)."""
+    """denvrd with the test-only endpoints of daemon/handlers/test_hooks.c (never installed)."""
     p = os.environ.get("DENVRD_TEST_HOOKS_BIN")
     if p:
         return Path(p)

@@ -78,7 +78,7 @@ CLUSTERS = ("Msc1", "Hou1")
 
 
 # ---------------------------------------------------------------------------------------------
-# denvrd's documented errors: the texts of request_reply_error() in daemon/proxy.c that an
+# denvrd's documented errors: the texts of request_reply_error() in daemon/upstream/proxy.c that an
 # upstream that resets, sends garbage, drops TLS or is slow can cause.  Unresolved names,
 # untrusted certificates, bodies over the cap, 503s and the cache's shared-request error cannot
 # happen here and count as failures.

@@ -204,7 +204,7 @@ def expected_rights(rights):
     return {"evaluation": EVALUATION, "rules": rules}
 
 
-# How denvrd says it applies [rights] (daemon/rights.h); the text is part of the interface.
+# How denvrd says it applies [rights] (daemon/policy/rights.h); the text is part of the interface.
 EVALUATION = ("a request with a local token: that token's rule alone; otherwise the rule for the caller's "
               "uid; otherwise the first group rule, in file order, for one of its groups; otherwise no rule "
               "(full for those [daemon] lets in). The listener's tcp_access or socket_access caps every rule.")

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "config.h"
+#include "common/config/config.h"
 
 int main(void) {
         const char *s, *k;

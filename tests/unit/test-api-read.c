@@ -1,17 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The reading of an API request (common/api_read.h), the one query reader
- * (common/query.h) and header hygiene (common/http_framing.h): what upstream
+ * The reading of an API request (common/api/api_read.h), the one query reader
+ * (common/http/query.h) and header hygiene (common/http/http_framing.h): what upstream
  * could bind otherwise is refused, what it binds alike is read alike.
  */
 #include <errno.h>
 #include <string.h>
 
-#include "api_read.h"
+#include "common/api/api_read.h"
 #include "check.h"
-#include "cleanup.h"
-#include "http_framing.h"
-#include "query.h"
+#include "common/base/cleanup.h"
+#include "common/http/http_framing.h"
+#include "common/http/query.h"
 
 #define V "/api/v1/servers/virtual/"
 #define JSON "application/json"

@@ -7,9 +7,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "canon_path.h"
-#include "cleanup.h"
-#include "optable.h"
+#include "common/http/canon_path.h"
+#include "common/base/cleanup.h"
+#include "common/api/optable.h"
 
 #include "check.h"
 

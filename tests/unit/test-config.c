@@ -18,7 +18,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "common/config/config.h"
 
 #include "check.h"
 

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* The failure memory (daemon/failure_memory.h): remembered, replayed, expired, evicted, forgotten. */
+/* The failure memory (daemon/upstream/failure_memory.h): remembered, replayed, expired, evicted, forgotten. */
 #include <stdio.h>
 #include <string.h>
 
 #include "check.h"
-#include "failure_memory.h"
+#include "daemon/upstream/failure_memory.h"
 
 #define S 1000000u
 

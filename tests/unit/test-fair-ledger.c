@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "fair_ledger.h"
+#include "common/base/fair_ledger.h"
 
 static void test_callers(void) {
         struct fair_ledger l = { 0 };

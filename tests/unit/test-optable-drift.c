@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cleanup.h"
-#include "optable.h"
+#include "common/base/cleanup.h"
+#include "common/api/optable.h"
 
 static unsigned failures;
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "optable.h"
+#include "common/api/optable.h"
 
 #include "check.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * daemon/peer.c: the identity of a connection's peer, the same fields for
+ * daemon/core/peer.c: the identity of a connection's peer, the same fields for
  * both transports.  On real loopback connections and socket pairs of this
  * process: a TCP peer is identified by the owner of its socket with that
  * user's primary group and groups from the user database; a unix socket peer
@@ -20,9 +20,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "peer.h"
-#include "request.h"
-#include "sock_diag.h"
+#include "daemon/core/peer.h"
+#include "daemon/http/request.h"
+#include "common/base/sock_diag.h"
 
 #include "check.h"
 

@@ -5,9 +5,9 @@
 #include <string.h>
 
 #include "check.h"
-#include "optable.h"
-#include "rights_rule.h"
-#include "toml_value.h"
+#include "common/api/optable.h"
+#include "common/config/rights_rule.h"
+#include "common/config/toml_value.h"
 
 static int parse(const char *key, const char *value, struct rights_rule *r, char *buf, size_t n) {
         struct toml_value v;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * common/sock_diag.c: the inet_diag request as built (family, which end is
+ * common/base/sock_diag.c: the inet_diag request as built (family, which end is
  * src, ports, IPv4-mapped pairs asked as IPv4), the reply parser on crafted
  * netlink messages (errors, stale and unrelated entries, truncation,
  * unaligned buffers), and real questions to the kernel about loopback
@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "sock_diag.h"
+#include "common/base/sock_diag.h"
 
 #include "check.h"
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "toml_value.h"
+#include "common/config/toml_value.h"
 
 #include "check.h"
 

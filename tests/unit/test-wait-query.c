@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "wait_query.h"
+#include "common/api/wait_query.h"
 
 static int parse(const char *s, struct wait_query *q) {
         return wait_query_parse(s, s ? strlen(s) : 0, q);

@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_MODULE "metrics"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "common/client/auth.h"
+#include "daemon/core/daemon.h"
+#include "denvrd-version.h"
+#include "daemon/http/fairness.h"
+#include "daemon/handlers/local_api.h"
+#include "common/base/log.h"
+#include "daemon/http/request.h"
+#include "common/client/upstream.h"
+#include "daemon/handlers/wait.h"
+
+static const char *const status_classes[6] = { "none", "1xx", "2xx", "3xx", "4xx", "5xx" };
+
+static void header(FILE *f, const char *name, const char *type, const char *help) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void write_requests(FILE *f, const struct metrics *m) {
+        header(f, "denvrd_requests_total", "counter", "Requests answered, by method and status class.");
+        for (unsigned i = 0; i < _METHOD_MAX; i++)
+                for (unsigned c = 0; c < 6; c++)
+                        if (m->requests[i][c] || (i == METHOD_GET && c == 2))
+                                fprintf(f, "denvrd_requests_total{method=\"%s\",code=\"%s\"} %" PRIu64 "\n",
+                                        metrics_method_to_string(i), status_classes[c], m->requests[i][c]);
+}
+
+static void write_latency(FILE *f, const struct metrics *m) {
+        uint64_t cum = 0;
+
+        header(f, "denvrd_upstream_request_duration_seconds", "histogram",
+               "Duration of upstream requests that got an answer.");
+        for (unsigned i = 0; i < METRICS_LATENCY_BUCKETS; i++) {
+                cum += m->latency_buckets[i];
+                fprintf(f, "denvrd_upstream_request_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                        metrics_latency_bounds[i], cum);
+        }
+        fprintf(f, "denvrd_upstream_request_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n",
+                m->latency_count);
+        fprintf(f, "denvrd_upstream_request_duration_seconds_sum %.6f\n", m->latency_sum_sec);
+        fprintf(f, "denvrd_upstream_request_duration_seconds_count %" PRIu64 "\n", m->latency_count);
+}
+
+static void write_waits(FILE *f, const struct metrics *m) {
+        header(f, "denvrd_waits_in_progress", "gauge", "GET /_denvrd/wait/ requests waiting now.");
+        fprintf(f, "denvrd_waits_in_progress %" PRIu64 "\n", m->waits_in_progress);
+        header(f, "denvrd_wait_polls_total", "counter",
+               "Upstream polls sent for waits (one per loop, however many wait on it).");
+        fprintf(f, "denvrd_wait_polls_total %" PRIu64 "\n", m->wait_polls);
+        header(f, "denvrd_waits_ended_total", "counter", "Waits ended, by how.");
+        for (unsigned i = 0; i < _WAIT_END_MAX; i++)
+                fprintf(f, "denvrd_waits_ended_total{reason=\"%s\"} %" PRIu64 "\n", wait_end_to_string(i),
+                        m->waits_ended[i]);
+}
+
+static void write_refusals(FILE *f, const struct metrics *m) {
+        header(f, "denvrd_requests_denied_total", "counter", "Requests refused by the local access rules.");
+        fprintf(f, "denvrd_requests_denied_total %" PRIu64 "\n", m->denied);
+        header(f, "denvrd_requests_refused_total", "counter",
+               "Requests refused before anything was forwarded, by what was wrong with them.");
+        fprintf(f, "denvrd_requests_refused_total{reason=\"parameters\"} %" PRIu64 "\n", m->refused_reading);
+        fprintf(f, "denvrd_requests_refused_total{reason=\"framing\"} %" PRIu64 "\n", m->refused_framing);
+        header(f, "denvrd_request_headers_dropped_total", "counter",
+               "Client request headers not forwarded (not on denvrd's list of forwarded headers).");
+        fprintf(f, "denvrd_request_headers_dropped_total %" PRIu64 "\n", m->headers_dropped);
+}
+
+static void write_auth(FILE *f, struct daemon *d) {
+        const struct metrics *m = &d->metrics;
+        struct auth_state s;
+
+        auth_get_state(d->auth, &s);
+        header(f, "denvrd_logins_total", "counter", "Upstream logins, by result.");
+        fprintf(f, "denvrd_logins_total{result=\"ok\"} %" PRIu64 "\n", m->logins_ok);
+        fprintf(f, "denvrd_logins_total{result=\"failed\"} %" PRIu64 "\n", m->logins_failed);
+        header(f, "denvrd_token_refreshes_total", "counter", "Access token refreshes, by result.");
+        fprintf(f, "denvrd_token_refreshes_total{result=\"ok\"} %" PRIu64 "\n", m->refreshes_ok);
+        fprintf(f, "denvrd_token_refreshes_total{result=\"failed\"} %" PRIu64 "\n", m->refreshes_failed);
+        header(f, "denvrd_token_expiry_seconds", "gauge",
+               "Seconds until the access token expires (-1: none held or not applicable).");
+        fprintf(f, "denvrd_token_expiry_seconds %ld\n", s.access_expires_in);
+        header(f, "denvrd_logged_in", "gauge", "1 while a usable token or API key is held.");
+        fprintf(f, "denvrd_logged_in %d\n", s.logged_in ? 1 : 0);
+}
+
+void local_api_metrics(struct request *r) {
+        struct daemon *d = r->daemon;
+        const struct metrics *m = &d->metrics;
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        f = open_memstream(&buf, &len);
+        if (!f) {
+                request_reply_error(r, 503, NULL, "out of memory");
+                return;
+        }
+        header(f, "denvrd_build_info", "gauge", "Always 1; the version is a label.");
+        fprintf(f, "denvrd_build_info{version=\"%s\"} 1\n", DENVRD_VERSION);
+        write_requests(f, m);
+        header(f, "denvrd_requests_in_flight", "gauge", "Requests being handled now.");
+        fprintf(f, "denvrd_requests_in_flight %u\n", d->n_requests);
+        header(f, "denvrd_upstream_requests_total", "counter", "Requests sent upstream, retries included.");
+        fprintf(f, "denvrd_upstream_requests_total %" PRIu64 "\n", m->upstream_requests);
+        header(f, "denvrd_upstream_retries_total", "counter", "Upstream requests retried.");
+        fprintf(f, "denvrd_upstream_retries_total %" PRIu64 "\n", m->retries);
+        header(f, "denvrd_upstream_failures_replayed_total", "counter",
+               "Requests answered from a failure denvrd had just given up on, instead of another round upstream.");
+        fprintf(f, "denvrd_upstream_failures_replayed_total %" PRIu64 "\n", m->failures_replayed);
+        header(f, "denvrd_upstream_errors_total", "counter", "Requests that failed for want of an upstream answer.");
+        fprintf(f, "denvrd_upstream_errors_total %" PRIu64 "\n", m->upstream_errors);
+        write_latency(f, m);
+        header(f, "denvrd_upstream_connections_open", "gauge", "Connections to upstream held open now.");
+        fprintf(f, "denvrd_upstream_connections_open %ld\n", upstream_connections_open(d->upstream));
+        header(f, "denvrd_upstream_connections_opened_total", "counter", "Connections to upstream opened.");
+        fprintf(f, "denvrd_upstream_connections_opened_total %lu\n", upstream_connections_opened(d->upstream));
+        write_refusals(f, m);
+        write_waits(f, m);
+        write_auth(f, d);
+        fairness_write_metrics(f, d->fairness);
+        if (fclose(f) != 0) {
+                free(buf);
+                request_reply_error(r, 503, NULL, "out of memory");
+                return;
+        }
+        request_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len);
+}

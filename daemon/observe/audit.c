@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_MODULE "audit"
+#include "daemon/observe/audit.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/base/log.h"
+#include "daemon/handlers/login_shim.h"
+#include "common/api/optable.h"
+#include "daemon/core/peer.h"
+#include "daemon/http/request.h"
+#include "daemon/handlers/router.h"
+
+static bool method_is_safe(const char *m) {
+        return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+}
+
+/*
+ * Whether r went to the forwarder.  r->proxy is set from proxy_start() on
+ * and upstream_status once upstream answered; a client that hung up while
+ * its request was in flight has neither any more (request_hangup() frees the
+ * forwarder), but its request may well have reached upstream, so a
+ * dispatched request on a forwarded path counts too.
+ */
+static bool was_forwarded(const struct request *r) {
+        if (r->proxy || r->upstream_status >= 0)
+                return true;
+        return r->aborted && r->dispatched && r->canon_path && path_has_prefix(r->canon_path, "/api/") &&
+               !login_shim_matches(r->canon_path);
+}
+
+/* The canonical path, spelled as the operation table spells it when it knows the path. */
+static const char *audit_path(const struct request *r) {
+        const struct operation *op = optable_lookup_path(r->canon_path);
+
+        return op ? op->path : r->canon_path;
+}
+
+void audit_request(struct request *r, bool completed_ok) {
+        struct peer *p;
+        char status[16], up[16], uid[16] = "", pid[16] = "", who[160], decided[200];
+        const char *exe = NULL, *transport, *path;
+
+        assert(r);
+        if (method_is_safe(r->method) || !was_forwarded(r))
+                return;
+
+        p = &r->conn_ctx->peer;
+        path = audit_path(r);
+        snprintf(status, sizeof status, "%u", completed_ok ? r->status : 499u);
+        snprintf(up, sizeof up, "%ld", r->upstream_status);
+        /* The identity the access check judged, found when the connection was accepted. */
+        if (p->identified)
+                snprintf(uid, sizeof uid, "%u", (unsigned) p->uid);
+        if (p->is_unix) {
+                transport = "unix";
+                if (p->identified)
+                        snprintf(pid, sizeof pid, "%d", (int) p->pid);
+                exe = peer_exe(p);   /* cached by the access check; looked up now if not */
+                snprintf(who, sizeof who, "uid=%s pid=%s exe=%s via unix socket", uid[0] ? uid : "?",
+                         pid[0] ? pid : "?", exe);
+        } else {
+                transport = "tcp";
+                snprintf(who, sizeof who, "uid=%s (owner of client socket %s) via tcp",
+                         uid[0] ? uid : "?", p->addr);
+        }
+
+        /* The caller's local token (its name, never the token) and the [rights] rule that allowed it. */
+        snprintf(decided, sizeof decided, "%s%s%s%s%s", r->token[0] ? " token=" : "", r->token,
+                 r->rule[0] ? " (rule \"" : "", r->rule, r->rule[0] ? "\")" : "");
+
+        const struct log_field fields[] = {
+                { "MESSAGE_ID", MESSAGE_ID_AUDIT },
+                { "REQUEST_ID", r->id },
+                { "METHOD", r->method },
+                { "PATH", path },
+                { "STATUS", status },
+                { "UPSTREAM_STATUS", r->upstream_status >= 0 ? up : NULL },
+                { "TRANSPORT", transport },
+                { "PEER_UID", uid[0] ? uid : NULL },
+                { "PEER_PID", pid[0] ? pid : NULL },
+                { "PEER_EXE", exe },
+                { "PEER_ADDR", p->is_unix ? NULL : p->addr },
+                { "TOKEN_NAME", r->token[0] ? r->token : NULL },
+                { "RIGHTS_RULE", r->rule[0] ? r->rule : NULL },
+        };
+        /* The canonical path only: the query may carry secrets, and bodies are never logged. */
+        log_fields(LOG_NOTICE, fields, ELEMENTSOF(fields), "%s %s by %s%s: upstream status %s, status %s%s (request %s)",
+                   r->method, path, who, decided, r->upstream_status >= 0 ? up : "none", status,
+                   completed_ok ? "" : " (client went away)", r->id);
+}
