@@ -53,7 +53,9 @@ def place(root, p):
 
 
 def module(root, p):
-    return str(p.relative_to(root).with_suffix(""))
+    """NAME.c, NAME.h and a private NAME-internal.h are one module."""
+    name = str(p.relative_to(root).with_suffix(""))
+    return name[:-len("-internal")] if name.endswith("-internal") else name
 
 
 def check_includes(root, files, problems):

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base/list.h"
+
 /*
  * Callers live in one list: a workstation has a few uids and tokens, and a
  * caller is looked up once per connection or request, so a scan costs less
@@ -37,10 +39,7 @@ int fair_ledger_ref(struct fair_ledger *l, const char *key, struct fair_caller *
                 return -ENOMEM;
         }
         c->refs = 1;
-        c->next = l->callers;
-        if (l->callers)
-                l->callers->prev = c;
-        l->callers = c;
+        LIST_PREPEND(l->callers, c);
         l->n_callers++;
         *ret = c;
         return 0;
@@ -53,12 +52,7 @@ struct fair_caller *fair_caller_ref(struct fair_caller *c) {
 }
 
 static void caller_free(struct fair_ledger *l, struct fair_caller *c) {
-        if (c->prev)
-                c->prev->next = c->next;
-        else
-                l->callers = c->next;
-        if (c->next)
-                c->next->prev = c->prev;
+        LIST_REMOVE(l->callers, c);
         l->n_callers--;
         free(c->key);
         free(c);

@@ -12,12 +12,13 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "denvrd-version.h"
+#include "common/base/clock.h"
+#include "common/base/list.h"
 #include "common/base/log.h"
 #include "common/base/secret.h"
 #include "common/client/upstream.h"
+#include "denvrd-version.h"
 
-#define USEC_PER_SEC 1000000ull
 /* Token lives run on the clock that counts a suspend: a token that expired
  * while the laptop slept is renewed when it wakes, not found stale by the
  * first request (CLOCK_MONOTONIC stops during suspend). */
@@ -136,24 +137,14 @@ void auth_wait(struct auth *a, struct auth_waiter *w, auth_ready_t cb, void *use
         assert(!w->queued);
         w->cb = cb;
         w->userdata = userdata;
-        w->prev = NULL;
-        w->next = a->waiters;
-        if (a->waiters)
-                a->waiters->prev = w;
-        a->waiters = w;
+        LIST_PREPEND(a->waiters, w);
         w->queued = true;
 }
 
 void auth_unwait(struct auth *a, struct auth_waiter *w) {
         if (!a || !w->queued)
                 return;
-        if (w->prev)
-                w->prev->next = w->next;
-        else
-                a->waiters = w->next;
-        if (w->next)
-                w->next->prev = w->prev;
-        w->prev = w->next = NULL;
+        LIST_REMOVE(a->waiters, w);
         w->queued = false;
 }
 
@@ -405,7 +396,7 @@ static void login_done(struct auth *a, struct upstream_transfer *t) {
                 json_decref(root);
                 succeed(a);
                 return;
-        } else if (t->status == 429 || t->status == 502 || t->status == 503 || t->status == 504) {
+        } else if (upstream_status_is_transient(t->status)) {
                 a->last_login_result = "upstream unavailable";
                 fail(a, "upstream %s unavailable: HTTP %ld%s%s", a->config->server, t->status,
                      msg ? ", " : "", msg ? msg : "");

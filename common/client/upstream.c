@@ -742,3 +742,7 @@ void upstream_secret_header_free(struct curl_slist **node) {
         curl_slist_free_all(*node);
         *node = NULL;
 }
+
+bool upstream_status_is_transient(long s) {
+        return s == 429 || s == 502 || s == 503 || s == 504;
+}

@@ -117,3 +117,12 @@ const char *upstream_transfer_header(const struct upstream_transfer *t, const ch
 
 /* Parses a Retry-After value (delta seconds or HTTP date) into seconds from now; -1 if invalid. */
 long upstream_parse_retry_after(const char *v);
+
+/*
+ * The one transient rule: an answer that another attempt a little later may
+ * well not get (429 Too Many Requests, 502, 503, 504: a gateway or the server
+ * overloaded or restarting).  Other statuses are the server's verdict, 500
+ * included: its bug is not cured by asking again.  The proxy's retries, the
+ * waits' polls and the login holder all go by it.
+ */
+bool upstream_status_is_transient(long status);

@@ -13,9 +13,9 @@
 #include <sys/types.h>
 
 #include "common/base/cleanup.h"
-#include "common/config/rights_rule.h"
 #include "common/base/secret.h"
 #include "common/base/sha256.h"
+#include "common/config/rights_rule.h"
 
 #define DENVRD_DEFAULT_PORT 3368
 #define DENVRD_DEFAULT_SERVER "https://api.cloud.denvrdata.com"

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include "common/http/http_headers.h"
 
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -103,4 +106,16 @@ bool http_header_value_is_safe(const char *v, size_t len) {
                 if (v[i] == '\r' || v[i] == '\n' || v[i] == 0)
                         return false;
         return true;
+}
+
+int http_header_list_join(char **joined, const char *value) {
+        char *n;
+
+        if (!value || !*value)
+                return 0;
+        if (asprintf(&n, "%s%s%s", *joined ? *joined : "", *joined ? ", " : "", value) < 0)
+                return -ENOMEM;
+        free(*joined);
+        *joined = n;
+        return 0;
 }

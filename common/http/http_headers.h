@@ -29,3 +29,8 @@ bool http_request_id_is_sane(const char *v);
 
 /* A header value is safe to emit when it has no CR, LF or NUL. */
 bool http_header_value_is_safe(const char *v, size_t len);
+
+/* Appends a header line's value to *joined ("a, b"), as a field repeated over
+ * several lines means (every Connection line counts, not only the first).
+ * An empty value adds nothing.  0 or -ENOMEM. */
+int http_header_list_join(char **joined, const char *value);

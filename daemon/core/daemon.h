@@ -12,10 +12,11 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "common/base/clock.h"
+#include "common/base/sock_diag.h"
 #include "common/config/config.h"
 #include "daemon/core/metrics.h"
 #include "daemon/core/peer.h"
-#include "common/base/sock_diag.h"
 
 struct listener;
 struct request;

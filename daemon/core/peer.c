@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "common/base/log.h"
-#include "daemon/http/request.h"
 #include "common/base/sock_diag.h"
 
 #ifndef SO_PEERGROUPS

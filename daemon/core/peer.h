@@ -3,7 +3,7 @@
 
 /*
  * Who is on the other end of a new connection, asked of the kernel once,
- * when it is accepted (server.c), and kept in struct peer (request.h) for all
+ * when it is accepted (server.c), and kept in struct peer (below) for all
  * its requests:
  *
  *   - unix socket: SO_PEERCRED (uid, gid, pid) and SO_PEERGROUPS (groups),
@@ -21,8 +21,45 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-struct peer;
 struct sock_diag;
+
+/*
+ * Who is on the other end of a connection: filled once when it is accepted
+ * (peer.h), the same fields whatever the transport, so that the access
+ * rules, rights, the audit and /_denvrd/whoami need not know it:
+ *
+ *   identified   the kernel named the caller: uid is exact.  Unix socket:
+ *                SO_PEERCRED.  TCP: the uid owning the client's socket
+ *                (NETLINK_SOCK_DIAG).  When false, `unidentified` says why
+ *                and uid, gid and groups mean nothing.
+ *   uid          the caller's uid.
+ *   gid          its primary group, when gid_known: SO_PEERCRED's gid; for
+ *                TCP the uid's user entry (false without one).
+ *   groups       its supplementary groups (n_groups of them, malloc'ed),
+ *                when groups_known: SO_PEERGROUPS; for TCP the user
+ *                database's groups of that user (getgrouplist).
+ *   pid          unix socket only (0 otherwise, or when unknown).
+ */
+struct peer {
+        bool is_unix;
+        bool identified;
+        const char *unidentified;   /* static text: why not identified */
+        uid_t uid;
+        gid_t gid;
+        bool gid_known;
+        gid_t *groups;
+        size_t n_groups;
+        bool groups_known;
+        pid_t pid;
+        char addr[64];          /* TCP: "127.0.0.1:54321" */
+        unsigned port;          /* TCP client port */
+
+        /* access.c: the peer gate. */
+        bool allowed;           /* verdict; re-evaluated per request, as a reload may change the rules */
+        bool denial_logged;     /* the refusal was logged once for this connection */
+        /* audit.c: the peer's executable, looked up once; NULL until then, "?" if unknown. */
+        char *exe;
+};
 
 /*
  * The user database's answer for the last few uids, for PEER_CACHE_USEC: every

@@ -10,15 +10,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/client/auth.h"
-#include "daemon/core/daemon.h"
-#include "denvrd-version.h"
-#include "daemon/http/listener.h"
 #include "common/base/log.h"
-#include "daemon/observe/notify.h"
-#include "daemon/http/request.h"
+#include "common/client/auth.h"
 #include "common/client/upstream.h"
+#include "daemon/core/daemon.h"
 #include "daemon/handlers/whoami.h"
+#include "daemon/http/listener.h"
+#include "daemon/http/request.h"
+#include "daemon/observe/notify.h"
+#include "denvrd-version.h"
 #ifdef DENVRD_TEST_HOOKS
 #include "daemon/handlers/test_hooks.h"
 #endif

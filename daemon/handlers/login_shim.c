@@ -6,13 +6,13 @@
 #include <jansson.h>
 #include <string.h>
 
-#include "daemon/policy/access.h"
-#include "daemon/core/daemon.h"
-#include "common/http/envelope.h"
-#include "common/config/local_token.h"
 #include "common/base/log.h"
+#include "common/config/local_token.h"
+#include "common/http/envelope.h"
 #include "common/http/query.h"
+#include "daemon/core/daemon.h"
 #include "daemon/http/request.h"
+#include "daemon/policy/access.h"
 #include "daemon/policy/rights.h"
 
 /* Ten years: the SDKs then never try to refresh. */

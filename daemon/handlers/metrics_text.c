@@ -5,15 +5,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "common/client/auth.h"
-#include "daemon/core/daemon.h"
-#include "denvrd-version.h"
-#include "daemon/http/fairness.h"
-#include "daemon/handlers/local_api.h"
 #include "common/base/log.h"
-#include "daemon/http/request.h"
+#include "common/client/auth.h"
 #include "common/client/upstream.h"
+#include "daemon/core/daemon.h"
+#include "daemon/handlers/local_api.h"
 #include "daemon/handlers/wait.h"
+#include "daemon/http/fairness.h"
+#include "daemon/http/request.h"
+#include "denvrd-version.h"
 
 static const char *const status_classes[6] = { "none", "1xx", "2xx", "3xx", "4xx", "5xx" };
 

@@ -5,15 +5,15 @@
 #include <assert.h>
 #include <errno.h>
 
-#include "daemon/policy/access.h"
-#include "daemon/handlers/local_api.h"
-#include "daemon/core/daemon.h"
 #include "common/base/log.h"
+#include "daemon/core/daemon.h"
+#include "daemon/handlers/local_api.h"
 #include "daemon/handlers/login_shim.h"
-#include "daemon/upstream/proxy.h"
-#include "daemon/policy/reading.h"
-#include "daemon/http/request.h"
 #include "daemon/handlers/shorthand.h"
+#include "daemon/http/request.h"
+#include "daemon/policy/access.h"
+#include "daemon/policy/reading.h"
+#include "daemon/upstream/proxy.h"
 
 static bool is_served(const char *canon) {
         return path_has_prefix(canon, "/_denvrd/") || path_has_prefix(canon, "/api/");

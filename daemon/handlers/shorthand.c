@@ -8,10 +8,10 @@
 #include <string.h>
 #include <strings.h>
 
-#include "common/http/canon_path.h"
+#include "common/api/optable.h"
 #include "common/base/cleanup.h"
 #include "common/base/log.h"
-#include "common/api/optable.h"
+#include "common/http/canon_path.h"
 #include "daemon/http/request.h"
 
 /* Length of the first segment of "/seg/..." or 0. */

@@ -7,13 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/client/auth.h"
-#include "daemon/core/daemon.h"
+#include "common/base/clock.h"
 #include "common/base/log.h"
+#include "common/client/auth.h"
 #include "common/http/query.h"
+#include "daemon/core/daemon.h"
 #include "daemon/http/request.h"
 
-#define USEC_PER_SEC 1000000ull
 
 /* The value of name=VALUE in a query string, copied into buf; NULL if absent. */
 static const char *query_value(const char *query, const char *name, char *buf, size_t size) {

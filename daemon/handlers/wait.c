@@ -10,25 +10,23 @@
 #include <string.h>
 #include <strings.h>
 
-#include "common/client/auth.h"
-#include "daemon/upstream/cache.h"
-#include "daemon/core/daemon.h"
-#include "denvrd-version.h"
-#include "common/http/envelope.h"
 #include "common/api/fillin.h"
-#include "common/base/log.h"
-#include "daemon/handlers/login_shim.h"
 #include "common/api/optable.h"
-#include "daemon/upstream/proxy.h"
-#include "daemon/http/request.h"
-#include "daemon/handlers/router.h"
-#include "common/base/secret.h"
-#include "daemon/handlers/shorthand.h"
-#include "common/client/upstream.h"
 #include "common/api/wait_query.h"
+#include "common/base/list.h"
+#include "common/base/log.h"
+#include "common/base/secret.h"
+#include "common/client/upstream.h"
+#include "common/http/envelope.h"
+#include "daemon/core/daemon.h"
+#include "daemon/handlers/login_shim.h"
+#include "daemon/handlers/router.h"
+#include "daemon/handlers/shorthand.h"
+#include "daemon/http/request.h"
+#include "daemon/upstream/engine.h"
+#include "denvrd-version.h"
 
 #define WAIT_PREFIX "/_denvrd/wait"
-#define USEC_PER_SEC 1000000u
 /* A waiter joining a running loop gets a poll at most this long after the previous one. */
 #define JOIN_POLL_USEC USEC_PER_SEC
 
@@ -41,13 +39,9 @@ struct wait_loop {
         struct waiter *waiters;
         unsigned n_waiters;
 
-        struct upstream_transfer *t;
-        char *url;                      /* of the poll in flight */
+        struct engine_call *call;       /* the poll, through the upstream engine */
+        struct engine_request req;
         struct curl_slist *headers;
-        struct curl_slist *auth_node;   /* Authorization, prepended per poll */
-        struct auth_waiter auth_wait;
-        uint64_t auth_generation;
-        bool replayed_401;
         bool polling;                   /* a poll is in flight (or waits for a token) */
         bool busy;                      /* answering waiters: freed by loop_release() after */
 
@@ -93,20 +87,12 @@ static void loop_free(struct wait_loop *l) {
         struct daemon *d = l->daemon;
 
         assert(!l->waiters);
-        if (l->prev)
-                l->prev->next = l->next;
-        else
-                d->wait_loops = l->next;
-        if (l->next)
-                l->next->prev = l->prev;
+        LIST_REMOVE(d->wait_loops, l);
         log_debug("%s: polling stopped after %u poll(s)", l->shown, l->polls);
         l->timer = sd_event_source_disable_unref(l->timer);
-        auth_unwait(d->auth, &l->auth_wait);
-        upstream_transfer_free(l->t);
-        upstream_secret_header_free(&l->auth_node);
+        engine_call_free(l->call);
         curl_slist_free_all(l->headers);
         json_decref(l->last_result);
-        free(l->url);
         free(l->shown);
         free(l->target);
         free(l);
@@ -119,7 +105,7 @@ static struct wait_loop *loop_find(struct daemon *d, const char *target) {
         return NULL;
 }
 
-static void on_transfer_done(struct upstream_transfer *t, void *userdata);
+static void on_poll_done(struct engine_call *c, struct engine_result *res, void *userdata);
 
 /* Takes target. */
 static struct wait_loop *loop_new(struct daemon *d, char *target) {
@@ -134,21 +120,18 @@ static struct wait_loop *loop_new(struct daemon *d, char *target) {
         l->last_status = -1;
         l->pause_sec = 1;
         if (!(l->shown = redact_url(target)) ||
-            !(l->t = upstream_transfer_new(d->upstream, on_transfer_done, l)) ||
+            !(l->call = engine_call_new(d, on_poll_done, l)) ||
             !(l->headers = curl_slist_append(NULL, "Accept: application/json")) ||
             !curl_slist_append(l->headers, "User-Agent: denvrd/" DENVRD_VERSION " (wait)") ||
             !curl_slist_append(l->headers, "Expect:")) {
-                upstream_transfer_free(l->t);
+                engine_call_free(l->call);
                 curl_slist_free_all(l->headers);
                 free(l->shown);
                 free(l->target);
                 free(l);
                 return NULL;
         }
-        l->next = d->wait_loops;
-        if (l->next)
-                l->next->prev = l;
-        d->wait_loops = l;
+        LIST_PREPEND(d->wait_loops, l);
         return l;
 }
 
@@ -176,16 +159,11 @@ static void waiter_free(struct waiter *w, enum wait_end why) {
         struct daemon *d = w->r->daemon;
 
         if (l) {
-                if (w->prev)
-                        w->prev->next = w->next;
-                else
-                        l->waiters = w->next;
-                if (w->next)
-                        w->next->prev = w->prev;
+                LIST_REMOVE(l->waiters, w);
                 l->n_waiters--;
         }
         w->deadline = sd_event_source_disable_unref(w->deadline);
-        w->r->wait = NULL;
+        request_clear_handler(w->r);
         wait_query_done(&w->q);
         d->metrics.waits_in_progress--;
         d->metrics.waits_ended[why]++;
@@ -204,10 +182,15 @@ static bool loop_release(struct wait_loop *l) {
         return true;
 }
 
-void wait_abandon(struct request *r, enum wait_end why) {
-        if (r->wait)
-                waiter_free(r->wait, why);
+/* The request ends before its wait answered: the waiter leaves its loop. */
+static void wait_end(void *data, enum request_end how) {
+        waiter_free(data, how == REQUEST_END_ABORTED ? WAIT_END_ABORTED : WAIT_END_HANGUP);
 }
+
+static const struct request_handler wait_handler = {
+        .name = "wait",
+        .end = wait_end,
+};
 
 static double waited_sec(const struct waiter *w) {
         return (double) (daemon_now(w->r->daemon) - w->start_usec) / USEC_PER_SEC;
@@ -227,12 +210,12 @@ static void add_wait_header(struct waiter *w, const char *what, const char *cond
 }
 
 /* Passes an upstream answer on (a copy), with the wait's header. */
-static void waiter_answer(struct waiter *w, const struct cache_answer *a, const char *what, const char *cond,
+static void waiter_answer(struct waiter *w, const struct answer *a, const char *what, const char *cond,
                           enum wait_end why) {
         struct request *r = w->r;
-        struct cache_answer copy;
+        struct answer copy;
 
-        if (cache_answer_copy(a, &copy) < 0) {
+        if (answer_copy(a, &copy) < 0) {
                 request_reply_error(r, 503, NULL, "out of memory");
                 waiter_free(w, WAIT_END_ABORTED);
                 return;
@@ -243,7 +226,7 @@ static void waiter_answer(struct waiter *w, const struct cache_answer *a, const 
                         (void) request_reply_header(r, copy.headers[i].name, copy.headers[i].value);
                 add_wait_header(w, what, cond);
         }
-        cache_answer_done(&copy);
+        answer_done(&copy);
         waiter_free(w, why);
 }
 
@@ -324,69 +307,22 @@ static void loop_fail_all(struct wait_loop *l, unsigned status, const char *msg)
         (void) loop_release(l);
 }
 
-static void loop_fail_login(struct wait_loop *l, const char *fallback) {
-        const char *why = auth_failure(l->daemon->auth);
-        char msg[360];
-
-        snprintf(msg, sizeof msg, "not logged in: %s", why ? why : fallback);
-        /* As the proxy answers it (proxy_reply_not_logged_in()). */
-        loop_fail_all(l, auth_failure_is_permanent(l->daemon->auth) ? 424 : 503, msg);
-}
-
-static void on_auth_ready(struct auth_waiter *aw, int error, void *userdata) {
-        struct wait_loop *l = userdata;
-
-        if (error < 0) {
-                l->polling = false;
-                loop_fail_login(l, "login failed");
-                return;
-        }
-        l->polling = false;
-        loop_poll(l);
-}
-
 static void loop_poll(struct wait_loop *l) {
         struct daemon *d = l->daemon;
-        _cleanup_(erase_and_freep) char *authz = NULL;
-        int k;
 
         l->polling = true;
-        k = auth_authorization(d->auth, &authz, &l->auth_generation);
-        if (k == -EAGAIN) {
-                auth_wait(d->auth, &l->auth_wait, on_auth_ready, l);
-                return;
-        }
-        if (k < 0) {
-                l->polling = false;
-                loop_fail_login(l, "no credentials");
-                return;
-        }
-        /* Built now, not when the loop began: a reload may have moved the server. */
-        free(l->url);
-        if (asprintf(&l->url, "%s%s", d->config->server, l->target) < 0)
-                l->url = NULL;
-        upstream_secret_header_free(&l->auth_node);
-        if (!l->url || !(l->auth_node = curl_slist_append(NULL, authz))) {
-                l->polling = false;
-                loop_fail_all(l, 503, "out of memory");
-                return;
-        }
-        l->auth_node->next = l->headers;
-        l->t->method = "GET";
-        l->t->url = l->url;
-        l->t->headers = l->auth_node;
-        l->t->body = NULL;
-        l->t->body_len = 0;
-        l->t->timeout_ms = (unsigned long) d->config->request_timeout_sec * 1000u;
+        l->req = (struct engine_request) {
+                .method = "GET",
+                .target = l->target,
+                .headers = l->headers,
+                .deadline = daemon_now(d) + (usec_t) d->config->request_timeout_sec * USEC_PER_SEC,
+                .idempotent = true,     /* no retries: the next poll is the retry */
+                .log_id = l->shown,
+        };
         l->polls++;
         l->last_poll_usec = daemon_now(d);
         d->metrics.wait_polls++;
-        d->metrics.upstream_requests++;
-        if (upstream_transfer_start(l->t) < 0) {
-                upstream_secret_header_free(&l->auth_node);
-                l->polling = false;
-                loop_fail_all(l, 503, "cannot start the upstream transfer");
-        }
+        engine_call_start(l->call, &l->req);
 }
 
 /* The pause before the next poll: 1, 2, 4 ... seconds up to the configured cap. */
@@ -400,13 +336,9 @@ static void loop_schedule_next(struct wait_loop *l) {
                 loop_fail_all(l, 503, "cannot arm the polling timer");
 }
 
-static bool status_is_transient(long s) {
-        return s == 429 || s >= 500;
-}
-
 /* One answer, offered to every waiter: it may meet their conditions, say the
  * entity is gone, or end their wait.  Caller holds l busy. */
-static void dispatch(struct wait_loop *l, const struct cache_answer *a, json_t *body) {
+static void dispatch(struct wait_loop *l, const struct answer *a, json_t *body) {
         long s = (long) a->status;
         bool ok = s / 100 == 2, gone = !ok && wait_answer_is_gone(s, body);
         char st[16];
@@ -425,51 +357,35 @@ static void dispatch(struct wait_loop *l, const struct cache_answer *a, json_t *
                         waiter_answer(w, a, "matched", cond, WAIT_END_MATCH);
                 } else if (w->q.gone && gone)
                         waiter_gone(w, s);
-                else if (!status_is_transient(s))
+                else if (!upstream_status_is_transient(s))
                         waiter_answer(w, a, "ended", st, WAIT_END_UPSTREAM);
         }
 }
 
-static void on_transfer_done(struct upstream_transfer *t, void *userdata) {
+static void on_poll_done(struct engine_call *c, struct engine_result *res, void *userdata) {
         struct wait_loop *l = userdata;
-        struct daemon *d = l->daemon;
-        struct cache_answer a;
         json_t *body;
 
-        upstream_secret_header_free(&l->auth_node);
         l->polling = false;
-        if (t->result == CURLE_OK)
-                metrics_observe_upstream(&d->metrics, t->total_sec);
-        auth_note_upstream_contact(d->auth, t->result == CURLE_OK && t->status < 500);
-
-        if (t->result != CURLE_OK || t->status == 0) {
+        if (res->end == ENGINE_NOT_SENT) {
+                loop_fail_all(l, res->status, res->message);
+                return;
+        }
+        if (res->end == ENGINE_TRANSFER_FAILED) {
                 /* Unreachable, reset, timed out: the next poll may do better. */
-                log_debug("%s: poll %u failed: %s", l->shown, l->polls, t->errbuf);
-                d->metrics.upstream_errors++;
+                log_debug("%s: poll %u failed: %s", l->shown, l->polls, res->message);
                 l->last_status = 0;
                 loop_schedule_next(l);
                 return;
         }
-        if (t->status == 401 && !l->replayed_401 && auth_unauthorized(d->auth, l->auth_generation)) {
-                /* Our token was refused: poll again with a fresh one. */
-                l->replayed_401 = true;
-                loop_poll(l);
-                return;
-        }
-        l->replayed_401 = false;
-        l->last_status = t->status;
-        if (proxy_answer_from_transfer(t, &a) < 0) {
-                loop_fail_all(l, 503, "out of memory");
-                return;
-        }
-        body = json_loadb(a.body ? a.body : "", a.body_len, JSON_DECODE_ANY, NULL);
+        l->last_status = res->answer.status;
+        body = json_loadb(res->answer.body ? res->answer.body : "", res->answer.body_len, JSON_DECODE_ANY, NULL);
         json_decref(l->last_result);
-        l->last_result = t->status / 100 == 2 ? json_incref(json_object_get(body, "result")) : NULL;
+        l->last_result = res->answer.status / 100 == 2 ? json_incref(json_object_get(body, "result")) : NULL;
 
         l->busy = true;
-        dispatch(l, &a, body);
+        dispatch(l, &res->answer, body);
         json_decref(body);
-        cache_answer_done(&a);
         if (!loop_release(l))
                 loop_schedule_next(l);
 }
@@ -585,10 +501,7 @@ static bool waiter_join(struct waiter *w, char *target) {
                   l->waiters ? "joined its" : "a new");
         w->loop = l;
         w->polls_at_join = l->polls;
-        w->next = l->waiters;
-        if (w->next)
-                w->next->prev = w;
-        l->waiters = w;
+        LIST_PREPEND(l->waiters, w);
         l->n_waiters++;
 
         if (l->polling)
@@ -615,7 +528,7 @@ void wait_start(struct request *r) {
         struct waiter *w;
         char *target;
 
-        assert(!r->wait);
+        assert(!r->handler);
         if (strcmp(r->method, "GET") != 0) {
                 request_reply_error(r, 405, NULL, "%s accepts only GET", WAIT_PREFIX "/");
                 (void) request_reply_header(r, "Allow", "GET");
@@ -640,7 +553,7 @@ void wait_start(struct request *r) {
                 free(w);
                 return;
         }
-        r->wait = w;
+        request_set_handler(r, &wait_handler, w);
         d->metrics.waits_in_progress++;
         if (sd_event_add_time(d->event, &w->deadline, CLOCK_MONOTONIC,
                               w->start_usec + (uint64_t) w->q.timeout_sec * USEC_PER_SEC, 100000,

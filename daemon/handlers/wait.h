@@ -30,7 +30,5 @@ int wait_inner_path(const char *canon_path, const char *api, char **ret);
 
 /* From local_api.c: r is GET /_denvrd/wait or below. */
 void wait_start(struct request *r);
-/* The request ends without its wait having answered (hang-up, abort): leave the loop. */
-void wait_abandon(struct request *r, enum wait_end why);
 
 const char *wait_end_to_string(enum wait_end e);

@@ -10,9 +10,9 @@
 #include <strings.h>
 
 #include "common/config/config.h"
+#include "common/http/query.h"
 #include "daemon/core/daemon.h"
 #include "daemon/http/listener.h"
-#include "common/http/query.h"
 #include "daemon/http/request.h"
 #include "daemon/policy/rights.h"
 

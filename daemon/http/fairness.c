@@ -11,14 +11,14 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "daemon/policy/access.h"
-#include "common/config/config.h"
-#include "daemon/core/daemon.h"
-#include "common/http/envelope.h"
-#include "daemon/http/listener.h"
 #include "common/base/log.h"
+#include "common/config/config.h"
+#include "common/http/envelope.h"
+#include "daemon/core/daemon.h"
+#include "daemon/http/listener.h"
 #include "daemon/http/request.h"
 #include "daemon/http/server.h"
+#include "daemon/policy/access.h"
 
 /* A caller refused outright has this long to read its 403 before it is closed. */
 #define REFUSED_PEER_USEC 1000000u

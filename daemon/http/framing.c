@@ -6,9 +6,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "daemon/core/daemon.h"
-#include "common/http/http_framing.h"
 #include "common/base/log.h"
+#include "common/http/http_framing.h"
+#include "daemon/core/daemon.h"
 #include "daemon/http/request.h"
 
 /*

@@ -10,8 +10,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemon/core/daemon.h"
+#include "common/base/list.h"
 #include "common/base/log.h"
+#include "daemon/core/daemon.h"
 
 /* nginx lingers up to 30 s, 5 s without data.  A client that reads its answer
  * stops sending at once and closes within milliseconds; these bounds are for
@@ -33,12 +34,7 @@ struct lingering_conn {
 static void linger_free(struct lingering_conn *g) {
         struct daemon *d = g->daemon;
 
-        if (g->prev)
-                g->prev->next = g->next;
-        else
-                d->lingering = g->next;
-        if (g->next)
-                g->next->prev = g->prev;
+        LIST_REMOVE(d->lingering, g);
         d->n_lingering--;
         g->io = sd_event_source_disable_unref(g->io);
         g->timer = sd_event_source_disable_unref(g->timer);
@@ -101,10 +97,7 @@ bool linger_start(struct daemon *d, int fd) {
                 return false;
         g->daemon = d;
         g->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        g->next = d->lingering;
-        if (d->lingering)
-                d->lingering->prev = g;
-        d->lingering = g;
+        LIST_PREPEND(d->lingering, g);
         d->n_lingering++;
         g->deadline = daemon_now(d) + LINGER_MAX_USEC;
         if (g->fd < 0 ||

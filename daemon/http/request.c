@@ -16,24 +16,24 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 
-#include "daemon/policy/access.h"
-#include "daemon/observe/audit.h"
+#include "common/base/list.h"
+#include "common/base/log.h"
+#include "common/client/upstream.h"
 #include "common/http/canon_path.h"
-#include "daemon/core/daemon.h"
-#include "denvrd-version.h"
 #include "common/http/envelope.h"
+#include "common/http/http_headers.h"
+#include "common/http/http_method.h"
+#include "daemon/core/daemon.h"
+#include "daemon/handlers/local_api.h"
+#include "daemon/handlers/router.h"
 #include "daemon/http/fairness.h"
 #include "daemon/http/framing.h"
-#include "common/http/http_headers.h"
 #include "daemon/http/listener.h"
-#include "daemon/handlers/local_api.h"
-#include "common/base/log.h"
-#include "daemon/upstream/proxy.h"
-#include "daemon/policy/reading.h"
-#include "daemon/handlers/router.h"
 #include "daemon/http/server.h"
-#include "common/client/upstream.h"
-#include "daemon/handlers/wait.h"
+#include "daemon/observe/audit.h"
+#include "daemon/policy/access.h"
+#include "daemon/policy/reading.h"
+#include "denvrd-version.h"
 
 #define MAX_URL_BYTES 8192u
 #define MAX_HEADER_BYTES 16384u
@@ -119,10 +119,7 @@ struct request *request_new(struct listener *l, struct conn_ctx *ctx, struct MHD
         }
         request_make_id(r);
 
-        r->next = d->requests;
-        if (d->requests)
-                d->requests->prev = r;
-        d->requests = r;
+        LIST_PREPEND(d->requests, r);
         d->n_requests++;
         return r;
 }
@@ -201,6 +198,37 @@ static void request_log_access(struct request *r, bool completed_ok) {
                    r->retries);
 }
 
+void request_set_handler(struct request *r, const struct request_handler *h, void *data) {
+        assert(!r->handler && h && h->end);
+        r->handler = h;
+        r->handler_data = data;
+}
+
+void request_clear_handler(struct request *r) {
+        r->handler = NULL;
+        r->handler_data = NULL;
+}
+
+static void request_end_handler(struct request *r, enum request_end how) {
+        const struct request_handler *h = r->handler;
+
+        if (!h)
+                return;
+        r->handler = NULL;
+        h->end(TAKE_PTR(r->handler_data), how);
+}
+
+void request_abort(struct request *r, enum request_end how) {
+        request_end_handler(r, how);
+        r->aborted = true;
+        if (!r->suspended)
+                return;
+        r->suspended = false;
+        request_unwatch_hangup(r);
+        MHD_resume_connection(r->conn);
+        server_wake(r->listener);
+}
+
 void request_free(struct request *r, bool completed_ok) {
         struct daemon *d;
 
@@ -210,22 +238,15 @@ void request_free(struct request *r, bool completed_ok) {
         request_unwatch_hangup(r);
         if (r->conn_ctx->request == r)
                 r->conn_ctx->request = NULL;
-        audit_request(r, completed_ok);   /* needs r->proxy: before proxy_free() */
-        proxy_free(r->proxy);
-        r->proxy = NULL;
-        wait_abandon(r, WAIT_END_HANGUP);
+        audit_request(r, completed_ok);
+        request_end_handler(r, completed_ok ? REQUEST_END_DONE : REQUEST_END_HANGUP);
         reading_done(r);
         fairness_request_end(r);
 
         request_log_access(r, completed_ok);
         metrics_count_request(&d->metrics, r->method, completed_ok ? r->status : 0);
 
-        if (r->prev)
-                r->prev->next = r->next;
-        else
-                d->requests = r->next;
-        if (r->next)
-                r->next->prev = r->prev;
+        LIST_REMOVE(d->requests, r);
         d->n_requests--;
         if (d->n_requests == 0)
                 idle_trim_schedule(d);
@@ -270,17 +291,6 @@ static bool request_canonicalise(struct request *r) {
         return true;
 }
 
-static bool method_supported(const char *m) {
-        static const char *const methods[] = {
-                "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
-        };
-
-        for (size_t i = 0; i < ELEMENTSOF(methods); i++)
-                if (strcmp(m, methods[i]) == 0)
-                        return true;
-        return false;
-}
-
 void request_begin(struct request *r) {
         const struct denvr_config *c = r->daemon->config;
         const char *cl;
@@ -297,9 +307,9 @@ void request_begin(struct request *r) {
                 request_reply_error(r, 431, NULL, "request headers larger than %u bytes", MAX_HEADER_BYTES);
                 return;
         }
-        if (!method_supported(r->method)) {
+        if (!http_method_find(r->method)) {
                 request_reply_error(r, 405, NULL, "method %s is not supported by denvrd", r->method);
-                (void) request_reply_header(r, "Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+                (void) request_reply_header(r, "Allow", http_methods_allowed);
                 return;
         }
         if (!request_canonicalise(r) || !router_check(r))
@@ -428,12 +438,7 @@ static void request_hangup(struct request *r) {
                 return;
         }
         log_debug("%s: client closed the connection; aborting", r->id);
-        proxy_free(r->proxy);
-        r->proxy = NULL;
-        wait_abandon(r, WAIT_END_HANGUP);
-        r->suspended = false;
-        MHD_resume_connection(r->conn);
-        server_wake(r->listener);
+        request_abort(r, REQUEST_END_HANGUP);
 }
 
 static int on_conn_event(sd_event_source *s, int fd, uint32_t revents, void *userdata) {

@@ -15,73 +15,16 @@
 #include <systemd/sd-event.h>
 
 #include "common/base/cleanup.h"
-#include "daemon/http/fairness.h"
 #include "common/config/local_token.h"
+#include "daemon/http/conn.h"
+#include "daemon/http/fairness.h"
 
 struct daemon;
 struct listener;
 struct MHD_Connection;
 struct MHD_Response;
 struct api_read;
-struct proxy;
-struct waiter;
 struct wait_query;
-
-/*
- * Who is on the other end of a connection: filled once when it is accepted
- * (peer.h), the same fields whatever the transport, so that the access
- * rules, rights, the audit and /_denvrd/whoami need not know it:
- *
- *   identified   the kernel named the caller: uid is exact.  Unix socket:
- *                SO_PEERCRED.  TCP: the uid owning the client's socket
- *                (NETLINK_SOCK_DIAG).  When false, `unidentified` says why
- *                and uid, gid and groups mean nothing.
- *   uid          the caller's uid.
- *   gid          its primary group, when gid_known: SO_PEERCRED's gid; for
- *                TCP the uid's user entry (false without one).
- *   groups       its supplementary groups (n_groups of them, malloc'ed),
- *                when groups_known: SO_PEERGROUPS; for TCP the user
- *                database's groups of that user (getgrouplist).
- *   pid          unix socket only (0 otherwise, or when unknown).
- */
-struct peer {
-        bool is_unix;
-        bool identified;
-        const char *unidentified;   /* static text: why not identified */
-        uid_t uid;
-        gid_t gid;
-        bool gid_known;
-        gid_t *groups;
-        size_t n_groups;
-        bool groups_known;
-        pid_t pid;
-        char addr[64];          /* TCP: "127.0.0.1:54321" */
-        unsigned port;          /* TCP client port */
-
-        /* access.c: the peer gate. */
-        bool allowed;           /* verdict; re-evaluated per request, as a reload may change the rules */
-        bool denial_logged;     /* the refusal was logged once for this connection */
-        /* audit.c: the peer's executable, looked up once; NULL until then, "?" if unknown. */
-        char *exe;
-};
-
-/* Per-connection state, libmicrohttpd's socket context. */
-struct conn_ctx {
-        struct listener *listener;
-        int fd;
-        struct peer peer;
-        char *raw_uri;          /* request line's target, byte-exact, for the next request */
-        /* Watches the socket for the peer's FIN/RST for the connection's whole
-         * life: edge-triggered, so it costs no system call per request. */
-        sd_event_source *hangup_watch;
-        bool peer_closed;       /* seen by hangup_watch */
-        bool hangup_level;      /* hangup_watch is level-triggered for now (request.c) */
-        bool linger;            /* answered with the body unread: close lingering (linger.c) */
-        bool head_seen;         /* the next request's head was peeked at (request.c) */
-        const char *head_problem;   /* ... and refused for this (static text), or NULL */
-        struct request *request;   /* the one in progress on it, if any */
-        struct fair_conn fair;     /* fairness.c: its caller's count, header and idle deadlines */
-};
 
 struct request {
         struct daemon *daemon;
@@ -118,8 +61,10 @@ struct request {
         struct api_read *reading;
         struct wait_query *wait_query;
 
-        struct proxy *proxy;    /* for forwarded requests */
-        struct waiter *wait;    /* for GET /_denvrd/wait/ (wait.c) */
+        /* What answers it over time (the proxy, a wait), reached only through these ops. */
+        const struct request_handler *handler;
+        void *handler_data;
+        bool forwarded;         /* the proxy took it: audited as a change sent upstream */
 
         struct MHD_Response *response;
         const char *response_body;   /* owned by response */
@@ -141,6 +86,32 @@ struct request {
         bool aborted;           /* client went away */
         bool watch_hangup;      /* a hangup now aborts this request */
 };
+
+/* How a request ends: answered, the client went away, or denvrd stopped it. */
+enum request_end {
+        REQUEST_END_DONE,
+        REQUEST_END_HANGUP,
+        REQUEST_END_ABORTED,
+};
+
+/*
+ * A handler that answers a request later (the proxy, a wait) registers this
+ * with request_set_handler(); the request ends it exactly once, through
+ * end(data, how): on REQUEST_END_DONE after its answer was sent, else it must
+ * drop whatever it waits for (and may hand shared work to another request),
+ * and it must not reply.
+ */
+struct request_handler {
+        const char *name;
+        void (*end)(void *data, enum request_end how);
+};
+
+void request_set_handler(struct request *r, const struct request_handler *h, void *data);
+/* The handler ended on its own (it answered): end() will not be called. */
+void request_clear_handler(struct request *r);
+/* The one abort path: ends the handler, marks the request aborted, resumes and wakes
+ * its connection so that libmicrohttpd closes it.  Safe to call twice. */
+void request_abort(struct request *r, enum request_end how);
 
 /* Lifecycle, driven by server.c. */
 struct request *request_new(struct listener *l, struct conn_ctx *ctx, struct MHD_Connection *conn,

@@ -15,15 +15,15 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
-#include "daemon/policy/access.h"
+#include "common/base/log.h"
 #include "daemon/core/daemon.h"
+#include "daemon/core/peer.h"
 #include "daemon/http/fairness.h"
 #include "daemon/http/framing.h"
 #include "daemon/http/linger.h"
 #include "daemon/http/listener.h"
-#include "common/base/log.h"
-#include "daemon/core/peer.h"
 #include "daemon/http/request.h"
+#include "daemon/policy/access.h"
 
 /* Large enough that our own 16 KiB header and 8 KiB URL checks see the
  * request and answer with an envelope (beyond about 30 KiB libmicrohttpd

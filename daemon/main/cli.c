@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "denvrd-version.h"
 #include "common/base/log.h"
+#include "denvrd-version.h"
 
 void cli_usage(FILE *f) {
         fprintf(f,

@@ -12,19 +12,17 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "common/base/log.h"
 #include "common/client/auth.h"
-#include "daemon/upstream/cache.h"
+#include "common/client/upstream.h"
 #include "daemon/http/fairness.h"
 #include "daemon/http/linger.h"
 #include "daemon/http/listener.h"
-#include "common/base/log.h"
-#include "daemon/observe/notify.h"
-#include "daemon/upstream/proxy.h"
-#include "daemon/handlers/wait.h"
-#include "daemon/main/reload.h"
 #include "daemon/http/request.h"
 #include "daemon/http/server.h"
-#include "common/client/upstream.h"
+#include "daemon/main/reload.h"
+#include "daemon/observe/notify.h"
+#include "daemon/upstream/cache.h"
 
 #define LOGOUT_BOUND_USEC (2 * 1000000ull)
 /* STATUS= carries a request count and the token's remaining life: refresh it this
@@ -277,16 +275,7 @@ static void abort_requests(struct daemon *d, const struct listener *l) {
         for (struct request *r = d->requests; r; r = r->next) {
                 if (l && r->listener != l)
                         continue;
-                proxy_free(r->proxy);
-                r->proxy = NULL;
-                wait_abandon(r, WAIT_END_ABORTED);
-                r->aborted = true;
-                if (r->suspended) {
-                        r->suspended = false;
-                        request_unwatch_hangup(r);
-                        MHD_resume_connection(r->conn);
-                        server_wake(r->listener);
-                }
+                request_abort(r, REQUEST_END_ABORTED);
         }
 }
 

@@ -6,14 +6,14 @@
 #include <signal.h>
 #include <stdlib.h>
 
-#include "daemon/policy/access.h"
-#include "daemon/main/cli.h"
+#include "common/base/log.h"
+#include "common/base/secret.h"
 #include "common/config/config.h"
 #include "daemon/core/daemon.h"
+#include "daemon/main/cli.h"
 #include "daemon/main/hygiene.h"
-#include "common/base/log.h"
 #include "daemon/main/new_token.h"
-#include "common/base/secret.h"
+#include "daemon/policy/access.h"
 
 static int load_config(const struct config_overrides *o, struct denvr_config **ret) {
         struct config_diag diag = { 0 };

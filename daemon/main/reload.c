@@ -5,16 +5,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/policy/access.h"
-#include "common/client/auth.h"
-#include "daemon/upstream/cache.h"
-#include "daemon/core/daemon.h"
-#include "daemon/upstream/failure_memory.h"
-#include "daemon/http/listener.h"
 #include "common/base/log.h"
-#include "daemon/observe/notify.h"
-#include "daemon/http/server.h"
+#include "common/client/auth.h"
 #include "common/client/upstream.h"
+#include "daemon/core/daemon.h"
+#include "daemon/http/listener.h"
+#include "daemon/http/server.h"
+#include "daemon/observe/notify.h"
+#include "daemon/policy/access.h"
+#include "daemon/upstream/cache.h"
+#include "daemon/upstream/failure_memory.h"
 
 #define MESSAGE_ID_RELOAD "b2a9e7c41f3d4c8a9e0f1a2b3c4d5e6f"
 

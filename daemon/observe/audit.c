@@ -6,26 +6,23 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "common/base/log.h"
-#include "daemon/handlers/login_shim.h"
 #include "common/api/optable.h"
+#include "common/base/log.h"
+#include "common/http/http_method.h"
 #include "daemon/core/peer.h"
-#include "daemon/http/request.h"
+#include "daemon/handlers/login_shim.h"
 #include "daemon/handlers/router.h"
-
-static bool method_is_safe(const char *m) {
-        return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
-}
+#include "daemon/http/request.h"
 
 /*
- * Whether r went to the forwarder.  r->proxy is set from proxy_start() on
+ * Whether r went to the forwarder.  r->forwarded is set from proxy_start() on
  * and upstream_status once upstream answered; a client that hung up while
  * its request was in flight has neither any more (request_hangup() frees the
  * forwarder), but its request may well have reached upstream, so a
  * dispatched request on a forwarded path counts too.
  */
 static bool was_forwarded(const struct request *r) {
-        if (r->proxy || r->upstream_status >= 0)
+        if (r->forwarded || r->upstream_status >= 0)
                 return true;
         return r->aborted && r->dispatched && r->canon_path && path_has_prefix(r->canon_path, "/api/") &&
                !login_shim_matches(r->canon_path);
@@ -44,7 +41,7 @@ void audit_request(struct request *r, bool completed_ok) {
         const char *exe = NULL, *transport, *path;
 
         assert(r);
-        if (method_is_safe(r->method) || !was_forwarded(r))
+        if (http_method_is_safe(r->method) || !was_forwarded(r))
                 return;
 
         p = &r->conn_ctx->peer;

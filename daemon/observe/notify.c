@@ -8,9 +8,9 @@
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
+#include "common/base/log.h"
 #include "common/client/auth.h"
 #include "daemon/core/daemon.h"
-#include "common/base/log.h"
 
 static void format_duration(long sec, char *buf, size_t size) {
         if (sec >= 120)

@@ -12,16 +12,17 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "common/config/config.h"
-#include "daemon/core/daemon.h"
-#include "daemon/http/listener.h"
 #include "common/base/log.h"
-#include "daemon/handlers/login_shim.h"
+#include "common/config/config.h"
+#include "common/http/http_method.h"
+#include "daemon/core/daemon.h"
 #include "daemon/core/peer.h"
-#include "daemon/http/request.h"
-#include "daemon/policy/rights.h"
+#include "daemon/handlers/login_shim.h"
 #include "daemon/handlers/router.h"
 #include "daemon/handlers/wait.h"
+#include "daemon/http/listener.h"
+#include "daemon/http/request.h"
+#include "daemon/policy/rights.h"
 
 /* The methods denvrd forwards; OPTIONS is never preflighted, so not listed. */
 #define CORS_METHODS_FULL "GET, HEAD, POST, PUT, PATCH, DELETE"
@@ -409,10 +410,6 @@ static void answer_preflight(struct request *r, const char *origin, bool listed)
                 (void) request_reply_header(r, "Access-Control-Allow-Private-Network", "true");
 }
 
-static bool method_is_safe(const char *m) {
-        return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
-}
-
 bool access_content_type_is_form(const char *ct) {
         static const char *const form[] = {
                 "application/x-www-form-urlencoded", "multipart/form-data", "text/plain",
@@ -451,7 +448,7 @@ bool access_content_type_is_form(const char *ct) {
 static bool check_form(struct request *r, const struct header_scan *h, bool listed) {
         const char *ct;
 
-        if (method_is_safe(r->method) || !h->browser)
+        if (http_method_is_safe(r->method) || !h->browser)
                 return true;
         ct = request_header(r, "Content-Type");
         if (access_content_type_is_form(ct))
@@ -487,7 +484,7 @@ static bool check_level(struct request *r) {
                             key, r->method, r->path, key);
         case ACCESS_READ_ONLY:
                 /* The login shim answers locally and never changes anything upstream. */
-                if (method_is_safe(r->method) || login_shim_matches(r->canon_path))
+                if (http_method_is_safe(r->method) || login_shim_matches(r->canon_path))
                         return true;
                 return deny(r, "this listener is read-only (%s = \"read-only\"): %s %s is not forwarded, "
                             "only GET and HEAD are; set [daemon] %s = \"full\" to allow changes through it",
@@ -675,7 +672,7 @@ bool access_check_request(struct request *r) {
          * (audit.c).  Find a socket peer's executable now, while its pid
          * cannot have been reused; once per connection.
          */
-        if (!method_is_safe(r->method) && r->conn_ctx->peer.is_unix)
+        if (!http_method_is_safe(r->method) && r->conn_ctx->peer.is_unix)
                 (void) peer_exe(&r->conn_ctx->peer);
         return true;
 }

@@ -8,15 +8,15 @@
 #include <string.h>
 
 #include "common/api/api_read.h"
+#include "common/api/optable.h"
+#include "common/api/wait_query.h"
+#include "common/base/log.h"
 #include "common/config/config.h"
 #include "daemon/core/daemon.h"
-#include "common/base/log.h"
 #include "daemon/handlers/login_shim.h"
-#include "common/api/optable.h"
-#include "daemon/http/request.h"
 #include "daemon/handlers/router.h"
 #include "daemon/handlers/wait.h"
-#include "common/api/wait_query.h"
+#include "daemon/http/request.h"
 
 /* Callers held to an operation list (the access phase said so) send only what the operation has. */
 static enum api_read_mode mode_for(const struct request *r) {

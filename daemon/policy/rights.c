@@ -12,12 +12,12 @@
 
 #include "common/api/api_read.h"
 #include "common/config/config.h"
-#include "daemon/core/daemon.h"
 #include "common/config/local_token.h"
-#include "daemon/handlers/login_shim.h"
+#include "daemon/core/daemon.h"
 #include "daemon/core/peer.h"
-#include "daemon/http/request.h"
+#include "daemon/handlers/login_shim.h"
 #include "daemon/handlers/router.h"
+#include "daemon/http/request.h"
 
 /* --- local tokens ------------------------------------------------------------------- */
 

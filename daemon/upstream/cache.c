@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/base/log.h"
+#include "daemon/upstream/answer.h"
 
 #define BUCKETS 256u
 
@@ -17,7 +18,7 @@ struct cache_entry {
         char *path;
         uint64_t stored_usec;
         uint64_t expires_usec;
-        struct cache_answer answer;
+        struct answer answer;
 };
 
 struct cache_flight {
@@ -43,38 +44,6 @@ static unsigned hash(const char *s) {
         return h % BUCKETS;
 }
 
-void cache_answer_done(struct cache_answer *a) {
-        for (size_t i = 0; i < a->n_headers; i++) {
-                free(a->headers[i].name);
-                free(a->headers[i].value);
-        }
-        free(a->headers);
-        free(a->body);
-        *a = (struct cache_answer) { 0 };
-}
-
-int cache_answer_copy(const struct cache_answer *a, struct cache_answer *ret) {
-        struct cache_answer c = { .status = a->status, .body_len = a->body_len };
-
-        c.headers = calloc(a->n_headers ? a->n_headers : 1, sizeof *c.headers);
-        c.body = malloc(a->body_len ? a->body_len : 1);
-        if (!c.headers || !c.body)
-                goto oom;
-        memcpy(c.body, a->body, a->body_len);
-        for (size_t i = 0; i < a->n_headers; i++) {
-                c.headers[i].name = strdup(a->headers[i].name);
-                c.headers[i].value = strdup(a->headers[i].value);
-                c.n_headers++;
-                if (!c.headers[i].name || !c.headers[i].value)
-                        goto oom;
-        }
-        *ret = c;
-        return 0;
-oom:
-        cache_answer_done(&c);
-        return -ENOMEM;
-}
-
 static size_t entry_bytes(const struct cache_entry *e) {
         size_t n = sizeof *e + strlen(e->key) + e->answer.body_len;
 
@@ -86,7 +55,7 @@ static size_t entry_bytes(const struct cache_entry *e) {
 static void entry_free(struct cache *c, struct cache_entry *e) {
         c->bytes -= entry_bytes(e);
         c->n_entries--;
-        cache_answer_done(&e->answer);
+        answer_done(&e->answer);
         free(e->key);
         free(e->path);
         free(e);
@@ -148,7 +117,7 @@ void cache_invalidate_service(struct cache *c, const char *path) {
                           before - c->n_entries == 1 ? "y" : "ies", (int) (slash - path + 1), path);
 }
 
-const struct cache_answer *cache_lookup(struct cache *c, const char *key, uint64_t now,
+const struct answer *cache_lookup(struct cache *c, const char *key, uint64_t now,
                                         unsigned *ret_age) {
         for (struct cache_entry *e = c->buckets[hash(key)]; e; e = e->next)
                 if (strcmp(e->key, key) == 0) {
@@ -161,7 +130,7 @@ const struct cache_answer *cache_lookup(struct cache *c, const char *key, uint64
 }
 
 void cache_store(struct cache *c, const char *key, const char *path, unsigned ttl_sec,
-                 const struct cache_answer *a, uint64_t now) {
+                 const struct answer *a, uint64_t now) {
         struct cache_entry *e;
         unsigned b = hash(key);
 
@@ -188,7 +157,7 @@ void cache_store(struct cache *c, const char *key, const char *path, unsigned tt
                 return;
         e->key = strdup(key);
         e->path = strdup(path);
-        if (!e->key || !e->path || cache_answer_copy(a, &e->answer) < 0) {
+        if (!e->key || !e->path || answer_copy(a, &e->answer) < 0) {
                 free(e->key);
                 free(e->path);
                 free(e);

@@ -22,23 +22,10 @@
 
 #include "common/base/cleanup.h"
 
+struct answer;
 struct cache;
 struct cache_entry;
 struct cache_flight;
-
-struct cache_header {
-        char *name;
-        char *value;
-};
-
-/* A complete answer, as stored and as handed to waiting requests. */
-struct cache_answer {
-        unsigned status;
-        struct cache_header *headers;
-        size_t n_headers;
-        char *body;
-        size_t body_len;
-};
 
 #define CACHE_MAX_BYTES (32u * 1024u * 1024u)
 
@@ -53,11 +40,11 @@ void cache_invalidate_service(struct cache *c, const char *path);
 
 /* The fresh answer for key, or NULL; *ret_age is its age in seconds.  now_usec is
  * CLOCK_BOOTTIME, so an entry also ages while the machine sleeps. */
-const struct cache_answer *cache_lookup(struct cache *c, const char *key, uint64_t now_usec,
+const struct answer *cache_lookup(struct cache *c, const char *key, uint64_t now_usec,
                                         unsigned *ret_age);
 /* Stores a 2xx answer (copied); others are ignored. */
 void cache_store(struct cache *c, const char *key, const char *path, unsigned ttl_sec,
-                 const struct cache_answer *a, uint64_t now_usec);
+                 const struct answer *a, uint64_t now_usec);
 
 /* Flights: one leader per key, any number of waiters (opaque pointers). */
 struct cache_flight *cache_flight_find(struct cache *c, const char *key);
@@ -70,5 +57,3 @@ void **cache_flight_end(struct cache *c, struct cache_flight *f);
 void *cache_flight_promote(struct cache_flight *f);
 size_t cache_entries(const struct cache *c);
 
-void cache_answer_done(struct cache_answer *a);
-int cache_answer_copy(const struct cache_answer *a, struct cache_answer *ret);

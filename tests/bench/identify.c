@@ -28,9 +28,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/base/sock_diag.h"
 #include "daemon/core/peer.h"
 #include "daemon/http/request.h"
-#include "common/base/sock_diag.h"
 
 /* CPU time of this process (user + system: the kernel's work for a query counts), not wall
  * time, which a busy machine inflates. */

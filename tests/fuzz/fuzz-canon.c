@@ -26,8 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/http/canon_path.h"
 #include "common/base/cleanup.h"
+#include "common/http/canon_path.h"
 
 #define CHECK(cond)                                                                     \
         do {                                                                            \

@@ -7,8 +7,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "common/api/api_read.h"
 #include "check.h"
+#include "common/api/api_read.h"
 #include "common/base/cleanup.h"
 #include "common/http/http_framing.h"
 #include "common/http/query.h"

@@ -7,9 +7,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "common/http/canon_path.h"
-#include "common/base/cleanup.h"
 #include "common/api/optable.h"
+#include "common/base/cleanup.h"
+#include "common/http/canon_path.h"
 
 #include "check.h"
 

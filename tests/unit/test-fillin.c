@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/base/cleanup.h"
 #include "common/api/fillin.h"
+#include "common/base/cleanup.h"
 
 #include "check.h"
 

@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "check.h"
-#include "common/config/local_token.h"
 #include "common/base/sha256.h"
+#include "common/config/local_token.h"
 
 static void hex(const uint8_t *d, size_t n, char *out) {
         for (size_t i = 0; i < n; i++)

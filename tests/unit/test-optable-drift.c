@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/base/cleanup.h"
 #include "common/api/optable.h"
+#include "common/base/cleanup.h"
 
 static unsigned failures;
 

@@ -20,9 +20,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/base/sock_diag.h"
 #include "daemon/core/peer.h"
 #include "daemon/http/request.h"
-#include "common/base/sock_diag.h"
 
 #include "check.h"
 
