@@ -19,6 +19,7 @@
 #include "daemon/core/peer.h"
 
 struct listener;
+struct pipeline;
 struct request;
 struct upstream;
 struct auth;
@@ -44,6 +45,7 @@ struct daemon {
         /* Retry throttling, as gRPC's: a failure takes a token, a success gives back a tenth;
          * denvrd retries only while more than half of RETRY_TOKENS_MAX are left. */
         double retry_tokens;
+        const struct pipeline *pipeline;     /* the request's phases (http/phase.h, handlers/pipeline.c) */
         struct wait_loop *wait_loops;        /* wait.c: one per upstream GET being polled */
         struct fairness *fairness;           /* fairness.c: what each caller holds */
 

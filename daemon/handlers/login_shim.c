@@ -28,12 +28,6 @@ static const char *const shim_paths[] = {
         SHIM_PREFIX "/logout",
 };
 
-bool login_shim_matches(const char *canon_path) {
-        size_t n = strlen(SHIM_PREFIX);
-
-        return strncmp(canon_path, SHIM_PREFIX, n) == 0 && (canon_path[n] == 0 || canon_path[n] == '/');
-}
-
 /* 1 + index into shim_paths[], or 0. */
 static int shim_endpoint(const char *canon_path) {
         for (size_t i = 0; i < ELEMENTSOF(shim_paths); i++)

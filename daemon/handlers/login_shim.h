@@ -13,12 +13,4 @@
 
 struct request;
 
-/*
- * True if the login shim answers this canonical path (request.canon_path):
- * all of /api/TokenAuth and below, under any spelling.  Authenticate,
- * RefreshToken and LogOut get their answers, anything else a local 404;
- * none is ever forwarded, since upstream's LogOut would end denvrd's own
- * session for every client.
- */
-bool login_shim_matches(const char *canon_path);
 void login_shim_handle(struct request *r);

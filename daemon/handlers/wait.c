@@ -19,14 +19,12 @@
 #include "common/client/upstream.h"
 #include "common/http/envelope.h"
 #include "daemon/core/daemon.h"
-#include "daemon/handlers/login_shim.h"
-#include "daemon/handlers/router.h"
-#include "daemon/handlers/shorthand.h"
 #include "daemon/http/request.h"
+#include "daemon/http/route.h"
 #include "daemon/upstream/engine.h"
 #include "denvrd-version.h"
 
-#define WAIT_PREFIX "/_denvrd/wait"
+#define WAIT_PREFIX ROUTE_WAIT_PREFIX
 /* A waiter joining a running loop gets a poll at most this long after the previous one. */
 #define JOIN_POLL_USEC USEC_PER_SEC
 
@@ -392,40 +390,16 @@ static void on_poll_done(struct engine_call *c, struct engine_result *res, void 
 
 /* --- starting a wait ---------------------------------------------------------------- */
 
-/* The API path the wait names, malloc'ed; NULL with a reply set when there is none. */
-int wait_inner_path(const char *canon_path, const char *api, char **ret) {
-        const char *inner;
-
-        assert(canon_path && api && ret);
-        *ret = NULL;
-        if (!path_has_prefix(canon_path, WAIT_PREFIX "/"))
-                return 0;
-        inner = canon_path + strlen(WAIT_PREFIX);
-        if (path_has_prefix(inner, "/api/"))
-                *ret = strdup(inner);
-        else if (shorthand_matches(inner)) {
-                if (asprintf(ret, "/api/%s%s", api, inner) < 0)
-                        *ret = NULL;
-        } else
-                return 0;
-        return *ret ? 1 : -ENOMEM;
-}
-
 /*
  * The inner path in canonical form: decisions are made on it (as the access
  * rules did), and the poll is sent to the operation's own spelling.
  */
-static char *inner_path(struct request *r) {
-        char *p = NULL;
-        int k = wait_inner_path(r->canon_path, r->daemon->config->api, &p);
-
-        if (k == 0)
+static const char *inner_path(struct request *r) {
+        if (!r->route.inner)
                 request_reply_error(r, 404, NULL, "%s names no API path: wait for a GET operation, e.g. "
                                     WAIT_PREFIX "/api/v1/servers/virtual/GetServer?id=...&until=status:ONLINE",
                                     r->path);
-        else if (k < 0)
-                request_reply_error(r, 503, NULL, "out of memory");
-        return p;
+        return r->route.inner;
 }
 
 /* The operation to poll; NULL with a reply set when path is no GET operation. */
@@ -433,7 +407,7 @@ static const struct operation *inner_operation(struct request *r, const char *pa
         static const char *const others[] = { "POST", "PUT", "PATCH", "DELETE" };
         const struct operation *op;
 
-        if (login_shim_matches(path)) {
+        if (route_is_login(path)) {
                 request_reply_error(r, 400, NULL, "%s is a login endpoint, not something to wait for", path);
                 return NULL;
         }
@@ -523,7 +497,7 @@ static bool waiter_join(struct waiter *w, char *target) {
 
 void wait_start(struct request *r) {
         struct daemon *d = r->daemon;
-        _cleanup_free_ char *path = NULL;
+        const char *path;
         const struct operation *op;
         struct waiter *w;
         char *target;

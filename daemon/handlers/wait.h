@@ -26,7 +26,6 @@ struct request;
  * 1 with *ret the canonical /api/... path (malloc'ed), 0 when canon_path is
  * no wait for an API path, -ENOMEM.  The access rules judge that path.
  */
-int wait_inner_path(const char *canon_path, const char *api, char **ret);
 
 /* From local_api.c: r is GET /_denvrd/wait or below. */
 void wait_start(struct request *r);

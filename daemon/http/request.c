@@ -24,15 +24,12 @@
 #include "common/http/http_headers.h"
 #include "common/http/http_method.h"
 #include "daemon/core/daemon.h"
-#include "daemon/handlers/local_api.h"
-#include "daemon/handlers/router.h"
+#include "daemon/http/cors.h"
 #include "daemon/http/fairness.h"
 #include "daemon/http/framing.h"
 #include "daemon/http/listener.h"
+#include "daemon/http/phase.h"
 #include "daemon/http/server.h"
-#include "daemon/observe/audit.h"
-#include "daemon/policy/access.h"
-#include "daemon/policy/reading.h"
 #include "denvrd-version.h"
 
 #define MAX_URL_BYTES 8192u
@@ -238,9 +235,8 @@ void request_free(struct request *r, bool completed_ok) {
         request_unwatch_hangup(r);
         if (r->conn_ctx->request == r)
                 r->conn_ctx->request = NULL;
-        audit_request(r, completed_ok);
         request_end_handler(r, completed_ok ? REQUEST_END_DONE : REQUEST_END_HANGUP);
-        reading_done(r);
+        d->pipeline->finish(r, completed_ok);
         fairness_request_end(r);
 
         request_log_access(r, completed_ok);
@@ -255,6 +251,7 @@ void request_free(struct request *r, bool completed_ok) {
                 MHD_destroy_response(r->response);
         free(r->now_buf);
         free(r->body);
+        route_done(&r->route);
         free(r->canon_path);
         free(r->path);
         free(r->raw_uri);
@@ -274,7 +271,7 @@ static enum MHD_Result sum_header_bytes(void *cls, enum MHD_ValueKind kind, cons
 }
 
 /* The path's canonical form, or a 400 saying why there is none. */
-static bool request_canonicalise(struct request *r) {
+bool request_canonicalise(struct request *r) {
         const char *why = NULL;
         int k;
 
@@ -291,44 +288,57 @@ static bool request_canonicalise(struct request *r) {
         return true;
 }
 
-void request_begin(struct request *r) {
-        const struct denvr_config *c = r->daemon->config;
-        const char *cl;
+bool request_check_head(struct request *r) {
         size_t header_bytes = 0;
 
         if (strlen(r->raw_uri) > MAX_URL_BYTES) {
                 request_reply_error(r, 414, NULL, "URL longer than %u bytes", MAX_URL_BYTES);
-                return;
+                return false;
         }
         if (!framing_check(r))
-                return;
+                return false;
         (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, sum_header_bytes, &header_bytes);
         if (header_bytes > MAX_HEADER_BYTES) {
                 request_reply_error(r, 431, NULL, "request headers larger than %u bytes", MAX_HEADER_BYTES);
-                return;
+                return false;
         }
         if (!http_method_find(r->method)) {
                 request_reply_error(r, 405, NULL, "method %s is not supported by denvrd", r->method);
                 (void) request_reply_header(r, "Allow", http_methods_allowed);
-                return;
+                return false;
         }
-        if (!request_canonicalise(r) || !router_check(r))
-                return;   /* replied */
+        return true;
+}
 
-        cl = request_header(r, "Content-Length");
-        if (cl) {
-                char *end;
-                unsigned long long n;
+bool request_check_length(struct request *r) {
+        const struct denvr_config *c = r->daemon->config;
+        const char *cl = request_header(r, "Content-Length");
+        unsigned long long n;
+        char *end;
 
-                errno = 0;
-                n = strtoull(cl, &end, 10);
-                if (!errno && *end == 0 && n > c->max_body_bytes) {
-                        r->body_too_large = true;
-                        request_reply_error(r, 413, NULL,
-                                            "request body of %llu bytes is larger than max_body_bytes (%zu)",
-                                            n, c->max_body_bytes);
-                }
-        }
+        if (!cl)
+                return true;
+        errno = 0;
+        n = strtoull(cl, &end, 10);
+        if (errno || *end != 0 || n <= c->max_body_bytes)
+                return true;
+        r->body_too_large = true;
+        request_reply_error(r, 413, NULL, "request body of %llu bytes is larger than max_body_bytes (%zu)",
+                            n, c->max_body_bytes);
+        return false;
+}
+
+/* Runs the phases of one point in the request's life, in order, until one answers. */
+static void request_run_phases(struct request *r, enum phase_when when) {
+        const struct pipeline *pl = r->daemon->pipeline;
+
+        for (size_t i = 0; i < pl->n_phases; i++)
+                if (pl->phases[i].when == when && !pl->phases[i].run(r))
+                        return;
+}
+
+void request_begin(struct request *r) {
+        request_run_phases(r, PHASE_HEADERS);
 }
 
 void request_append_body(struct request *r, const char *data, size_t len) {
@@ -420,7 +430,7 @@ int request_send_now(struct request *r) {
 }
 
 void request_dispatch(struct request *r) {
-        router_dispatch(r);
+        request_run_phases(r, PHASE_BODY);
 }
 
 static void request_hangup(struct request *r) {
@@ -539,7 +549,7 @@ int request_reply(struct request *r, unsigned status, const char *content_type, 
                 (void) MHD_add_response_header(resp, "Content-Type", content_type);
         (void) MHD_add_response_header(resp, "X-Request-Id", r->id);
         r->response = resp;
-        access_add_cors_headers(r);
+        cors_reply_headers(r);
         r->status = status;
         r->response_bytes = len;
         request_resume(r);

@@ -18,6 +18,7 @@
 #include "common/config/local_token.h"
 #include "daemon/http/conn.h"
 #include "daemon/http/fairness.h"
+#include "daemon/http/route.h"
 
 struct daemon;
 struct listener;
@@ -41,6 +42,7 @@ struct request {
          * for a refused path.  Lowercase: compare with strcmp() to lowercase
          * constants, or case-insensitively. */
         char *canon_path;
+        struct route route;     /* where it goes (route.h): set by the route phase */
         const char *query;      /* into raw_uri after '?', or NULL */
         char method[16];
         char id[129];
@@ -117,8 +119,13 @@ void request_abort(struct request *r, enum request_end how);
 struct request *request_new(struct listener *l, struct conn_ctx *ctx, struct MHD_Connection *conn,
                             const char *method, const char *url);
 void request_free(struct request *r, bool completed_ok);
-/* Checks run once the headers are in: limits, access rules, routing. */
+/* Runs the header phases (phase.h) once the headers are in. */
 void request_begin(struct request *r);
+/* Phases of the http layer: the head's size, framing and method; the canonical
+ * path; the announced body's size.  Each is false once it has answered. */
+bool request_check_head(struct request *r);
+bool request_canonicalise(struct request *r);
+bool request_check_length(struct request *r);
 /* Appends a body chunk; enforces max_body_bytes. */
 void request_append_body(struct request *r, const char *data, size_t len);
 /* Whether the request announces a body (Content-Length > 0 or Transfer-Encoding). */
@@ -131,7 +138,7 @@ bool request_has_body(const struct request *r);
  * another negative errno.
  */
 int request_send_now(struct request *r);
-/* Called once the whole body is in: local answer, or start forwarding. */
+/* Runs the body phases (phase.h) once the whole body is in. */
 void request_dispatch(struct request *r);
 /* A new connection's hangup watch, for all its requests; removed before it closes. */
 int request_conn_watch(struct conn_ctx *ctx, sd_event *e);

@@ -238,8 +238,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                         return MHD_NO;
                 *con_cls = r;
                 request_begin(r);
-                if (!r->response)
-                        (void) fairness_request_admit(r);
                 if (r->response) {
                         /* Refused before the body: libmicrohttpd sends the answer
                          * (no 100 Continue) and closes without reading the body,

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define LOG_MODULE "daemon"
 #include "daemon/core/daemon.h"
+#include "daemon/handlers/pipeline.h"
 #include "daemon/upstream/failure_memory.h"
 
 #include <assert.h>
@@ -205,6 +206,7 @@ int daemon_new(struct denvr_config *config, const struct config_overrides *o, st
         d->overrides = *o;
         d->euid = geteuid();   /* fixed for our lifetime: we never change uid */
         d->sock_diag = (struct sock_diag) SOCK_DIAG_INIT;
+        d->pipeline = &pipeline_denvrd;
         *ret = d;   /* partially built daemons are freed by the caller */
 
         /* Not sd_event_default(): that one checks its thread with a gettid()

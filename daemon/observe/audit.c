@@ -10,9 +10,8 @@
 #include "common/base/log.h"
 #include "common/http/http_method.h"
 #include "daemon/core/peer.h"
-#include "daemon/handlers/login_shim.h"
-#include "daemon/handlers/router.h"
 #include "daemon/http/request.h"
+#include "daemon/http/route.h"
 
 /*
  * Whether r went to the forwarder.  r->forwarded is set from proxy_start() on
@@ -24,8 +23,7 @@
 static bool was_forwarded(const struct request *r) {
         if (r->forwarded || r->upstream_status >= 0)
                 return true;
-        return r->aborted && r->dispatched && r->canon_path && path_has_prefix(r->canon_path, "/api/") &&
-               !login_shim_matches(r->canon_path);
+        return r->aborted && r->dispatched && r->canon_path && r->route.kind == ROUTE_API;
 }
 
 /* The canonical path, spelled as the operation table spells it when it knows the path. */

@@ -17,11 +17,10 @@
 #include "common/http/http_method.h"
 #include "daemon/core/daemon.h"
 #include "daemon/core/peer.h"
-#include "daemon/handlers/login_shim.h"
-#include "daemon/handlers/router.h"
-#include "daemon/handlers/wait.h"
+#include "daemon/http/cors.h"
 #include "daemon/http/listener.h"
 #include "daemon/http/request.h"
+#include "daemon/http/route.h"
 #include "daemon/policy/rights.h"
 
 /* The methods denvrd forwards; OPTIONS is never preflighted, so not listed. */
@@ -270,15 +269,6 @@ bool access_origin_is_loopback(const char *o) {
         return false;
 }
 
-static bool origin_listed(const struct denvr_config *c, const char *origin) {
-        if (!origin)
-                return false;
-        for (char **o = c->cors_origins; o && *o; o++)
-                if (strcasecmp(*o, origin) == 0)
-                        return true;
-        return false;
-}
-
 static bool check_origin(struct request *r, const struct header_scan *h, const char *origin, bool listed) {
         const char *site = request_header(r, "Sec-Fetch-Site");
 
@@ -484,7 +474,7 @@ static bool check_level(struct request *r) {
                             key, r->method, r->path, key);
         case ACCESS_READ_ONLY:
                 /* The login shim answers locally and never changes anything upstream. */
-                if (http_method_is_safe(r->method) || login_shim_matches(r->canon_path))
+                if (http_method_is_safe(r->method) || r->route.kind == ROUTE_LOGIN)
                         return true;
                 return deny(r, "this listener is read-only (%s = \"read-only\"): %s %s is not forwarded, "
                             "only GET and HEAD are; set [daemon] %s = \"full\" to allow changes through it",
@@ -558,7 +548,7 @@ static bool check_peer(struct request *r) {
          * body: it judges the peer itself once it has read that
          * (access_check_login_peer()).  It never forwards anything.
          */
-        if (login_shim_matches(r->canon_path))
+        if (r->route.kind == ROUTE_LOGIN)
                 return true;
         return check_peer_gate(r);
 }
@@ -589,10 +579,9 @@ static bool check_token(struct request *r) {
 
 /* Applies the caller's [rights] rule; get NULL: before the body is in. */
 static bool check_rights(struct request *r, rights_param_fn get, void *userdata) {
-        _cleanup_free_ char *inner = NULL;
+        const char *inner;
         struct rights_caller who;
         struct rights_answer ans;
-        int k;
 
         /* Without rules nothing is looked up: the common case costs nothing. */
         if (r->daemon->config->n_rights == 0) {
@@ -602,9 +591,7 @@ static bool check_rights(struct request *r, rights_param_fn get, void *userdata)
                 return true;
         }
         /* A wait reads its inner operation: judged as a GET of that. */
-        k = wait_inner_path(r->canon_path, r->daemon->config->api, &inner);
-        if (k < 0)
-                return deny(r, "out of memory checking the [rights] rules");
+        inner = r->route.inner;
         rights_caller_of(r, &who);
         rights_decide(r->daemon->config, &who, inner ? "GET" : r->method, inner ? inner : r->canon_path,
                       get, userdata, &ans);
@@ -653,7 +640,7 @@ bool access_check_request(struct request *r) {
                 return false;
 
         origin = request_header(r, "Origin");
-        listed = origin_listed(c, origin);
+        listed = cors_origin_listed(c, origin);
         if (!check_origin(r, &h, origin, listed))
                 return false;
 
@@ -675,14 +662,4 @@ bool access_check_request(struct request *r) {
         if (!http_method_is_safe(r->method) && r->conn_ctx->peer.is_unix)
                 (void) peer_exe(&r->conn_ctx->peer);
         return true;
-}
-
-void access_add_cors_headers(struct request *r) {
-        const char *origin = request_header(r, "Origin");
-
-        if (!origin_listed(r->daemon->config, origin))
-                return;
-        (void) request_reply_header(r, "Access-Control-Allow-Origin", origin);
-        (void) request_reply_header(r, "Vary", "Origin");
-        (void) request_reply_header(r, "Access-Control-Expose-Headers", "X-Request-Id");
 }

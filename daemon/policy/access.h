@@ -46,11 +46,11 @@ bool access_peer_allowed(const struct peer *p, const struct denvr_config *c, uid
 /* A warning when c switches the peer rule off (trust_local_users); at start and reload. */
 void access_warn_trust(const struct denvr_config *c);
 
-/* First thing in router_check(): false when a reply (a refusal, or a preflight's 204) was set. */
+/* The access phase (handlers/pipeline.c): false when a reply (a refusal, or a preflight's 204) was set. */
 bool access_check_request(struct request *r);
 
 /*
- * The caller's [rights] rule (rights.c), from router_check() once the path is
+ * The caller's [rights] rule (rights.c), the rights phase, once the path is
  * final: false when refused.  A rule whose entries have conditions leaves
  * r->rights_pending; access_check_rights_params() then checks them once the
  * body is in, before anything is forwarded.
@@ -61,8 +61,6 @@ bool access_check_rights_params(struct request *r);
 /* The peer gate for a login shim request that brought no local token. */
 bool access_check_login_peer(struct request *r);
 
-/* From request_reply(): CORS headers when the request's Origin is listed in cors_origins. */
-void access_add_cors_headers(struct request *r);
 
 /* The rules' parsers, exposed for tests. */
 bool access_host_is_allowed(const char *host, const struct denvr_config *c, const char *listener_address);

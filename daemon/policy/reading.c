@@ -13,10 +13,8 @@
 #include "common/base/log.h"
 #include "common/config/config.h"
 #include "daemon/core/daemon.h"
-#include "daemon/handlers/login_shim.h"
-#include "daemon/handlers/router.h"
-#include "daemon/handlers/wait.h"
 #include "daemon/http/request.h"
+#include "daemon/http/route.h"
 
 /* Callers held to an operation list (the access phase said so) send only what the operation has. */
 static enum api_read_mode mode_for(const struct request *r) {
@@ -56,15 +54,12 @@ static bool read_wait(struct request *r, const char *inner) {
 }
 
 bool reading_run(struct request *r) {
-        _cleanup_free_ char *inner = NULL;
+        const char *inner = r->route.inner;
         const char *ct;
         int k;
 
         assert(r && r->canon_path && !r->reading);
-        k = wait_inner_path(r->canon_path, r->daemon->config->api, &inner);
-        if (k < 0)
-                return refuse(r, k, NULL);
-        if (k == 0 && (!path_has_prefix(r->canon_path, "/api/") || login_shim_matches(r->canon_path)))
+        if (!inner && r->route.kind != ROUTE_API)
                 return true;   /* denvrd's own endpoints and the login shim read their own input */
 
         r->reading = calloc(1, sizeof *r->reading);

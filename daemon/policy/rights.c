@@ -15,9 +15,8 @@
 #include "common/config/local_token.h"
 #include "daemon/core/daemon.h"
 #include "daemon/core/peer.h"
-#include "daemon/handlers/login_shim.h"
-#include "daemon/handlers/router.h"
 #include "daemon/http/request.h"
+#include "daemon/http/route.h"
 
 /* --- local tokens ------------------------------------------------------------------- */
 
@@ -215,7 +214,7 @@ void rights_decide(const struct denvr_config *c, const struct rights_caller *who
                 return;
 
         /* denvrd's own endpoints and the login shim change nothing upstream: "off" alone shuts them. */
-        if (path_has_prefix(path, "/_denvrd/") || login_shim_matches(path)) {
+        if (path_has_prefix(path, "/_denvrd/") || route_is_login(path)) {
                 if (ans->rule->kind == RIGHTS_OFF && !path_is_open_to_off(path)) {
                         ans->verdict = RIGHTS_DENY;
                         explain_denial(ans, method, path);

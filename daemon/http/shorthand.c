@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #define LOG_MODULE "shorthand"
-#include "daemon/handlers/shorthand.h"
+#include "daemon/http/shorthand.h"
 
 #include <errno.h>
 #include <stdio.h>
