@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <systemd/sd-event.h>
 
 enum fair_resource {
         FAIR_CONNECTIONS,
@@ -69,3 +70,24 @@ int fair_ticket_acquire(struct fair_ledger *l, struct fair_caller *c, struct fai
 void fair_ticket_release(struct fair_ledger *l, struct fair_caller *c, struct fair_ticket *t);
 /* The caller's oldest queued ticket, now holding a slot, while it has one free; else NULL. */
 struct fair_ticket *fair_ticket_grant_next(struct fair_ledger *l, struct fair_caller *c, uint64_t share);
+
+/* What a connection and a request of a caller hold (the daemon's glue keeps them). */
+/* In struct conn_ctx. */
+struct fair_conn {
+        struct fair_caller *caller;   /* counted against max_connections_per_caller; NULL: not */
+        sd_event_source *timer;       /* the header or idle deadline */
+        uint64_t deadline;            /* CLOCK_MONOTONIC usec; 0: none */
+        uint64_t armed;               /* what timer is set for (may be earlier); 0: not set */
+        bool refused;                 /* refused outright: answer, close */
+        bool idle;                    /* between two requests */
+};
+
+/* In struct request. */
+struct fair_hold {
+        struct fair_caller *caller;   /* NULL: not counted (not admitted, or exempt) */
+        uint64_t bytes;               /* body bytes charged */
+        bool wait;
+        struct fair_ticket ticket;    /* its upstream slot */
+        void (*start)(void *userdata);   /* called when a queued ticket gets its slot */
+        void *userdata;
+};

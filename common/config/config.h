@@ -200,3 +200,7 @@ const char *secret_source_to_string(enum secret_source s);
  */
 int config_parse_listen(const char *s, char **ret_host, uint16_t *ret_port, bool *ret_loopback,
                         const char **ret_reason);
+
+/* The [rights] rule that applies to who: its token's, else its uid's, else its first
+ * group's in file order; NULL when none names it. */
+const struct rights_rule *config_rights_rule_for(const struct denvr_config *c, const struct rights_caller *who);

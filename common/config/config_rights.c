@@ -7,6 +7,8 @@
 #define LOG_MODULE "config"
 #include "common/config/config-internal.h"
 
+#include <assert.h>
+
 #include "common/config/local_token.h"
 #include "common/config/rights_rule.h"
 #include "common/config/toml_value.h"
@@ -212,4 +214,31 @@ void config_rights_free(struct denvr_config *c) {
         for (size_t i = 0; i < c->n_tokens; i++)
                 free(c->tokens[i].name);
         free(c->tokens);
+}
+
+static bool in_groups(const struct rights_caller *who, gid_t g) {
+        if (who->gid_known && who->gid == g)
+                return true;
+        for (size_t i = 0; i < who->n_groups; i++)
+                if (who->groups[i] == g)
+                        return true;
+        return false;
+}
+
+const struct rights_rule *config_rights_rule_for(const struct denvr_config *c, const struct rights_caller *who) {
+        assert(c && who);
+        if (who->token) {
+                for (size_t i = 0; i < c->n_rights; i++)
+                        if (c->rights[i].subject == RIGHTS_SUBJECT_TOKEN && strcmp(c->rights[i].token, who->token) == 0)
+                                return &c->rights[i];
+                return NULL;   /* config_rights_check() makes sure every token has a rule */
+        }
+        if (who->uid_known)
+                for (size_t i = 0; i < c->n_rights; i++)
+                        if (c->rights[i].subject == RIGHTS_SUBJECT_UID && c->rights[i].id == who->uid)
+                                return &c->rights[i];
+        for (size_t i = 0; i < c->n_rights; i++)
+                if (c->rights[i].subject == RIGHTS_SUBJECT_GROUP && in_groups(who, c->rights[i].id))
+                        return &c->rights[i];
+        return NULL;
 }

@@ -22,6 +22,7 @@
  */
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -108,3 +109,16 @@ enum rights_verdict rights_rule_allows(const struct rights_rule *rule, const cha
 const char *rights_kind_to_string(enum rights_kind k);
 const char *rights_subject_to_string(enum rights_subject s);
 bool rights_method_is_read(const char *method);
+
+/* Who denvrd takes a request's caller for. */
+struct rights_caller {
+        const char *transport;  /* "unix" or "tcp" */
+        bool uid_known;
+        uid_t uid;
+        bool gid_known;
+        gid_t gid;
+        const gid_t *groups;    /* supplementary groups, where known */
+        size_t n_groups;
+        pid_t pid;              /* 0 when unknown */
+        const char *token;      /* the local token's name, or NULL */
+};

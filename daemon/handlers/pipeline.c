@@ -2,17 +2,48 @@
 #include "daemon/handlers/pipeline.h"
 
 #include <assert.h>
+#include <errno.h>
 
+#include "daemon/core/daemon.h"
 #include "daemon/handlers/local_api.h"
 #include "daemon/handlers/login_shim.h"
 #include "daemon/http/fairness.h"
+#include "daemon/http/framing.h"
 #include "daemon/http/phase.h"
 #include "daemon/http/request.h"
 #include "daemon/http/route.h"
+#include "daemon/http/shorthand.h"
 #include "daemon/observe/audit.h"
 #include "daemon/policy/access.h"
 #include "daemon/policy/reading.h"
 #include "daemon/upstream/proxy.h"
+
+/* The shorthand expanded first, so that every later phase judges the path that is forwarded. */
+static bool phase_route(struct request *r) {
+        const char *api = r->daemon->config->api;
+        int k;
+
+        if (route_needs_shorthand(r->canon_path)) {
+                k = shorthand_rewrite(r, api);
+                if (k < 0) {
+                        request_reply_error(r, k == -ENOMEM ? 503 : 400, NULL, "%s",
+                                            k == -ENOMEM ? "out of memory"
+                                                         : "the path is refused once [defaults] api is added");
+                        return false;
+                }
+        }
+        if (route_classify(r->canon_path, api, &r->route) < 0) {
+                request_reply_error(r, 503, NULL, "out of memory");
+                return false;
+        }
+        return true;
+}
+
+static void finish(struct request *r, bool completed_ok) {
+        audit_request(r, completed_ok);
+        reading_done(r);
+        fairness_request_end(r);
+}
 
 /* After access: a caller that may not use denvrd learns nothing of what it serves. */
 static bool phase_served(struct request *r) {
@@ -52,16 +83,13 @@ static bool phase_handle(struct request *r) {
         return true;
 }
 
-static void finish(struct request *r, bool completed_ok) {
-        audit_request(r, completed_ok);
-        reading_done(r);
-}
-
 /* The order matters; each line names the file that does it. */
 static const struct phase phases[] = {
-        { "read",            PHASE_HEADERS, request_check_head },           /* http/request.c, http/framing.c */
+        { "request line",    PHASE_HEADERS, request_check_target },         /* http/request.c */
+        { "framing",         PHASE_HEADERS, framing_check },                /* http/framing.c, http/conn.c */
+        { "head",            PHASE_HEADERS, request_check_head },           /* http/request.c */
         { "canonicalise",    PHASE_HEADERS, request_canonicalise },         /* http/request.c */
-        { "route",           PHASE_HEADERS, route_decide },                 /* http/route.c, http/shorthand.c */
+        { "route",           PHASE_HEADERS, phase_route },                  /* http/route.c, http/shorthand.c */
         { "access",          PHASE_HEADERS, access_check_request },         /* policy/access.c */
         { "served",          PHASE_HEADERS, phase_served },                 /* here */
         { "rights",          PHASE_HEADERS, access_check_rights },          /* policy/access.c, policy/rights.c */
@@ -75,5 +103,5 @@ static const struct phase phases[] = {
 const struct pipeline pipeline_denvrd = {
         .phases = phases,
         .n_phases = sizeof phases / sizeof phases[0],
-        .finish = finish,                                                   /* observe/audit.c */
+        .finish = finish,       /* observe/audit.c, policy/reading.c, http/fairness.c */
 };

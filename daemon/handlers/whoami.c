@@ -168,7 +168,7 @@ void whoami_handle(struct request *r) {
                         return;
                 }
         }
-        rule = rights_rule_for(r->daemon->config, &who);
+        rule = config_rights_rule_for(r->daemon->config, &who);
         j = json_pack("{s:o, s:{s:s, s:s, s:s}, s:o, s:s, s:o, s:b, s:b}",
                       "caller", caller_json(&who),
                       "listener", "kind", r->listener->kind == LISTENER_UNIX ? "unix" : "tcp",

@@ -10,8 +10,8 @@
 #include <stdbool.h>
 #include <systemd/sd-event.h>
 
+#include "common/base/fair_ledger.h"
 #include "daemon/core/peer.h"
-#include "daemon/http/fairness.h"
 
 struct listener;
 struct request;
@@ -33,3 +33,7 @@ struct conn_ctx {
         struct request *request;   /* the one in progress on it, if any */
         struct fair_conn fair;     /* fairness.c: its caller's count, header and idle deadlines */
 };
+
+/* Peeks at the next request's head on ctx, before libmicrohttpd reads it: its
+ * raw problem, if any, is kept for the framing phase (framing.h). */
+void conn_peek_head(struct conn_ctx *ctx);

@@ -15,10 +15,9 @@
 #include "common/config/config.h"
 #include "common/http/envelope.h"
 #include "daemon/core/daemon.h"
+#include "daemon/core/peer_gate.h"
 #include "daemon/http/listener.h"
 #include "daemon/http/request.h"
-#include "daemon/http/server.h"
-#include "daemon/policy/access.h"
 
 /* A caller refused outright has this long to read its 403 before it is closed. */
 #define REFUSED_PEER_USEC 1000000u
@@ -152,7 +151,7 @@ static int on_conn_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                   ctx->peer.is_unix ? ctx->listener->address : ctx->peer.addr, close_reason[why]);
         /* libmicrohttpd owns the socket: it sees the end on its next read and closes it. */
         (void) shutdown(ctx->fd, SHUT_RDWR);
-        server_wake(ctx->listener);
+        listener_wake(ctx->listener);
         return 0;
 }
 
@@ -209,7 +208,7 @@ static void conn_refuse(struct daemon *d, struct conn_ctx *ctx, const struct fai
                         (void) send(ctx->fd, text, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT);
         }
         (void) shutdown(ctx->fd, SHUT_RDWR);
-        server_wake(ctx->listener);
+        listener_wake(ctx->listener);
 }
 
 bool fairness_conn_open(struct daemon *d, struct conn_ctx *ctx, struct MHD_Connection *conn) {
@@ -223,7 +222,7 @@ bool fairness_conn_open(struct daemon *d, struct conn_ctx *ctx, struct MHD_Conne
         (void) MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
                                          (unsigned) c->idle_timeout_sec + 1);
         /* No local token could let it in: answer it (403) and close, never hold it. */
-        ctx->fair.refused = access_peer_refused_outright(&ctx->peer, c);
+        ctx->fair.refused = peer_gate_refused_outright(&ctx->peer, c);
         if (ctx->fair.refused)
                 conn_arm(ctx, now + REFUSED_PEER_USEC, 100000);
         else

@@ -55,26 +55,6 @@ struct fairness {
         uint64_t upstream_queued_total;   /* requests that waited for their caller's share */
 };
 
-/* In struct conn_ctx. */
-struct fair_conn {
-        struct fair_caller *caller;   /* counted against max_connections_per_caller; NULL: not */
-        sd_event_source *timer;       /* the header or idle deadline */
-        uint64_t deadline;            /* CLOCK_MONOTONIC usec; 0: none */
-        uint64_t armed;               /* what timer is set for (may be earlier); 0: not set */
-        bool refused;                 /* refused outright: answer, close */
-        bool idle;                    /* between two requests */
-};
-
-/* In struct request. */
-struct fair_hold {
-        struct fair_caller *caller;   /* NULL: not counted (not admitted, or exempt) */
-        uint64_t bytes;               /* body bytes charged */
-        bool wait;
-        struct fair_ticket ticket;    /* its upstream slot */
-        void (*start)(void *userdata);   /* called when a queued ticket gets its slot */
-        void *userdata;
-};
-
 int fairness_new(struct fairness **ret);
 struct fairness *fairness_free(struct fairness *f);
 

@@ -337,3 +337,8 @@ int listener_adopt(int fd, bool allow_remote, struct listener **ret) {
         *ret = l;
         return 0;
 }
+
+void listener_wake(struct listener *l) {
+        if (l->wake_source)
+                (void) sd_event_source_set_enabled(l->wake_source, SD_EVENT_ONESHOT);
+}

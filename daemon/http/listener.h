@@ -54,3 +54,6 @@ void listener_free(struct listener *l);
 /* Whether l is what the configuration's listen entry or socket path spec asks for. */
 bool listener_is(const struct listener *l, enum listener_kind kind, const char *spec,
                  bool allow_remote, mode_t socket_mode);
+
+/* Runs the listener's libmicrohttpd soon: after a connection was resumed or shut down. */
+void listener_wake(struct listener *l);

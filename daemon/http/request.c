@@ -25,11 +25,8 @@
 #include "common/http/http_method.h"
 #include "daemon/core/daemon.h"
 #include "daemon/http/cors.h"
-#include "daemon/http/fairness.h"
-#include "daemon/http/framing.h"
 #include "daemon/http/listener.h"
 #include "daemon/http/phase.h"
-#include "daemon/http/server.h"
 #include "denvrd-version.h"
 
 #define MAX_URL_BYTES 8192u
@@ -223,7 +220,7 @@ void request_abort(struct request *r, enum request_end how) {
         r->suspended = false;
         request_unwatch_hangup(r);
         MHD_resume_connection(r->conn);
-        server_wake(r->listener);
+        listener_wake(r->listener);
 }
 
 void request_free(struct request *r, bool completed_ok) {
@@ -237,7 +234,6 @@ void request_free(struct request *r, bool completed_ok) {
                 r->conn_ctx->request = NULL;
         request_end_handler(r, completed_ok ? REQUEST_END_DONE : REQUEST_END_HANGUP);
         d->pipeline->finish(r, completed_ok);
-        fairness_request_end(r);
 
         request_log_access(r, completed_ok);
         metrics_count_request(&d->metrics, r->method, completed_ok ? r->status : 0);
@@ -288,15 +284,16 @@ bool request_canonicalise(struct request *r) {
         return true;
 }
 
+bool request_check_target(struct request *r) {
+        if (strlen(r->raw_uri) <= MAX_URL_BYTES)
+                return true;
+        request_reply_error(r, 414, NULL, "URL longer than %u bytes", MAX_URL_BYTES);
+        return false;
+}
+
 bool request_check_head(struct request *r) {
         size_t header_bytes = 0;
 
-        if (strlen(r->raw_uri) > MAX_URL_BYTES) {
-                request_reply_error(r, 414, NULL, "URL longer than %u bytes", MAX_URL_BYTES);
-                return false;
-        }
-        if (!framing_check(r))
-                return false;
         (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, sum_header_bytes, &header_bytes);
         if (header_bytes > MAX_HEADER_BYTES) {
                 request_reply_error(r, 431, NULL, "request headers larger than %u bytes", MAX_HEADER_BYTES);
@@ -444,7 +441,7 @@ static void request_hangup(struct request *r) {
                  * to close) gives it an event and an EOF to see. */
                 log_debug("%s: client closed the connection before its request was complete", r->id);
                 (void) shutdown(r->conn_ctx->fd, SHUT_RDWR);
-                server_wake(r->listener);
+                listener_wake(r->listener);
                 return;
         }
         log_debug("%s: client closed the connection; aborting", r->id);
@@ -455,7 +452,7 @@ static int on_conn_event(sd_event_source *s, int fd, uint32_t revents, void *use
         struct conn_ctx *ctx = userdata;
 
         if (revents & EPOLLIN)
-                framing_peek_head(ctx);
+                conn_peek_head(ctx);
         if (!(revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
                 return 0;
         ctx->peer_closed = true;
@@ -516,8 +513,19 @@ static void request_resume(struct request *r) {
         if (r->suspended) {
                 r->suspended = false;
                 MHD_resume_connection(r->conn);
-                server_wake(r->listener);
+                listener_wake(r->listener);
         }
+}
+
+/* The CORS headers, when the request's Origin is listed (cors.h). */
+static void request_reply_cors(struct request *r) {
+        const char *origin = request_header(r, "Origin");
+
+        if (!cors_origin_listed(r->daemon->config, origin))
+                return;
+        (void) request_reply_header(r, "Access-Control-Allow-Origin", origin);
+        (void) request_reply_header(r, "Vary", "Origin");
+        (void) request_reply_header(r, "Access-Control-Expose-Headers", "X-Request-Id");
 }
 
 int request_reply(struct request *r, unsigned status, const char *content_type, char *body, size_t len) {
@@ -549,7 +557,7 @@ int request_reply(struct request *r, unsigned status, const char *content_type, 
                 (void) MHD_add_response_header(resp, "Content-Type", content_type);
         (void) MHD_add_response_header(resp, "X-Request-Id", r->id);
         r->response = resp;
-        cors_reply_headers(r);
+        request_reply_cors(r);
         r->status = status;
         r->response_bytes = len;
         request_resume(r);

@@ -15,9 +15,9 @@
 #include <systemd/sd-event.h>
 
 #include "common/base/cleanup.h"
+#include "common/base/fair_ledger.h"
 #include "common/config/local_token.h"
 #include "daemon/http/conn.h"
-#include "daemon/http/fairness.h"
 #include "daemon/http/route.h"
 
 struct daemon;
@@ -121,8 +121,10 @@ struct request *request_new(struct listener *l, struct conn_ctx *ctx, struct MHD
 void request_free(struct request *r, bool completed_ok);
 /* Runs the header phases (phase.h) once the headers are in. */
 void request_begin(struct request *r);
-/* Phases of the http layer: the head's size, framing and method; the canonical
- * path; the announced body's size.  Each is false once it has answered. */
+/* Phases of the http layer: the target's length; the head's size and method;
+ * the canonical path; the announced body's size.  Each is false once it has
+ * answered. */
+bool request_check_target(struct request *r);
 bool request_check_head(struct request *r);
 bool request_canonicalise(struct request *r);
 bool request_check_length(struct request *r);

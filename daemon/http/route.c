@@ -7,9 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/core/daemon.h"
-#include "daemon/http/request.h"
-#include "daemon/http/shorthand.h"
+#include "common/api/optable.h"
 
 #define LOGIN_PREFIX "/api/tokenauth"
 
@@ -19,8 +17,36 @@ bool route_is_login(const char *canon_path) {
         return strncmp(canon_path, LOGIN_PREFIX, n) == 0 && (canon_path[n] == 0 || canon_path[n] == '/');
 }
 
-bool route_is_service(const char *canon_path) {
-        return shorthand_matches(canon_path);
+/* Length of the first segment of "/seg/..." or 0. */
+static size_t first_segment(const char *path, const char **ret) {
+        size_t n;
+
+        if (path[0] != '/')
+                return 0;
+        n = strcspn(path + 1, "/?");
+        *ret = path + 1;
+        return path[1 + n] == '/' ? n : 0;
+}
+
+bool route_is_service(const char *path) {
+        const char *seg;
+        size_t n = first_segment(path, &seg);
+
+        if (n == 0)
+                return false;
+        for (size_t i = 0; i < optable_n_operations; i++) {
+                const char *op = optable_operations[i].path;
+                const char *rest, *opseg;
+                size_t m;
+
+                /* Table paths look like /api/v1/<service>/...; skip /api/<version>. */
+                if (strncmp(op, "/api/", 5) != 0 || !(rest = strchr(op + 5, '/')))
+                        continue;
+                m = first_segment(rest, &opseg);
+                if (m == n && strncasecmp(opseg, seg, n) == 0)
+                        return true;
+        }
+        return false;
 }
 
 int route_wait_inner(const char *canon_path, const char *api, char **ret) {
@@ -33,7 +59,7 @@ int route_wait_inner(const char *canon_path, const char *api, char **ret) {
         inner = canon_path + strlen(ROUTE_WAIT_PREFIX);
         if (path_has_prefix(inner, "/api/"))
                 *ret = strdup(inner);
-        else if (shorthand_matches(inner)) {
+        else if (route_is_service(inner)) {
                 if (asprintf(ret, "/api/%s%s", api, inner) < 0)
                         *ret = NULL;
         } else
@@ -45,37 +71,25 @@ static bool is_served(const char *canon) {
         return path_has_prefix(canon, "/_denvrd/") || path_has_prefix(canon, "/api/");
 }
 
-bool route_decide(struct request *r) {
-        const char *canon = r->canon_path;
+bool route_needs_shorthand(const char *canon) {
+        return !is_served(canon) && route_is_service(canon);
+}
 
-        assert(canon);
-        /* The shorthand first, so that every later phase judges the path that is forwarded. */
-        if (!is_served(canon) && shorthand_matches(canon)) {
-                int k = shorthand_rewrite(r, r->daemon->config->api);
-
-                if (k < 0) {
-                        request_reply_error(r, k == -ENOMEM ? 503 : 400, NULL, "%s",
-                                            k == -ENOMEM ? "out of memory"
-                                                         : "the path is refused once [defaults] api is added");
-                        return false;
-                }
-                canon = r->canon_path;
-        }
+int route_classify(const char *canon, const char *api, struct route *ret) {
+        assert(canon && api && ret && !ret->inner);
         if (path_has_prefix(canon, ROUTE_WAIT_PREFIX "/")) {
-                r->route.kind = ROUTE_WAIT;
-                if (route_wait_inner(canon, r->daemon->config->api, &r->route.inner) < 0) {
-                        request_reply_error(r, 503, NULL, "out of memory");
-                        return false;
-                }
-        } else if (path_has_prefix(canon, "/_denvrd/"))
-                r->route.kind = ROUTE_LOCAL;
+                ret->kind = ROUTE_WAIT;
+                return route_wait_inner(canon, api, &ret->inner) < 0 ? -ENOMEM : 0;
+        }
+        if (path_has_prefix(canon, "/_denvrd/"))
+                ret->kind = ROUTE_LOCAL;
         else if (route_is_login(canon))
-                r->route.kind = ROUTE_LOGIN;
+                ret->kind = ROUTE_LOGIN;
         else if (path_has_prefix(canon, "/api/"))
-                r->route.kind = ROUTE_API;
+                ret->kind = ROUTE_API;
         else
-                r->route.kind = ROUTE_NONE;
-        return true;
+                ret->kind = ROUTE_NONE;
+        return 0;
 }
 
 void route_done(struct route *rt) {

@@ -10,7 +10,6 @@
 
 #include <stdbool.h>
 
-struct request;
 
 enum route_kind {
         ROUTE_NONE,             /* nothing served there: a 404, once access is judged */
@@ -40,6 +39,8 @@ bool route_is_service(const char *canon_path);
 /* The API path a wait names, malloc'ed in *ret: 1, 0 when it names none, or -ENOMEM. */
 int route_wait_inner(const char *canon_path, const char *api, char **ret);
 
-/* The route phase: expands the shorthand, then sets r->route; false with a reply set. */
-bool route_decide(struct request *r);
+/* Whether canon is a service path without /api/VERSION (shorthand.h expands it). */
+bool route_needs_shorthand(const char *canon_path);
+/* Where the canonical path goes (after the shorthand); 0 or -ENOMEM. */
+int route_classify(const char *canon_path, const char *api, struct route *ret);
 void route_done(struct route *rt);

@@ -18,12 +18,11 @@
 #include "common/base/log.h"
 #include "daemon/core/daemon.h"
 #include "daemon/core/peer.h"
+#include "daemon/core/peer_gate.h"
 #include "daemon/http/fairness.h"
-#include "daemon/http/framing.h"
 #include "daemon/http/linger.h"
 #include "daemon/http/listener.h"
 #include "daemon/http/request.h"
-#include "daemon/policy/access.h"
 
 /* Large enough that our own 16 KiB header and 8 KiB URL checks see the
  * request and answer with an envelope (beyond about 30 KiB libmicrohttpd
@@ -52,7 +51,7 @@ static void server_rearm_timer(struct listener *l) {
          * unlike a timer costs no system call. */
         if (ms == 0) {
                 (void) sd_event_source_set_enabled(l->timer_source, SD_EVENT_OFF);
-                server_wake(l);
+                listener_wake(l);
                 return;
         }
         if (sd_event_now(l->daemon->event, CLOCK_MONOTONIC, &now) < 0)
@@ -89,11 +88,6 @@ static int on_mhd_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int on_mhd_wake(sd_event_source *s, void *userdata) {
         return on_mhd_io(s, -1, 0, userdata);
-}
-
-void server_wake(struct listener *l) {
-        if (l->wake_source)
-                (void) sd_event_source_set_enabled(l->wake_source, SD_EVENT_ONESHOT);
 }
 
 /* Who connected: asked of the kernel now, once for all the connection's requests. */
@@ -167,11 +161,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                 if (ctx->fd >= 0 && request_conn_watch(ctx, l->daemon->event) < 0)
                         ctx->hangup_watch = sd_event_source_disable_unref(ctx->hangup_watch);
                 /* The first head may be here already, before libmicrohttpd reads it. */
-                framing_peek_head(ctx);
+                conn_peek_head(ctx);
                 if (l->kind == LISTENER_TCP && ctx->fd >= 0)
                         set_nodelay(ctx->fd);
                 peer_fill(ctx, conn);
-                access_peer_connected(ctx, l->daemon->config, l->daemon->euid);
+                ctx->peer.allowed = peer_gate_allowed(&ctx->peer, l->daemon->config, l->daemon->euid);
                 *socket_context = ctx;
                 (void) fairness_conn_open(l->daemon, ctx, conn);
                 return;

@@ -12,9 +12,3 @@ struct listener;
 int server_start(struct listener *l);
 /* Stops accepting and closes every connection of this listener. */
 void server_stop(struct listener *l);
-/*
- * libmicrohttpd in external-polling mode does not notice a resumed
- * connection by itself: schedule one MHD_run() at the end of this
- * event-loop iteration.
- */
-void server_wake(struct listener *l);

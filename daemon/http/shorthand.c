@@ -13,38 +13,7 @@
 #include "common/base/log.h"
 #include "common/http/canon_path.h"
 #include "daemon/http/request.h"
-
-/* Length of the first segment of "/seg/..." or 0. */
-static size_t first_segment(const char *path, const char **ret) {
-        size_t n;
-
-        if (path[0] != '/')
-                return 0;
-        n = strcspn(path + 1, "/?");
-        *ret = path + 1;
-        return path[1 + n] == '/' ? n : 0;
-}
-
-bool shorthand_matches(const char *path) {
-        const char *seg;
-        size_t n = first_segment(path, &seg);
-
-        if (n == 0)
-                return false;
-        for (size_t i = 0; i < optable_n_operations; i++) {
-                const char *op = optable_operations[i].path;
-                const char *rest, *opseg;
-                size_t m;
-
-                /* Table paths look like /api/v1/<service>/...; skip /api/<version>. */
-                if (strncmp(op, "/api/", 5) != 0 || !(rest = strchr(op + 5, '/')))
-                        continue;
-                m = first_segment(rest, &opseg);
-                if (m == n && strncasecmp(opseg, seg, n) == 0)
-                        return true;
-        }
-        return false;
-}
+#include "daemon/http/route.h"
 
 int shorthand_rewrite(struct request *r, const char *api) {
         _cleanup_free_ char *uri = NULL, *path = NULL, *canon = NULL;

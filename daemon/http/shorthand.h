@@ -12,8 +12,6 @@
 
 struct request;
 
-/* True if the canonical path's first segment is a Denvr service (clusters, servers, vpcs...). */
-bool shorthand_matches(const char *canon_path);
 /* Rewrites the request's target and canonical path in place; -ENOMEM, or
  * -EINVAL if the new path is refused (an [defaults] api of "..", say). */
 int shorthand_rewrite(struct request *r, const char *api);

@@ -10,6 +10,7 @@
 #include "common/base/secret.h"
 #include "common/config/config.h"
 #include "daemon/core/daemon.h"
+#include "daemon/core/peer_gate.h"
 #include "daemon/main/cli.h"
 #include "daemon/main/hygiene.h"
 #include "daemon/main/new_token.h"
@@ -54,7 +55,7 @@ int main(int argc, char **argv) {
         if (load_config(&args.overrides, &config) < 0)
                 return EXIT_FAILURE;
         log_set_max_level(config->log_level);
-        access_warn_trust(config);
+        peer_gate_warn_trust(config);
 
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
                 log_error("cannot initialise libcurl");

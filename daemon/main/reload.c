@@ -9,6 +9,7 @@
 #include "common/client/auth.h"
 #include "common/client/upstream.h"
 #include "daemon/core/daemon.h"
+#include "daemon/core/peer_gate.h"
 #include "daemon/http/listener.h"
 #include "daemon/http/server.h"
 #include "daemon/observe/notify.h"
@@ -110,7 +111,7 @@ void daemon_reload(struct daemon *d) {
         };
         (void) upstream_reconfigure(d->upstream, &uo);
         log_set_max_level(newc->log_level);
-        access_warn_trust(newc);
+        peer_gate_warn_trust(newc);
         /* Cached answers belong to the credential that fetched them. */
         if (!config_same_credentials(old, newc) || strcmp(old->server, newc->server) != 0) {
                 cache_clear(d->cache);

@@ -17,6 +17,7 @@
 #include "common/http/http_method.h"
 #include "daemon/core/daemon.h"
 #include "daemon/core/peer.h"
+#include "daemon/core/peer_gate.h"
 #include "daemon/http/cors.h"
 #include "daemon/http/listener.h"
 #include "daemon/http/request.h"
@@ -33,58 +34,6 @@
 
 /* How much of a client-chosen value a message or log line quotes. */
 #define QUOTE_MAX 100
-
-/* --- peers: who may use denvrd at all, the same rule on every listener ------------ */
-
-static bool id_listed(uint32_t id, const uint32_t *ids, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                if (ids[i] == id)
-                        return true;
-        return false;
-}
-
-bool access_peer_allowed(const struct peer *p, const struct denvr_config *c, uid_t self) {
-        assert(p && c);
-
-        if (c->trust_local_users)
-                return true;   /* the documented opt-out: every caller that reaches a listener */
-        if (!p->identified)
-                return false;  /* cannot tell who it is: refuse */
-        if (p->uid == self || p->uid == 0)
-                return true;
-        if (id_listed(p->uid, c->allowed_uids, c->n_allowed_uids))
-                return true;
-        /*
-         * Only allowed_groups grants access through groups.  In particular
-         * the group owning the socket file (SocketGroup= of a system unit)
-         * is not trusted by itself: a file mode is easy to widen by accident,
-         * and the configuration should say in one place who may act as the
-         * user.
-         */
-        if (p->gid_known && id_listed(p->gid, c->allowed_groups, c->n_allowed_groups))
-                return true;
-        for (size_t i = 0; i < p->n_groups; i++)
-                if (id_listed(p->groups[i], c->allowed_groups, c->n_allowed_groups))
-                        return true;
-        /* A peer a [rights] rule names is let in, to be held to that rule (rights.c). */
-        return rights_peer_has_rule(c, p);
-}
-
-void access_peer_connected(struct conn_ctx *ctx, const struct denvr_config *c, uid_t self) {
-        ctx->peer.allowed = access_peer_allowed(&ctx->peer, c, self);
-}
-
-bool access_peer_refused_outright(const struct peer *p, const struct denvr_config *c) {
-        assert(p && c);
-        /* Identified or not: a valid local token is a credential of its own (check_peer()). */
-        return !p->allowed && c->n_tokens == 0;
-}
-
-void access_warn_trust(const struct denvr_config *c) {
-        if (c->trust_local_users)
-                log_warning("trust_local_users = true: every local user and process that can reach a "
-                            "listener acts with this login; denvrd does not check who they are");
-}
 
 /* --- replies ------------------------------------------------------------------------ */
 
@@ -519,7 +468,7 @@ static bool check_peer_gate(struct request *r) {
         uid_t self = r->daemon->euid;
 
         /* Judged at connect; again here since a reload may have changed the rules. */
-        p->allowed = access_peer_allowed(p, r->daemon->config, self);
+        p->allowed = peer_gate_allowed(p, r->daemon->config, self);
         if (p->allowed)
                 return true;
 

@@ -30,22 +30,6 @@ struct denvr_config;
 struct peer;
 struct request;
 
-/* On a new connection (after peer_fill()): judge its peer. */
-void access_peer_connected(struct conn_ctx *ctx, const struct denvr_config *c, uid_t self);
-
-/*
- * Whether a connection's peer is refused whatever it sends: the peer rule refuses it
- * and no local token could let it in (none configured, so neither an Authorization
- * header nor the login shim's password can).  fairness.c answers and closes it.
- */
-bool access_peer_refused_outright(const struct peer *p, const struct denvr_config *c);
-
-/* The peer rule, the same for both transports; self is the daemon's effective uid. */
-bool access_peer_allowed(const struct peer *p, const struct denvr_config *c, uid_t self);
-
-/* A warning when c switches the peer rule off (trust_local_users); at start and reload. */
-void access_warn_trust(const struct denvr_config *c);
-
 /* The access phase (handlers/pipeline.c): false when a reply (a refusal, or a preflight's 204) was set. */
 bool access_check_request(struct request *r);
 

@@ -95,48 +95,6 @@ void rights_caller_of(struct request *r, struct rights_caller *ret) {
         }
 }
 
-static bool in_groups(const struct rights_caller *who, gid_t g) {
-        if (who->gid_known && who->gid == g)
-                return true;
-        for (size_t i = 0; i < who->n_groups; i++)
-                if (who->groups[i] == g)
-                        return true;
-        return false;
-}
-
-const struct rights_rule *rights_rule_for(const struct denvr_config *c, const struct rights_caller *who) {
-        assert(c && who);
-        if (who->token) {
-                for (size_t i = 0; i < c->n_rights; i++)
-                        if (c->rights[i].subject == RIGHTS_SUBJECT_TOKEN && strcmp(c->rights[i].token, who->token) == 0)
-                                return &c->rights[i];
-                return NULL;   /* config_rights_check() makes sure every token has a rule */
-        }
-        if (who->uid_known)
-                for (size_t i = 0; i < c->n_rights; i++)
-                        if (c->rights[i].subject == RIGHTS_SUBJECT_UID && c->rights[i].id == who->uid)
-                                return &c->rights[i];
-        for (size_t i = 0; i < c->n_rights; i++)
-                if (c->rights[i].subject == RIGHTS_SUBJECT_GROUP && in_groups(who, c->rights[i].id))
-                        return &c->rights[i];
-        return NULL;
-}
-
-bool rights_peer_has_rule(const struct denvr_config *c, const struct peer *p) {
-        struct rights_caller who = { 0 };
-
-        assert(c && p);
-        if (!p->identified)
-                return false;
-        who.uid_known = true;
-        who.gid_known = p->gid_known;
-        who.uid = p->uid;
-        who.gid = p->gid;
-        who.groups = p->groups;
-        who.n_groups = p->groups_known ? p->n_groups : 0;
-        return rights_rule_for(c, &who) != NULL;
-}
-
 void rights_caller_format(const struct rights_caller *who, char *buf, size_t size) {
         int n = 0;
 
@@ -209,7 +167,7 @@ void rights_decide(const struct denvr_config *c, const struct rights_caller *who
         assert(c && who && method && path && ans);
 
         *ans = (struct rights_answer) { .verdict = RIGHTS_ALLOW };
-        ans->rule = rights_rule_for(c, who);
+        ans->rule = config_rights_rule_for(c, who);
         if (!ans->rule)
                 return;
 

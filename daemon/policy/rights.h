@@ -34,19 +34,6 @@ struct denvr_config;
 struct peer;
 struct request;
 
-/* Who denvrd takes a request's caller for. */
-struct rights_caller {
-        const char *transport;  /* "unix" or "tcp" */
-        bool uid_known;
-        uid_t uid;
-        bool gid_known;
-        gid_t gid;
-        const gid_t *groups;    /* supplementary groups, where known */
-        size_t n_groups;
-        pid_t pid;              /* 0 when unknown */
-        const char *token;      /* the local token's name, or NULL */
-};
-
 struct rights_answer {
         enum rights_verdict verdict;
         const struct rights_rule *rule;     /* NULL: no rule names the caller */
@@ -70,11 +57,7 @@ const char *rights_token_lookup(const struct denvr_config *c, const char *token,
 /* The caller of r: r->token, and the peer (a TCP peer's uid looked up if needed). */
 void rights_caller_of(struct request *r, struct rights_caller *ret);
 
-/* The rule for a caller, by the order above; NULL: none. */
-const struct rights_rule *rights_rule_for(const struct denvr_config *c, const struct rights_caller *who);
 
-/* The peer gate (access.c): a peer that a uid or group rule names is let in, to be judged by it. */
-bool rights_peer_has_rule(const struct denvr_config *c, const struct peer *p);
 
 /*
  * Applies the caller's rule to method and path.  get NULL: parameters are
