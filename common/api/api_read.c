@@ -11,9 +11,9 @@
 #include <strings.h>
 
 #include "common/base/cleanup.h"
+#include "common/base/query.h"
 #include "common/base/utf8.h"
 #include "common/http/json_span.h"
-#include "common/http/query.h"
 
 _printf_(2, 3)
 static int refuse(struct api_read *a, const char *fmt, ...) {

@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "common/base/cleanup.h"
+#include "common/base/query.h"
 #include "common/base/utf8.h"
 #include "common/http/envelope.h"
-#include "common/http/query.h"
 
 /*
  * Pure functions: nothing here logs (the proxy decides what a request is worth

@@ -9,7 +9,7 @@
 #include <strings.h>
 
 #include "common/base/cleanup.h"
-#include "common/http/query.h"
+#include "common/base/query.h"
 
 /* Decoded by the one query reader; -EINVAL for a bad escape or an encoded NUL. */
 static int decode(const char *s, size_t n, char **ret) {

@@ -2,7 +2,7 @@
 #define LOG_MODULE "log"
 #include "common/base/cleanup.h"
 #include "common/base/log.h"
-#include "common/http/query.h"
+#include "common/base/query.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -50,8 +50,7 @@ struct auth {
         sd_event *event;
         struct upstream *upstream;
         const struct denvr_config *config;
-        auth_event_t on_event;
-        void *userdata;
+        struct auth_hooks hooks;
 
         struct secret *apikey_header;       /* API-key mode */
 
@@ -114,21 +113,24 @@ static uint64_t realtime_usec(void) {
         return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
 }
 
-static void log_event(int prio, const char *message_id, const char *fmt, ...) _printf_(3, 4);
-static void log_event(int prio, const char *message_id, const char *fmt, ...) {
-        const struct log_field f[] = { { "MESSAGE_ID", message_id } };
+/* Library code logs nothing above debug: what is worth saying goes to the caller's note hook. */
+static void say(struct auth *a, int prio, const char *message_id, const char *fmt, ...) _printf_(4, 5);
+static void say(struct auth *a, int prio, const char *message_id, const char *fmt, ...) {
         char msg[512];
         va_list ap;
 
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
-        log_fields(prio, f, ELEMENTSOF(f), "%s", msg);
+        if (a->hooks.note)
+                a->hooks.note(prio, message_id, msg, a->hooks.userdata);
+        else
+                log_debug("%s", msg);
 }
 
 static void emit(struct auth *a, enum auth_event ev) {
-        if (a->on_event)
-                a->on_event(ev, a->userdata);
+        if (a->hooks.on_event)
+                a->hooks.on_event(ev, a->hooks.userdata);
 }
 
 /* --- waiters ------------------------------------------------------------- */
@@ -229,7 +231,7 @@ static void schedule_renewal(struct auth *a, uint64_t access_life, uint64_t refr
                         at = r_at;
         }
         if (timer_arm(a, &a->refresh_timer, at, on_refresh_timer) < 0)
-                log_warning("cannot schedule token renewal; tokens will be renewed on demand");
+                say(a, LOG_WARNING, NULL, "cannot schedule token renewal; tokens will be renewed on demand");
 }
 
 /* --- failures and backoff ------------------------------------------------ */
@@ -273,20 +275,20 @@ static void fail(struct auth *a, const char *fmt, ...) {
         a->next_attempt = now_usec(a) + delay;
         /* Each distinct reason is logged once, not on every retry. */
         if (strcmp(a->failure, a->logged_failure) != 0) {
-                log_error("login failing: %s; retrying with backoff (next in %llu s)", a->failure,
+                say(a, LOG_ERR, NULL, "login failing: %s; retrying with backoff (next in %llu s)", a->failure,
                           (unsigned long long) ((delay + USEC_PER_SEC - 1) / USEC_PER_SEC));
                 snprintf(a->logged_failure, sizeof a->logged_failure, "%s", a->failure);
         } else
                 log_debug("login still failing (%u in a row): %s", a->failures, a->failure);
 
         if (timer_arm(a, &a->retry_timer, a->next_attempt, on_retry_timer) < 0)
-                log_warning("cannot schedule the next login attempt");
+                say(a, LOG_WARNING, NULL, "cannot schedule the next login attempt");
         wake_waiters(a, -EACCES);
 }
 
 static void succeed(struct auth *a) {
         if (a->failures > 0 || a->logged_failure[0])
-                log_info("login recovered after %u failed attempt(s)", a->failures);
+                say(a, LOG_INFO, NULL, "login recovered after %u failed attempt(s)", a->failures);
         a->failures = 0;
         a->next_attempt = 0;
         a->failure[0] = 0;
@@ -389,7 +391,7 @@ static void login_done(struct auth *a, struct upstream_transfer *t) {
                 a->refresh_expires = a->refresh ? a->op_started + rlife : 0;
                 a->refresh_margin = expiry_margin(rlife);
                 a->last_login_result = "ok";
-                log_event(LOG_INFO, MESSAGE_ID_LOGIN, "logged in as %s; token valid %llu s",
+                say(a, LOG_INFO, MESSAGE_ID_LOGIN, "logged in as %s; token valid %llu s",
                           user, (unsigned long long) (alife / USEC_PER_SEC));
                 schedule_renewal(a, life_left(a), rlife);
                 emit(a, AUTH_EVENT_LOGIN_OK);
@@ -432,7 +434,7 @@ static void refresh_done(struct auth *a, struct upstream_transfer *t) {
                 emit(a, AUTH_EVENT_REFRESH_FAILED);
                 if (access_valid(a)) {
                         /* Still usable: try again later without failing anyone. */
-                        log_warning("token refresh failed: %s; retrying before it expires", t->errbuf);
+                        say(a, LOG_WARNING, NULL, "token refresh failed: %s; retrying before it expires", t->errbuf);
                         schedule_renewal(a, (a->access_expires - now_usec(a)) / 2, 0);
                         return;
                 }
@@ -450,7 +452,7 @@ static void refresh_done(struct auth *a, struct upstream_transfer *t) {
                 a->access_expires = a->op_started + alife;
                 a->access_margin = expiry_margin(alife);
                 a->last_refresh_result = "ok";
-                log_event(LOG_INFO, MESSAGE_ID_REFRESH, "token refreshed; valid %llu s",
+                say(a, LOG_INFO, MESSAGE_ID_REFRESH, "token refreshed; valid %llu s",
                           (unsigned long long) (alife / USEC_PER_SEC));
                 schedule_renewal(a, life_left(a), 1);
                 emit(a, AUTH_EVENT_REFRESH_OK);
@@ -462,7 +464,7 @@ static void refresh_done(struct auth *a, struct upstream_transfer *t) {
         /* Refused or expired refresh token: fall back to a full login. */
         a->last_refresh_result = "refused";
         emit(a, AUTH_EVENT_REFRESH_FAILED);
-        log_info("token refresh refused (HTTP %ld); logging in again", t->status);
+        say(a, LOG_INFO, NULL, "token refresh refused (HTTP %ld); logging in again", t->status);
         secret_free(a->refresh);
         a->refresh = NULL;
         a->refresh_expires = 0;
@@ -485,7 +487,7 @@ static void on_op_done(struct upstream_transfer *t, void *userdata) {
                 refresh_done(a, t);
                 break;
         case OP_LOGOUT:
-                log_event(LOG_INFO, MESSAGE_ID_LOGOUT, "logged out (HTTP %ld)", t->status);
+                say(a, LOG_INFO, MESSAGE_ID_LOGOUT, "logged out (HTTP %ld)", t->status);
                 emit(a, AUTH_EVENT_LOGOUT);
                 a->logout_done = NULL;
                 if (done)
@@ -603,7 +605,7 @@ static void op_start(struct auth *a, enum auth_op op) {
         }
 
         if (op == OP_LOGIN)
-                log_info("logging in to %s as %s", a->config->server, a->config->username);
+                say(a, LOG_INFO, NULL, "logging in to %s as %s", a->config->server, a->config->username);
         else if (op == OP_REFRESH)
                 log_debug("refreshing the access token");
         a->t->url = a->op_url;
@@ -628,16 +630,18 @@ static int apikey_load(struct auth *a) {
         secret_free(a->apikey_header);
         a->apikey_header = NULL;
         r = config_get_secret(a->config, &key);
-        if (r < 0)
-                return log_error_errno(r, "cannot read the API key");
+        if (r < 0) {
+                say(a, LOG_ERR, NULL, "cannot read the API key: %s", strerror(-r));
+                return r;
+        }
         if (asprintf(&h, "Authorization: ApiKey %s", key->data) < 0)
                 return -ENOMEM;
         a->apikey_header = secret_new_str(h);
         return a->apikey_header ? 0 : -ENOMEM;
 }
 
-int auth_new(sd_event *e, struct upstream *u, const struct denvr_config *c,
-             auth_event_t on_event, void *userdata, struct auth **ret) {
+int auth_new(sd_event *e, struct upstream *u, const struct denvr_config *c, const struct auth_hooks *h,
+             struct auth **ret) {
         struct auth *a;
         int r;
 
@@ -647,8 +651,8 @@ int auth_new(sd_event *e, struct upstream *u, const struct denvr_config *c,
         a->event = sd_event_ref(e);
         a->upstream = u;
         a->config = c;
-        a->on_event = on_event;
-        a->userdata = userdata;
+        if (h)
+                a->hooks = *h;
         a->last_contact_ok = true;   /* nothing has failed yet */
         if (c->mode == CREDENTIAL_APIKEY) {
                 r = apikey_load(a);
@@ -693,7 +697,7 @@ void auth_set_config(struct auth *a, const struct denvr_config *c) {
                         else
                                 a->failure[0] = 0;
                 } else if (c->mode == CREDENTIAL_PASSWORD && a->failures > 0 && a->op == OP_NONE) {
-                        log_info("configuration reloaded while logins fail; trying again now");
+                        say(a, LOG_INFO, NULL, "configuration reloaded while logins fail; trying again now");
                         a->failures = 0;
                         a->next_attempt = 0;
                         a->logged_failure[0] = 0;
@@ -702,7 +706,7 @@ void auth_set_config(struct auth *a, const struct denvr_config *c) {
                 }
                 return;
         }
-        log_info("credentials changed; logging in again");
+        say(a, LOG_INFO, NULL, "credentials changed; logging in again");
         op_clear(a);
         tokens_drop(a);
         a->failures = 0;
@@ -757,7 +761,7 @@ bool auth_unauthorized(struct auth *a, uint64_t generation) {
                 return true;    /* a newer token exists already: replay with it */
         /* A token refused before its expiry means the session is gone:
          * the refresh token is no better, so log in afresh. */
-        log_info("upstream refused the access token; logging in again");
+        say(a, LOG_INFO, NULL, "upstream refused the access token; logging in again");
         tokens_drop(a);
         a->generation++;
         if (a->op == OP_NONE && !(a->next_attempt && now_usec(a) < a->next_attempt))
@@ -797,7 +801,7 @@ static void timer_advance(sd_event_source *s, uint64_t usec) {
 }
 
 void auth_test_sleep(struct auth *a, uint64_t usec, bool timers) {
-        log_info("simulating a suspend of %llu s", (unsigned long long) (usec / USEC_PER_SEC));
+        say(a, LOG_INFO, NULL, "simulating a suspend of %llu s", (unsigned long long) (usec / USEC_PER_SEC));
         a->slept += usec;
         if (timers) {
                 timer_advance(a->refresh_timer, usec);

@@ -44,9 +44,18 @@ enum auth_event {
         AUTH_EVENT_LOGOUT,
 };
 typedef void (*auth_event_t)(enum auth_event ev, void *userdata);
+/* What the login holder has to say (logged in, failing, recovered...), at a syslog
+ * priority and with a journal MESSAGE_ID or NULL: the caller decides what to log. */
+typedef void (*auth_note_t)(int priority, const char *message_id, const char *text, void *userdata);
 
-int auth_new(sd_event *e, struct upstream *u, const struct denvr_config *c,
-             auth_event_t on_event, void *userdata, struct auth **ret);
+struct auth_hooks {
+        auth_event_t on_event;          /* may be NULL */
+        auth_note_t note;               /* may be NULL: notes go to the debug log */
+        void *userdata;
+};
+
+int auth_new(sd_event *e, struct upstream *u, const struct denvr_config *c, const struct auth_hooks *h,
+             struct auth **ret);
 struct auth *auth_free(struct auth *a);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct auth *, auth_free)
 

@@ -101,7 +101,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
                         curl_multi_assign(u->multi, fd, src);
         }
         if (r < 0) {
-                log_error_errno(r, "cannot watch socket %d", fd);
+                log_debug_errno(r, "cannot watch socket %d", fd);
                 return -1;
         }
         return 0;
@@ -663,11 +663,11 @@ int upstream_transfer_start(struct upstream_transfer *t) {
         transfer_setup(t);
         r = transfer_arm_deadline(t);
         if (r < 0)
-                return log_error_errno(r, "cannot start transfer: no deadline timer");
+                return log_debug_errno(r, "cannot start transfer: no deadline timer");
         mc = curl_multi_add_handle(t->upstream->multi, t->easy);
         if (mc != CURLM_OK) {
                 deadline_off(t);
-                return log_error_errno(ENOMEM, "cannot start transfer: %s", curl_multi_strerror(mc));
+                return log_debug_errno(ENOMEM, "cannot start transfer: %s", curl_multi_strerror(mc));
         }
         t->running = true;
         t->upstream->running++;

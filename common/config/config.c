@@ -309,10 +309,8 @@ int config_load(const struct config_overrides *o, struct denvr_config **ret, str
                 *ret = TAKE_PTR(c);
                 r = 0;
         }
-        if (!diag) {
-                config_diag_log(&local);
+        if (!diag)
                 config_diag_done(&local);
-        }
         return r;
 }
 

@@ -147,8 +147,6 @@ struct config_diag {
         size_t n_warnings;
 };
 void config_diag_done(struct config_diag *d);
-/* Logs every warning and error through log.h (for the daemon; --check-config prints them). */
-void config_diag_log(const struct config_diag *d);
 
 /*
  * Loads the configuration: --config PATH, else $DENVR_CONFIG, else

@@ -82,12 +82,3 @@ void config_diag_done(struct config_diag *d) {
         strv_free(d->warnings);
         *d = (struct config_diag) { 0 };
 }
-
-void config_diag_log(const struct config_diag *d) {
-        if (!d)
-                return;
-        for (size_t i = 0; i < d->n_warnings; i++)
-                log_warning("%s", d->warnings[i]);
-        for (size_t i = 0; i < d->n_errors; i++)
-                log_error("%s", d->errors[i]);
-}

@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "common/base/log.h"
+#include "common/base/query.h"
 #include "common/config/local_token.h"
 #include "common/http/envelope.h"
-#include "common/http/query.h"
 #include "daemon/core/daemon.h"
 #include "daemon/http/request.h"
 #include "daemon/policy/access.h"

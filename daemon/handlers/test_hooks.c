@@ -9,8 +9,8 @@
 
 #include "common/base/clock.h"
 #include "common/base/log.h"
+#include "common/base/query.h"
 #include "common/client/auth.h"
-#include "common/http/query.h"
 #include "daemon/core/daemon.h"
 #include "daemon/http/request.h"
 

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/base/query.h"
 #include "common/config/config.h"
-#include "common/http/query.h"
 #include "daemon/core/daemon.h"
 #include "daemon/http/listener.h"
 #include "daemon/http/request.h"

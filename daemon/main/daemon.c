@@ -73,6 +73,13 @@ static void on_auth_event(enum auth_event ev, void *userdata) {
         notify_status(d);
 }
 
+/* The login holder's notes, logged as its own (module "auth"), with their MESSAGE_ID. */
+static void on_auth_note(int priority, const char *message_id, const char *text, void *userdata) {
+        const struct log_field f[] = { { "MESSAGE_ID", message_id } };
+
+        log_internal(priority, 0, "auth", message_id ? f : NULL, message_id ? 1 : 0, "%s", text);
+}
+
 /* Appends l to a listener array; frees l on failure. */
 static int listener_list_append(struct daemon *d, struct listener ***list, size_t *n, struct listener *l) {
         struct listener **m = reallocarray(*list, *n + 1, sizeof *m);
@@ -232,7 +239,9 @@ int daemon_new(struct denvr_config *config, const struct config_overrides *o, st
         r = upstream_new(d->event, &uo, &d->upstream);
         if (r < 0)
                 return log_error_errno(r, "cannot set up the upstream client");
-        r = auth_new(d->event, d->upstream, d->config, on_auth_event, d, &d->auth);
+        r = auth_new(d->event, d->upstream, d->config,
+                     &(const struct auth_hooks) { .on_event = on_auth_event, .note = on_auth_note, .userdata = d },
+                     &d->auth);
         if (r < 0)
                 return r;
         r = cache_new(&d->cache);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include "common/http/query.h"
+#include "common/base/query.h"
 
 #include <assert.h>
 #include <errno.h>
