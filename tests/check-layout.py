@@ -53,8 +53,15 @@ def place(root, p):
 
 
 def module(root, p):
-    """NAME.c, NAME.h and a private NAME-internal.h are one module."""
+    """NAME.c, NAME.h and a private NAME-internal.h are one module, and so is a
+    .c file whose first include is NAME-internal.h (it completes NAME: split
+    for size, one module by what it shares)."""
     name = str(p.relative_to(root).with_suffix(""))
+    if p.suffix == ".c":
+        first = INCLUDE.search(p.read_text())
+        if first and first.group(1).endswith("-internal.h") and \
+                Path(first.group(1)).parent == p.relative_to(root).parent:
+            name = str(Path(first.group(1)).with_suffix(""))
     return name[:-len("-internal")] if name.endswith("-internal") else name
 
 

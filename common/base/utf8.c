@@ -60,3 +60,37 @@ void utf8_sanitize(char *s) {
                 p += n;
         }
 }
+
+bool utf8_valid_len(const char *str, size_t n) {
+        const unsigned char *s = (const unsigned char *) str;
+
+        for (size_t i = 0; i < n;) {
+                unsigned char c = s[i];
+                size_t len;
+                uint32_t cp, min;
+
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                }
+                if ((c & 0xe0) == 0xc0)
+                        len = 2, cp = c & 0x1f, min = 0x80;
+                else if ((c & 0xf0) == 0xe0)
+                        len = 3, cp = c & 0x0f, min = 0x800;
+                else if ((c & 0xf8) == 0xf0)
+                        len = 4, cp = c & 0x07, min = 0x10000;
+                else
+                        return false;
+                if (n - i < len)
+                        return false;
+                for (size_t k = 1; k < len; k++) {
+                        if ((s[i + k] & 0xc0) != 0x80)
+                                return false;
+                        cp = (cp << 6) | (s[i + k] & 0x3f);
+                }
+                if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+                i += len;
+        }
+        return true;
+}

@@ -16,3 +16,6 @@ bool utf8_valid(const char *s);
 
 /* Replaces every byte that does not start a valid sequence with '?'. */
 void utf8_sanitize(char *s);
+
+/* Whether the n bytes at s are valid UTF-8 (the same strict rules; a NUL byte is valid). */
+bool utf8_valid_len(const char *s, size_t n);

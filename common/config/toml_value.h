@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "common/base/cleanup.h"
+#include "common/base/utf8.h"
 
 enum toml_type {
         TOML_STRING,
@@ -77,6 +78,8 @@ int toml_value_scan(const char *text, size_t *ret_len, struct toml_error *err);
 int toml_key_parse(const char *text, const char **ret_end, char ***ret_parts, struct toml_error *err);
 
 /* Whether s[0..n) is well-formed UTF-8 (no overlongs, no surrogates). */
-bool toml_utf8_valid(const char *s, size_t n);
+static inline bool toml_utf8_valid(const char *s, size_t n) {
+        return utf8_valid_len(s, n);
+}
 
 const char *toml_type_to_string(enum toml_type t);

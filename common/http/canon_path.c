@@ -52,9 +52,62 @@ static bool is_dot_segment(const char *s, size_t n) {
         return (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.');
 }
 
-int canon_path(const char *raw, size_t raw_len, char *buf, size_t buf_size, const char **ret_reason) {
+/* A byte the client wrote as it is, lowercased into *out; NULL, or why the path is refused. */
+static const char *put_raw(unsigned char c, char **out) {
+        const char *why = byte_refusal(c);
+
+        if (why)
+                return why;
+        if (c == ';')
+                return "it has a ';' (path parameters are not accepted)";
+        if (!is_raw_ok(c))
+                return "it has a character a path may not hold unencoded (RFC 3986); percent-encode it";
+        *(*out)++ = (char) ascii_lower(c);
+        return NULL;
+}
+
+/* The percent-escape at raw[i], decoded into *out when it stands for a byte
+ * allowed raw; NULL, or why the path is refused. */
+static const char *put_escape(const char *raw, size_t raw_len, size_t i, char **out) {
         static const char hex[] = "0123456789abcdef";
-        const char *unused;
+        int hi = i + 2 < raw_len ? hex_value((unsigned char) raw[i + 1]) : -1;
+        int lo = hi >= 0 ? hex_value((unsigned char) raw[i + 2]) : -1;
+        const char *why;
+        unsigned char c;
+
+        if (lo < 0)
+                return "it has bad percent-encoding ('%' must be followed by two hex digits)";
+        c = (unsigned char) (hi << 4 | lo);
+        if (c == '/')
+                return "it has a percent-encoded '/' (%2F)";
+        if (c == '%')
+                return "it has a percent-encoded '%' (%25), a second layer of encoding that some servers "
+                       "decode again";
+        if ((why = byte_refusal(c)))
+                return why;
+        if (is_raw_ok(c)) {
+                *(*out)++ = (char) ascii_lower(c);
+                return NULL;
+        }
+        /* Reserved in a path (such as '?', '#', ';', ' '): it keeps its escape. */
+        *(*out)++ = '%';
+        *(*out)++ = hex[c >> 4];
+        *(*out)++ = hex[c & 15];
+        return NULL;
+}
+
+/* A segment that ends (at a '/' or the end); NULL, or why the path is refused. */
+static const char *check_segment(const char *seg, size_t n) {
+        if (n == 0)
+                return "it has an empty segment ('//')";
+        if (is_dot_segment(seg, n))
+                return "it has a dot segment ('.' or '..', perhaps percent-encoded), which denvrd does not "
+                       "resolve";
+        return NULL;
+}
+
+int canon_path(const char *raw, size_t raw_len, char *buf, size_t buf_size, const char **ret_reason) {
+        const char *unused, *why;
         char *out = buf, *seg;
         size_t i = 1;
 
@@ -80,11 +133,8 @@ int canon_path(const char *raw, size_t raw_len, char *buf, size_t buf_size, cons
                                         out--;
                                 break;
                         }
-                        if (n == 0)
-                                REFUSE("it has an empty segment ('//')");
-                        if (is_dot_segment(seg, n))
-                                REFUSE("it has a dot segment ('.' or '..', perhaps percent-encoded), "
-                                       "which denvrd does not resolve");
+                        if ((why = check_segment(seg, n)))
+                                REFUSE(why);
                         if (i == raw_len)
                                 break;
                         *out++ = '/';
@@ -92,44 +142,13 @@ int canon_path(const char *raw, size_t raw_len, char *buf, size_t buf_size, cons
                         i++;
                         continue;
                 }
-
-                unsigned char c = (unsigned char) raw[i];
-                const char *why;
-
-                if (c != '%') {
-                        if ((why = byte_refusal(c)))
-                                REFUSE(why);
-                        if (c == ';')
-                                REFUSE("it has a ';' (path parameters are not accepted)");
-                        if (!is_raw_ok(c))
-                                REFUSE("it has a character a path may not hold unencoded (RFC 3986); "
-                                       "percent-encode it");
-                        *out++ = (char) ascii_lower(c);
-                        i++;
-                        continue;
-                }
-
-                int hi = i + 2 < raw_len ? hex_value((unsigned char) raw[i + 1]) : -1;
-                int lo = hi >= 0 ? hex_value((unsigned char) raw[i + 2]) : -1;
-                if (lo < 0)
-                        REFUSE("it has bad percent-encoding ('%' must be followed by two hex digits)");
-                c = (unsigned char) (hi << 4 | lo);
-                if (c == '/')
-                        REFUSE("it has a percent-encoded '/' (%2F)");
-                if (c == '%')
-                        REFUSE("it has a percent-encoded '%' (%25), a second layer of encoding that "
-                               "some servers decode again");
-                if ((why = byte_refusal(c)))
+                if (raw[i] == '%') {
+                        why = put_escape(raw, raw_len, i, &out);
+                        i += 3;
+                } else
+                        why = put_raw((unsigned char) raw[i++], &out);
+                if (why)
                         REFUSE(why);
-                if (is_raw_ok(c))
-                        *out++ = (char) ascii_lower(c);
-                else {
-                        /* Reserved in a path (such as '?', '#', ';', ' '): it keeps its escape. */
-                        *out++ = '%';
-                        *out++ = hex[c >> 4];
-                        *out++ = hex[c & 15];
-                }
-                i += 3;
         }
         *out = 0;
         return (int) (out - buf);

@@ -215,60 +215,66 @@ static enum MHD_Result queue_reply(struct request *r) {
         return ret;
 }
 
+/* The headers are in: a new request, its header phases run. */
+static enum MHD_Result on_headers(struct listener *l, struct MHD_Connection *conn, const char *url,
+                                  const char *method, void **con_cls) {
+        struct conn_ctx *ctx = conn_ctx_of(conn);
+        struct request *r;
+
+        if (!ctx)
+                return MHD_NO;
+        fairness_conn_headers_done(ctx);
+        r = request_new(l, ctx, conn, method, url);
+        if (!r)
+                return MHD_NO;
+        *con_cls = r;
+        request_begin(r);
+        if (r->response) {
+                /* Refused before the body: libmicrohttpd sends the answer
+                 * (no 100 Continue) and closes without reading the body,
+                 * which a client may be sending already. */
+                if (request_has_body(r))
+                        ctx->linger = true;
+                return queue_reply(r);
+        }
+        request_watch_hangup(r);
+        return MHD_YES;
+}
+
+/* A piece of the body. */
+static enum MHD_Result on_body(struct request *r, const char *data, size_t n) {
+        if (!r->response)
+                (void) fairness_request_body(r, n);
+        request_append_body(r, data, n);
+        if (!r->response)
+                return MHD_YES;
+        /* Answered (413) while the body is still arriving: libmicrohttpd
+         * queues a reply only once the whole request is in, so the rest
+         * is read and dropped, up to a bound.  Beyond it the answer is
+         * written here and the connection closed, lingering so that the
+         * client reads the answer rather than a reset. */
+        r->body_discarded += n;
+        if (r->body_discarded <= BODY_DRAIN_MAX_BYTES)
+                return MHD_YES;
+        if (request_send_now(r) == -EAGAIN && r->body_discarded <= 2 * BODY_DRAIN_MAX_BYTES)
+                return MHD_YES;   /* the socket's buffer is full: more on the next call */
+        return MHD_NO;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls) {
-        struct listener *l = cls;
         struct request *r = *con_cls;
+        size_t n = *upload_data_size;
 
-        if (!r) {
-                struct conn_ctx *ctx = conn_ctx_of(conn);
-
-                if (!ctx)
-                        return MHD_NO;
-                fairness_conn_headers_done(ctx);
-                r = request_new(l, ctx, conn, method, url);
-                if (!r)
-                        return MHD_NO;
-                *con_cls = r;
-                request_begin(r);
-                if (r->response) {
-                        /* Refused before the body: libmicrohttpd sends the answer
-                         * (no 100 Continue) and closes without reading the body,
-                         * which a client may be sending already. */
-                        if (request_has_body(r))
-                                ctx->linger = true;
-                        return queue_reply(r);
-                }
-                request_watch_hangup(r);
-                return MHD_YES;
-        }
-
+        if (!r)
+                return on_headers(cls, conn, url, method, con_cls);
         if (r->aborted)
                 return MHD_NO;
-
-        if (*upload_data_size > 0) {
-                size_t n = *upload_data_size;
-
-                if (!r->response)
-                        (void) fairness_request_body(r, n);
-                request_append_body(r, upload_data, n);
+        if (n > 0) {
                 *upload_data_size = 0;
-                if (!r->response)
-                        return MHD_YES;
-                /* Answered (413) while the body is still arriving: libmicrohttpd
-                 * queues a reply only once the whole request is in, so the rest
-                 * is read and dropped, up to a bound.  Beyond it the answer is
-                 * written here and the connection closed, lingering so that the
-                 * client reads the answer rather than a reset. */
-                r->body_discarded += n;
-                if (r->body_discarded <= BODY_DRAIN_MAX_BYTES)
-                        return MHD_YES;
-                if (request_send_now(r) == -EAGAIN && r->body_discarded <= 2 * BODY_DRAIN_MAX_BYTES)
-                        return MHD_YES;   /* the socket's buffer is full: more on the next call */
-                return MHD_NO;
+                return on_body(r, upload_data, n);
         }
-
         if (r->response)
                 return queue_reply(r);
         if (r->dispatched)

@@ -72,77 +72,84 @@ static int listen_add(struct cli_args *a, const char *s) {
         return l[n] ? 0 : -ENOMEM;
 }
 
+enum {
+        ARG_CHECK_CONFIG = 0x100,
+        ARG_LOG_LEVEL,
+        ARG_NEW_TOKEN,
+};
+
+static const struct option options[] = {
+        { "config",       required_argument, NULL, 'c' },
+        { "check-config", no_argument,       NULL, ARG_CHECK_CONFIG },
+        { "listen",       required_argument, NULL, 'l' },
+        { "socket",       required_argument, NULL, 's' },
+        { "log-level",    required_argument, NULL, ARG_LOG_LEVEL },
+        { "new-token",    required_argument, NULL, ARG_NEW_TOKEN },
+        { "version",      no_argument,       NULL, 'V' },
+        { "help",         no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+};
+
+/* One option into a; 0, or what cli_parse() returns (a is then freed). */
+static int apply_option(struct cli_args *a, int c) {
+        switch (c) {
+        case 'c':
+                if (!*optarg) {
+                        cli_args_done(a);
+                        return usage_error("--config needs a path");
+                }
+                a->overrides.config_path = optarg;
+                return 0;
+        case ARG_CHECK_CONFIG:
+                a->check_config = true;
+                return 0;
+        case 'l':
+                if (listen_add(a, optarg) < 0) {
+                        cli_args_done(a);
+                        fprintf(stderr, "denvrd: out of memory\n");
+                        return 1;
+                }
+                return 0;
+        case 's':
+                a->overrides.socket = optarg;
+                return 0;
+        case ARG_LOG_LEVEL:
+                if (log_level_from_string(optarg) < 0) {
+                        cli_args_done(a);
+                        return usage_error("--log-level: unknown level \"%s\" "
+                                           "(expected error, warning, notice, info or debug)", optarg);
+                }
+                a->overrides.log_level = optarg;
+                return 0;
+        case ARG_NEW_TOKEN:
+                a->new_token = optarg;
+                return 0;
+        case 'V':
+                cli_args_done(a);
+                printf("denvrd %s\n", DENVRD_VERSION);
+                exit(EXIT_SUCCESS);
+        case 'h':
+                cli_args_done(a);
+                cli_usage(stdout);
+                exit(EXIT_SUCCESS);
+        default:
+                /* getopt_long already said what was wrong. */
+                cli_args_done(a);
+                return usage_error(NULL);
+        }
+}
+
 int cli_parse(int argc, char **argv, struct cli_args *ret) {
-        enum {
-                ARG_CHECK_CONFIG = 0x100,
-                ARG_LOG_LEVEL,
-                ARG_NEW_TOKEN,
-        };
-        static const struct option options[] = {
-                { "config",       required_argument, NULL, 'c' },
-                { "check-config", no_argument,       NULL, ARG_CHECK_CONFIG },
-                { "listen",       required_argument, NULL, 'l' },
-                { "socket",       required_argument, NULL, 's' },
-                { "log-level",    required_argument, NULL, ARG_LOG_LEVEL },
-                { "new-token",    required_argument, NULL, ARG_NEW_TOKEN },
-                { "version",      no_argument,       NULL, 'V' },
-                { "help",         no_argument,       NULL, 'h' },
-                { NULL, 0, NULL, 0 }
-        };
         struct cli_args a = { 0 };
-        int c;
+        int c, k;
 
         assert(argc >= 0);
         assert(ret);
 
         optind = 0;     /* glibc: full re-initialisation, so tests may parse twice */
-        while ((c = getopt_long(argc, argv, "c:l:s:Vh", options, NULL)) >= 0) {
-                switch (c) {
-                case 'c':
-                        if (!*optarg) {
-                                cli_args_done(&a);
-                                return usage_error("--config needs a path");
-                        }
-                        a.overrides.config_path = optarg;
-                        break;
-                case ARG_CHECK_CONFIG:
-                        a.check_config = true;
-                        break;
-                case 'l':
-                        if (listen_add(&a, optarg) < 0) {
-                                cli_args_done(&a);
-                                fprintf(stderr, "denvrd: out of memory\n");
-                                return 1;
-                        }
-                        break;
-                case 's':
-                        a.overrides.socket = optarg;
-                        break;
-                case ARG_LOG_LEVEL:
-                        if (log_level_from_string(optarg) < 0) {
-                                cli_args_done(&a);
-                                return usage_error("--log-level: unknown level \"%s\" "
-                                                   "(expected error, warning, notice, info or debug)", optarg);
-                        }
-                        a.overrides.log_level = optarg;
-                        break;
-                case ARG_NEW_TOKEN:
-                        a.new_token = optarg;
-                        break;
-                case 'V':
-                        cli_args_done(&a);
-                        printf("denvrd %s\n", DENVRD_VERSION);
-                        exit(EXIT_SUCCESS);
-                case 'h':
-                        cli_args_done(&a);
-                        cli_usage(stdout);
-                        exit(EXIT_SUCCESS);
-                default:
-                        /* getopt_long already said what was wrong. */
-                        cli_args_done(&a);
-                        return usage_error(NULL);
-                }
-        }
+        while ((c = getopt_long(argc, argv, "c:l:s:Vh", options, NULL)) >= 0)
+                if ((k = apply_option(&a, c)) != 0)
+                        return k;
         if (optind < argc) {
                 cli_args_done(&a);
                 return usage_error("unexpected argument \"%s\"", argv[optind]);

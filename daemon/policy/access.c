@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #define LOG_MODULE "access"
-#include "daemon/policy/access.h"
+#include "daemon/policy/access-internal.h"
 
 #include <assert.h>
 #include <microhttpd.h>
@@ -24,32 +24,20 @@
 #include "daemon/http/route.h"
 #include "daemon/policy/rights.h"
 
-/* The methods denvrd forwards; OPTIONS is never preflighted, so not listed. */
-#define CORS_METHODS_FULL "GET, HEAD, POST, PUT, PATCH, DELETE"
-#define CORS_METHODS_READ_ONLY "GET, HEAD"
-#define CORS_MAX_AGE "600"
-/* Bounds on the Access-Control-Request-Headers we echo. */
-#define CORS_MAX_HEADER_NAMES 32u
-#define CORS_MAX_HEADER_NAME_LEN 64u
-
-/* How much of a client-chosen value a message or log line quotes. */
-#define QUOTE_MAX 100
-
 /* --- replies ------------------------------------------------------------------------ */
 
-static const char *access_key(const struct request *r) {
+const char *access_key(const struct request *r) {
         return r->listener->kind == LISTENER_UNIX ? "socket_access" : "tcp_access";
 }
 
-static enum access_level listener_level(const struct request *r) {
+enum access_level access_listener_level(const struct request *r) {
         const struct denvr_config *c = r->daemon->config;
 
         return r->listener->kind == LISTENER_UNIX ? c->socket_access : c->tcp_access;
 }
 
 /* Refuses r: a 403 envelope carrying message, an info log line, the denied counter. */
-static bool deny(struct request *r, const char *format, ...) _printf_(2, 3);
-static bool deny(struct request *r, const char *format, ...) {
+bool access_deny(struct request *r, const char *format, ...) {
         const struct peer *p = &r->conn_ctx->peer;
         _cleanup_free_ char *msg = NULL;
         char who[96 + LOCAL_TOKEN_NAME_MAX];
@@ -172,7 +160,7 @@ static bool check_host(struct request *r, const struct header_scan *h) {
         bool is_unix = r->listener->kind == LISTENER_UNIX;
 
         if (h->n_host > 1)
-                return deny(r, "more than one Host header: refused (DNS rebinding protection)");
+                return access_deny(r, "more than one Host header: refused (DNS rebinding protection)");
         if (!host) {
                 /*
                  * Only HTTP/1.0 may leave Host out.  A browser always sends it,
@@ -180,13 +168,13 @@ static bool check_host(struct request *r, const struct header_scan *h) {
                  */
                 if (is_unix)
                         return true;
-                return deny(r, "a request without a Host header is refused over TCP (DNS rebinding "
+                return access_deny(r, "a request without a Host header is refused over TCP (DNS rebinding "
                             "protection): send Host: localhost, or use the unix socket");
         }
         if (access_host_is_allowed(host, r->daemon->config,
                                    r->listener->kind == LISTENER_TCP ? r->listener->address : NULL))
                 return true;
-        return deny(r, "Host \"%.*s\" is not allowed (DNS rebinding protection): denvrd answers to "
+        return access_deny(r, "Host \"%.*s\" is not allowed (DNS rebinding protection): denvrd answers to "
                     "localhost, 127.0.0.1 and [::1] (any port); to use another name deliberately, "
                     "add it to [daemon] allowed_hosts", QUOTE_MAX, host);
 }
@@ -222,15 +210,15 @@ static bool check_origin(struct request *r, const struct header_scan *h, const c
         const char *site = request_header(r, "Sec-Fetch-Site");
 
         if (h->n_origin > 1)
-                return deny(r, "more than one Origin header: refused (browser CSRF protection)");
+                return access_deny(r, "more than one Origin header: refused (browser CSRF protection)");
         if (origin && !listed) {
                 if (strcmp(origin, "null") == 0)
-                        return deny(r, "requests with \"Origin: null\" (sandboxed frames, file: pages, "
+                        return access_deny(r, "requests with \"Origin: null\" (sandboxed frames, file: pages, "
                                     "cross-site redirects) are refused: denvrd cannot tell which page "
                                     "sent them; serve the page from an origin listed in [daemon] "
                                     "cors_origins instead");
                 if (!access_origin_is_loopback(origin))
-                        return deny(r, "requests from the web origin \"%.*s\" are refused (browser CSRF "
+                        return access_deny(r, "requests from the web origin \"%.*s\" are refused (browser CSRF "
                                     "protection): only loopback origins may call denvrd; to let a web "
                                     "app on that origin act with your Denvr login, add it to [daemon] "
                                     "cors_origins", QUOTE_MAX, origin);
@@ -242,111 +230,10 @@ static bool check_origin(struct request *r, const struct header_scan *h, const c
          * site's page, allowed only when its origin is listed.
          */
         if (site && !listed && strcasecmp(site, "none") != 0 && strcasecmp(site, "same-origin") != 0)
-                return deny(r, "cross-site browser requests (Sec-Fetch-Site: %.*s) are refused "
+                return access_deny(r, "cross-site browser requests (Sec-Fetch-Site: %.*s) are refused "
                             "(browser CSRF protection): to let a web app call denvrd, add its origin "
                             "to [daemon] cors_origins", QUOTE_MAX, site);
         return true;
-}
-
-static bool is_tchar(char ch) {
-        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-               (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
-/*
- * The requested header names that are plain HTTP tokens, joined by ", ";
- * anything else is dropped (the browser then refuses the request itself).
- * NULL when nothing is left or out of memory.
- */
-static char *sane_request_headers(const char *v) {
-        _cleanup_free_ char *out = NULL;
-        size_t len = 0, count = 0;
-
-        if (!v)
-                return NULL;
-        out = malloc(CORS_MAX_HEADER_NAMES * (CORS_MAX_HEADER_NAME_LEN + 2) + 1);
-        if (!out)
-                return NULL;
-        while (*v && count < CORS_MAX_HEADER_NAMES) {
-                size_t n, lead = strspn(v, " \t,");
-                bool ok = true;
-
-                v += lead;
-                n = strcspn(v, ",");
-                while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-                        n--;
-                for (size_t i = 0; i < n && ok; i++)
-                        ok = is_tchar(v[i]);
-                if (ok && n > 0 && n <= CORS_MAX_HEADER_NAME_LEN) {
-                        if (len > 0) {
-                                memcpy(out + len, ", ", 2);
-                                len += 2;
-                        }
-                        memcpy(out + len, v, n);
-                        len += n;
-                        count++;
-                }
-                v += strcspn(v, ",");
-        }
-        if (len == 0)
-                return NULL;
-        out[len] = 0;
-        return TAKE_PTR(out);
-}
-
-/* Exactly one of the methods named in the answer's Access-Control-Allow-Methods. */
-static bool preflight_method_allowed(const char *m, bool read_only) {
-        static const char *const methods[] = { "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE" };
-
-        for (size_t i = 0; i < (read_only ? 2 : ELEMENTSOF(methods)); i++)
-                if (strcmp(m, methods[i]) == 0)
-                        return true;
-        return false;
-}
-
-/* A preflight is always answered here: 204 for a listed origin, else 403. */
-static void answer_preflight(struct request *r, const char *origin, bool listed) {
-        const char *want = request_header(r, "Access-Control-Request-Method");
-        enum access_level level = listener_level(r);
-        bool read_only = level == ACCESS_READ_ONLY;
-        _cleanup_free_ char *headers = NULL;
-
-        if (level == ACCESS_OFF) {
-                deny(r, "the API is switched off on this listener (%s = \"off\"): CORS preflight "
-                     "refused; set [daemon] %s = \"read-only\" or \"full\" to enable it",
-                     access_key(r), access_key(r));
-                return;
-        }
-        if (!listed) {
-                deny(r, "CORS preflight from \"%.*s\" refused: that origin is not listed in [daemon] "
-                     "cors_origins; add it there to let that web app act with your Denvr login",
-                     QUOTE_MAX, origin);
-                return;
-        }
-        if (!preflight_method_allowed(want, read_only)) {
-                if (read_only)
-                        deny(r, "this listener is read-only (%s = \"read-only\"): %.*s would not be "
-                             "forwarded, only GET and HEAD are; set [daemon] %s = \"full\" to allow it",
-                             access_key(r), QUOTE_MAX, want, access_key(r));
-                else
-                        deny(r, "CORS preflight for method \"%.*s\" refused: denvrd forwards "
-                             CORS_METHODS_FULL, QUOTE_MAX, want);
-                return;
-        }
-
-        if (request_reply(r, 204, NULL, NULL, 0) < 0)
-                return;
-        /* request_reply() added Access-Control-Allow-Origin and Vary: Origin. */
-        (void) request_reply_header(r, "Access-Control-Allow-Methods",
-                                    read_only ? CORS_METHODS_READ_ONLY : CORS_METHODS_FULL);
-        headers = sane_request_headers(request_header(r, "Access-Control-Request-Headers"));
-        if (headers)
-                (void) request_reply_header(r, "Access-Control-Allow-Headers", headers);
-        (void) request_reply_header(r, "Access-Control-Max-Age", CORS_MAX_AGE);
-        (void) request_reply_header(r, "Vary", "Access-Control-Request-Method, Access-Control-Request-Headers");
-        /* Chrome's Private Network Access: a public origin calling loopback asks first. */
-        if (request_header(r, "Access-Control-Request-Private-Network"))
-                (void) request_reply_header(r, "Access-Control-Allow-Private-Network", "true");
 }
 
 bool access_content_type_is_form(const char *ct) {
@@ -391,12 +278,12 @@ static bool check_form(struct request *r, const struct header_scan *h, bool list
                 return true;
         ct = request_header(r, "Content-Type");
         if (access_content_type_is_form(ct))
-                return deny(r, "a browser form submission (Content-Type: %.*s) cannot change anything "
+                return access_deny(r, "a browser form submission (Content-Type: %.*s) cannot change anything "
                             "through denvrd (CSRF protection): send the body as application/json; "
                             "clients without browser headers (Origin, Referer, Sec-Fetch-*, Cookie, a "
                             "Mozilla/ User-Agent), such as curl, are not affected", QUOTE_MAX, ct);
         if (!ct && strcmp(r->method, "POST") == 0 && !listed)
-                return deny(r, "a browser POST without Content-Type cannot change anything through "
+                return access_deny(r, "a browser POST without Content-Type cannot change anything through "
                             "denvrd (CSRF protection): send the body as application/json from an origin "
                             "listed in [daemon] cors_origins");
         return true;
@@ -411,21 +298,21 @@ static bool path_is_health(const char *path) {
 static bool check_level(struct request *r) {
         const char *key = access_key(r);
 
-        switch (listener_level(r)) {
+        switch (access_listener_level(r)) {
         case ACCESS_FULL:
                 return true;
         case ACCESS_OFF:
                 /* Health checks keep working, so a supervisor can still probe the listener. */
                 if (path_is_health(r->canon_path))
                         return true;
-                return deny(r, "the API is switched off on this listener (%s = \"off\"): %s %s refused; "
+                return access_deny(r, "the API is switched off on this listener (%s = \"off\"): %s %s refused; "
                             "set [daemon] %s = \"read-only\" or \"full\" to enable it",
                             key, r->method, r->path, key);
         case ACCESS_READ_ONLY:
                 /* The login shim answers locally and never changes anything upstream. */
                 if (http_method_is_safe(r->method) || r->route.kind == ROUTE_LOGIN)
                         return true;
-                return deny(r, "this listener is read-only (%s = \"read-only\"): %s %s is not forwarded, "
+                return access_deny(r, "this listener is read-only (%s = \"read-only\"): %s %s is not forwarded, "
                             "only GET and HEAD are; set [daemon] %s = \"full\" to allow changes through it",
                             key, r->method, r->path, key);
         }
@@ -477,12 +364,12 @@ static bool check_peer_gate(struct request *r) {
                 log_peer_refusal(r, p, self);
         }
         if (!p->identified)
-                return deny(r, "denvrd cannot tell who is on the other end of this %s connection (%s) "
+                return access_deny(r, "denvrd cannot tell who is on the other end of this %s connection (%s) "
                             "and refuses it; only on a host where every local user and process may act "
                             "with this login, set [daemon] trust_local_users = true (or give the "
                             "caller a local token: denvrd --new-token NAME)",
                             p->is_unix ? "unix socket" : "TCP", p->unidentified ? p->unidentified : "?");
-        return deny(r, "uid %u may not use denvrd: only its own user (uid %u) and root may; to allow "
+        return access_deny(r, "uid %u may not use denvrd: only its own user (uid %u) and root may; to allow "
                     "this user deliberately, add it to [daemon] allowed_uids, or one of its groups to "
                     "allowed_groups, or give it a rule in [rights] (\"uid:NAME\" = \"read-only\", for one)",
                     (unsigned) p->uid, (unsigned) self);
@@ -549,7 +436,7 @@ static bool check_rights(struct request *r, rights_param_fn get, void *userdata)
         r->rights_pending = ans.verdict == RIGHTS_NEED_PARAMS;
         if (ans.verdict != RIGHTS_DENY)
                 return true;
-        return deny(r, "%s", ans.message);
+        return access_deny(r, "%s", ans.message);
 }
 
 bool access_check_rights(struct request *r) {
@@ -563,13 +450,13 @@ bool access_check_rights_params(struct request *r) {
         assert(r);
         if (!r->reading) {
                 r->rights_pending = false;
-                return deny(r, "the [rights] rule's conditions need an API request to judge");
+                return access_deny(r, "the [rights] rule's conditions need an API request to judge");
         }
         ok = check_rights(r, rights_request_param, r->reading);
         if (ok && r->rights_pending) {
                 /* The configuration changed under us; conditions cannot be pending now. */
                 r->rights_pending = false;
-                return deny(r, "the [rights] rule could not be checked");
+                return access_deny(r, "the [rights] rule could not be checked");
         }
         return ok;
 }
@@ -596,7 +483,7 @@ bool access_check_request(struct request *r) {
         /* A preflight is OPTIONS with both of these; any other OPTIONS is forwarded. */
         if (strcmp(r->method, "OPTIONS") == 0 && origin &&
             request_header(r, "Access-Control-Request-Method")) {
-                answer_preflight(r, origin, listed);
+                access_answer_preflight(r, origin, listed);
                 return false;
         }
 

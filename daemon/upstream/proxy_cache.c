@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* The proxy's cache and coalescing: answers from the cache, followers of an identical request in flight. */
+#include "daemon/upstream/proxy-internal.h"
+
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +12,6 @@
 #include "daemon/http/request.h"
 #include "daemon/upstream/cache.h"
 #include "daemon/upstream/forward_headers.h"
-#include "daemon/upstream/proxy-internal.h"
 
 /* The rule for a canonical path: a rule names its path in any spelling. */
 static const struct cache_rule *cache_rule_for(const struct denvr_config *c, const char *canon) {

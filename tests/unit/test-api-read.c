@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The reading of an API request (common/api/api_read.h), the one query reader
- * (common/http/query.h) and header hygiene (common/http/http_framing.h): what upstream
+ * (common/base/query.h) and header hygiene (common/http/http_framing.h): what upstream
  * could bind otherwise is refused, what it binds alike is read alike.
  */
 #include <errno.h>
@@ -10,8 +10,8 @@
 #include "check.h"
 #include "common/api/api_read.h"
 #include "common/base/cleanup.h"
+#include "common/base/query.h"
 #include "common/http/http_framing.h"
-#include "common/http/query.h"
 
 #define V "/api/v1/servers/virtual/"
 #define JSON "application/json"
