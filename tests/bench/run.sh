@@ -3,7 +3,9 @@
 #
 # denvrd benchmark: one command, not part of the default test run.
 #
-#   tests/bench/run.sh [--all | --loopback | --wan | --profile]   (default --all)
+#   tests/bench/run.sh [--all | --loopback | --wan | --profile] [--rounds N]
+#
+# (default --all; --rounds: loopback rounds, default 3, the table gives medians)
 #
 # Builds an optimised denvrd (build-bench/, release, NDEBUG), starts an nginx
 # HTTPS upstream (self-signed CA) serving Denvr-like JSON on two ports, one
@@ -18,7 +20,9 @@
 #   denvrd-h2    the same, upstream over HTTP/2
 #   denvrd-info  denvrd-h2 at log_level=info (access log on; reference)
 # Workloads: 1 connection (latency), 64 connections (throughput), 20 KB
-# answers at 16 connections.  Prints one table plus the targets (PASS/MISS).
+# answers at 16 connections.  Each round measures every target in turn (each
+# started afresh); the table gives the median of the rounds, then the targets
+# (PASS/MISS).
 #
 # --profile (profile.sh): instructions per request under callgrind instead.
 #
@@ -30,6 +34,7 @@
 #   BENCH_DURATION=10   seconds per measurement     BENCH_WARMUP=2  seconds of warm-up
 #   BENCH_BUILD_DIR     default <repo>/build-bench  BENCH_SKIP_INFO=1  skip denvrd-info
 #   BENCH_TARGETS       subset, e.g. "direct denvrd-h2" (default: all)
+#   BENCH_ROUNDS=3      loopback rounds (as --rounds)
 #   BENCH_KEEP=1        keep the temporary directory (logs, configs) for inspection
 #   BENCH_MAX_LOAD=1.5  warn when the 1-minute load average is above this
 #   BENCH_WAIT_QUIET=0  seconds to wait (at most) for the load average to drop below it
@@ -37,14 +42,22 @@
 #   BENCH_WAN_DELAY_MS=20  BENCH_WAN_CALLS=50  BENCH_WAN_CONC=64  (see wan.sh)
 set -euo pipefail
 
+usage() { echo "usage: $0 [--all | --loopback | --wan | --profile] [--rounds N]" >&2; exit 2; }
 MODE=all
-case ${1:-} in
-"" | --all) MODE=all ;;
---loopback) MODE=loopback ;;
---wan)      MODE=wan ;;
---profile)  MODE=profile ;;
-*) echo "usage: $0 [--all | --loopback | --wan | --profile]" >&2; exit 2 ;;
-esac
+ROUNDS=${BENCH_ROUNDS:-3}
+while (($#)); do
+        case $1 in
+        --all)      MODE=all ;;
+        --loopback) MODE=loopback ;;
+        --wan)      MODE=wan ;;
+        --profile)  MODE=profile ;;
+        --rounds)   (($# > 1)) || usage; ROUNDS=$2; shift ;;
+        --rounds=*) ROUNDS=${1#--rounds=} ;;
+        *) usage ;;
+        esac
+        shift
+done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || usage
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -227,6 +240,7 @@ upstream_accepts() {
 # --- measurement -------------------------------------------------------------
 
 RESULTS=$TMP/results.tsv
+ROUND=1
 : >"$RESULTS"
 SERVERS_PATH=/api/v1/servers/virtual/GetServers
 BIG_PATH=/api/v1/bench/Big
@@ -256,7 +270,7 @@ cpu_ticks() {
 MEASURED_CONNS=0
 run_wrk() {   # run_wrk TARGET WORKLOAD CONNS THREADS URL
         local target=$1 workload=$2 conns=$3 threads=$4 url=$5 out c0 c1 a0 a1
-        out="$TMP/wrk-$target-$workload.txt"
+        out="$TMP/wrk-$target-$workload-r$ROUND.txt"
         wrk ${WRK_HEADER:+-H "$WRK_HEADER"} -t"$threads" -c"$conns" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
         a0=$(upstream_accepts)
         c0=$(cpu_ticks)
@@ -266,7 +280,7 @@ run_wrk() {   # run_wrk TARGET WORKLOAD CONNS THREADS URL
         a1=$(upstream_accepts)
         STATUS_READS=$((STATUS_READS + 2))
         MEASURED_CONNS=$((MEASURED_CONNS + a1 - a0 - 1))
-        python3 "$HERE/report.py" parse "$target" "$workload" "$out" "$((c1 - c0))" >>"$RESULTS"
+        python3 "$HERE/report.py" parse "$target" "$workload" "$out" "$((c1 - c0))" "$ROUND" >>"$RESULTS"
 }
 
 WRK_HEADER=
@@ -398,6 +412,7 @@ bench_denvrd() {   # bench_denvrd NAME LOG-LEVEL UPSTREAM-URL
 
         # Sample RSS and its private part while under load (VmHWM gives the
         # true peak of RSS at the end; nothing does for RssAnon).
+        rm -f "$dir/rss_peak" "$dir/anon_peak"
         ( peak=0 apeak=0; while kill -0 "$pid" 2>/dev/null; do
                 v=$(rss_kib "$pid" VmRSS); (( v > peak )) && peak=$v && echo "$peak" >"$dir/rss_peak"
                 v=$(rss_kib "$pid" RssAnon); (( v > apeak )) && apeak=$v && echo "$apeak" >"$dir/anon_peak"
@@ -439,6 +454,7 @@ fi
 note run.duration "$DURATION"
 note run.warmup "$WARMUP"
 note run.max_upstream_connections "$MAX_UP_CONNS"
+note run.rounds "$ROUNDS"
 
 if [[ $MODE == profile ]]; then
         # shellcheck source=profile.sh
@@ -448,6 +464,10 @@ fi
 
 if [[ $MODE != wan ]]; then
 measure_floor
+# Rounds outside, targets inside: each round measures every target once, so a
+# machine that grows busier weighs on all of them; the table takes medians.
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+(( ROUNDS > 1 )) && say "round $ROUND of $ROUNDS"
 for t in $TARGETS; do
         case $t in
         direct)
@@ -465,6 +485,7 @@ for t in $TARGETS; do
         denvrd-info) bench_denvrd denvrd-info info "$UP_URL" ;;
         *)           die "unknown target $t" ;;
         esac
+done
 done
 note machine.load_after "$(cut -d' ' -f1 /proc/loadavg)"
 
