@@ -17,13 +17,14 @@ TARGETS = [
     ("direct", "direct (HTTPS upstream)"),
     ("nginx-1w", "nginx proxy, 1 worker"),
     ("nginx-auto", "nginx proxy, auto workers"),
+    ("go-1p", "Go ReverseProxy, 1 core"),
     ("denvrd-h1", "denvrd, HTTP/1.1 upstream"),
     ("denvrd-h2", "denvrd, HTTP/2 upstream"),
     ("denvrd-info", "denvrd h2, log info"),
 ]
 DENVRDS = ("denvrd-h1", "denvrd-h2", "denvrd-info")
 # Proxies that keep their upstream connections: none opened while measured.
-ANCHORS = (("nginx-1w", "nginx (1 worker)"),)
+ANCHORS = (("nginx-1w", "nginx (1 worker)"), ("go-1p", "the Go proxy (GOMAXPROCS=1)"))
 # Loopback targets, denvrd / nginx (1 worker): CPU per request at most, per workload.
 CPU_TARGETS = {"c1": 1.5, "c64": 2.0, "big16": 2.0}
 MIB = 1024
@@ -100,7 +101,9 @@ def table(results_path, notes_path):
                    notes.get("machine.cpus"), notes.get("machine.load_before"), notes.get("machine.load_after")))
     out.append("denvrd runs with log_level=warning (no per-request access log); "
                "'denvrd h2, log info' has the access log on, for reference.  nginx's proxy module speaks "
-               "only HTTP/1.1 upstream; denvrd is measured with both.")
+               "only HTTP/1.1 upstream; denvrd is measured with both.%s" % (
+                   "  The Go proxy is httputil.ReverseProxy over a pooled http.Transport (GOMAXPROCS=1, "
+                   "HTTP/1.1 upstream)." if any(t == "go-1p" for t, _ in res) else ""))
     out.append("")
 
     def cpu_list(t, w):
@@ -146,6 +149,30 @@ def table(results_path, notes_path):
                     "; per round x%s" % round_ratios(a, b) if nrounds > 1 else ""))
         out.append("")
 
+    # The anchors side by side on the one HTTP/1.1 upstream, one core each.
+    trio = [t for t in ("nginx-1w", "go-1p", "denvrd-h1") if any((t, w) in res for w, _ in WORKLOADS)]
+    if "go-1p" in trio and len(trio) > 1:
+        out.append("anchors, HTTP/1.1 upstream, CPU us per request (median of the rounds) and ratios:")
+        out.append("  %-17s %9s %9s %10s %12s %15s %11s" % ("workload", "nginx-1w", "go-1p", "denvrd-h1",
+                                                             "denvrd / go", "denvrd / nginx", "go / nginx"))
+        for w, wname in WORKLOADS:
+            n, g, d = res.get(("nginx-1w", w)), res.get(("go-1p", w)), res.get(("denvrd-h1", w))
+
+            def fmt(r):
+                return "%.0f" % r["cpu"] if r else "-"
+
+            def rat(a, b):
+                return "x%.2f" % ratio(a, b, "cpu") if a and b else "-"
+            out.append("  %-17s %9s %9s %10s %12s %15s %11s" % (wname, fmt(n), fmt(g), fmt(d),
+                                                              rat(d, g), rat(d, n), rat(g, n)))
+            if nrounds > 1:
+                out.append("  %-17s per round: %s" % ("", "; ".join(
+                    "%s %s" % (name, round_ratios(a, b))
+                    for name, a, b in (("denvrd/go", d, g), ("denvrd/nginx", d, n), ("go/nginx", g, n)) if a and b)))
+        if nrounds > 1:
+            out.append("  (a round's ratio compares two targets measured in that round, a few minutes apart)")
+        out.append("")
+
     out.append("upstream connections opened (accepted by the upstream nginx, stub_status; the upstream "
                "allows unlimited requests per connection), during the measured runs / in all, warm-ups included%s:"
                % (", per round" if nrounds > 1 else ""))
@@ -178,6 +205,10 @@ def table(results_path, notes_path):
                    % ((note_int(d + ".rss_start_anon_kib") or 0) / MIB, (note_int(d + ".anon_sampled_peak_kib") or 0) / MIB,
                       (note_int(d + ".rss_after_anon_kib") or 0) / MIB,
                       (note_int(d + ".rss_start_pss_kib") or 0) / MIB, (note_int(d + ".rss_after_pss_kib") or 0) / MIB))
+    go_after = note_int("go-1p.rss_after_kib")
+    if go_after is not None:
+        out.append("go-1p RSS after the run %.1f MiB, of it private %.1f MiB (largest of the rounds)"
+                   % (go_after / MIB, (note_int("go-1p.rss_after_anon_kib") or 0) / MIB))
     floor = note_int("floor.rss_start_kib")
     if floor is not None:
         out.append("library floor (tests/bench/floor.c: loads denvrd's libraries, curl_global_init(), waits): "

@@ -3,9 +3,10 @@
 #
 # denvrd benchmark: one command, not part of the default test run.
 #
-#   tests/bench/run.sh [--all | --loopback | --wan | --profile] [--rounds N]
+#   tests/bench/run.sh [--all | --loopback | --wan | --profile | --anchor] [--rounds N]
 #
-# (default --all; --rounds: loopback rounds, default 3, the table gives medians)
+# (default --all; --anchor: the loopback part for direct, nginx-1w, go-1p and
+# denvrd-h1 only; --rounds: loopback rounds, default 3, the table gives medians)
 #
 # Builds an optimised denvrd (build-bench/, release, NDEBUG), starts an nginx
 # HTTPS upstream (self-signed CA) serving Denvr-like JSON on two ports, one
@@ -16,6 +17,9 @@
 #   nginx-1w     wrk -> nginx reverse proxy injecting Authorization (1 worker,
 #                upstream keepalive 128) -> upstream; nginx's proxy speaks HTTP/1.1 upstream
 #   nginx-auto   the same with worker_processes auto (reference)
+#   go-1p        wrk -> Go httputil.ReverseProxy over a pooled http.Transport
+#                (goproxy.go, GOMAXPROCS=1, 128 idle connections, HTTP/1.1 upstream),
+#                injecting Authorization: kubectl proxy's way of proxying
 #   denvrd-h1    wrk -> denvrd (API-key mode, log_level=warning) -> upstream over HTTP/1.1
 #   denvrd-h2    the same, upstream over HTTP/2
 #   denvrd-info  denvrd-h2 at log_level=info (access log on; reference)
@@ -42,8 +46,9 @@
 #   BENCH_WAN_DELAY_MS=20  BENCH_WAN_CALLS=50  BENCH_WAN_CONC=64  (see wan.sh)
 set -euo pipefail
 
-usage() { echo "usage: $0 [--all | --loopback | --wan | --profile] [--rounds N]" >&2; exit 2; }
+usage() { echo "usage: $0 [--all | --loopback | --wan | --profile | --anchor] [--rounds N]" >&2; exit 2; }
 MODE=all
+ANCHOR=0
 ROUNDS=${BENCH_ROUNDS:-3}
 while (($#)); do
         case $1 in
@@ -51,6 +56,7 @@ while (($#)); do
         --loopback) MODE=loopback ;;
         --wan)      MODE=wan ;;
         --profile)  MODE=profile ;;
+        --anchor)   MODE=loopback; ANCHOR=1 ;;
         --rounds)   (($# > 1)) || usage; ROUNDS=$2; shift ;;
         --rounds=*) ROUNDS=${1#--rounds=} ;;
         *) usage ;;
@@ -64,7 +70,9 @@ REPO=$(cd "$HERE/../.." && pwd)
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 BUILD_DIR=${BENCH_BUILD_DIR:-$REPO/build-bench}
-TARGETS=${BENCH_TARGETS:-"direct nginx-1w nginx-auto denvrd-h1 denvrd-h2 denvrd-info"}
+TARGETS=${BENCH_TARGETS:-"direct nginx-1w nginx-auto go-1p denvrd-h1 denvrd-h2 denvrd-info"}
+# The anchors side by side: one HTTP/1.1 upstream, one core each.
+[[ $ANCHOR == 1 ]] && TARGETS="direct nginx-1w go-1p denvrd-h1"
 [[ ${BENCH_SKIP_INFO:-0} == 1 ]] && TARGETS=${TARGETS//denvrd-info/}
 MAX_LOAD=${BENCH_MAX_LOAD:-1.5}
 MAX_UP_CONNS=${BENCH_MAX_UP:-64}   # denvrd's [daemon] max_upstream_connections (64 is the default)
@@ -137,6 +145,25 @@ FLOOR=$BUILD_DIR/bench-floor
 # shellcheck disable=SC2046
 cc -O2 -o "$FLOOR" "$HERE/floor.c" $(pkg-config --cflags --libs libcurl libmicrohttpd libsystemd jansson) ||
         die "cannot build the library-floor program"
+
+# The Go anchor, built with Debian's golang-go (standard library only) into the
+# temporary directory, its build cache and GOPATH there too.  Not installed
+# here: the benchmark then runs without it.
+GOPROXY_BIN=
+if [[ $MODE == all || $MODE == loopback ]] && [[ " $TARGETS " == *" go-1p "* ]]; then
+        if ! command -v go >/dev/null 2>&1; then
+                say "skipping go-1p (the Go anchor): go is missing; install Debian's golang-go (apt-get install golang-go)"
+                TARGETS=" $TARGETS "
+                TARGETS=${TARGETS// go-1p / }
+        else
+                say "building the Go anchor ($(go version | cut -d' ' -f3))"
+                mkdir -p "$TMP/go"
+                GOPROXY_BIN=$TMP/go/goproxy
+                env GOCACHE="$TMP/go/cache" GOPATH="$TMP/go/path" GOENV=off GOFLAGS= GO111MODULE=off CGO_ENABLED=0 \
+                        go build -trimpath -o "$GOPROXY_BIN" "$HERE/goproxy.go" >"$TMP/go/build.log" 2>&1 ||
+                        { cat "$TMP/go/build.log" >&2; die "go build of goproxy.go failed"; }
+        fi
+fi
 
 # --- certificates and content ------------------------------------------------
 
@@ -351,6 +378,29 @@ EOF
         stop_pid "$pid"
 }
 
+bench_go() {   # bench_go NAME: the Go anchor (goproxy.go), one core
+        local name=$1 dir="$TMP/$1" port a0 a1 pid
+        port=$(free_port)
+        mkdir -p "$dir"
+        say "target $name: wrk -> Go httputil.ReverseProxy (GOMAXPROCS=1, 128 idle upstream connections, HTTP/1.1) -> upstream"
+        a0=$(upstream_accepts)
+        env -i PATH="$PATH" GOMAXPROCS=1 BENCH_PROXY_AUTH="ApiKey $APIKEY" \
+                "$GOPROXY_BIN" -listen "127.0.0.1:$port" -upstream "$UP1_URL" -ca "$TMP/ca.pem" -conns 128 \
+                >>"$dir/goproxy.log" 2>&1 &
+        pid=$!
+        PIDS+=("$pid")
+        wait_http "http://127.0.0.1:$port/" || die "$name: the Go proxy did not start ($(tail -5 "$dir/goproxy.log"))"
+        check_answer "$name" "http://127.0.0.1:$port$SERVERS_PATH"
+        check_answer "$name" "http://127.0.0.1:$port$BIG_PATH"
+        CPU_PIDS=$pid
+        run_workloads "$name" "http://127.0.0.1:$port"
+        note_rss "$name" after "$pid"
+        a1=$(upstream_accepts)
+        note "$name.upstream_conns" "$((a1 - a0 - 1 - STATUS_READS))"
+        note "$name.upstream_conns_measured" "$MEASURED_CONNS"
+        stop_pid "$pid"
+}
+
 rss_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 pss_kib() { awk '$1 == "Pss:" {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 note_rss() {   # note_rss NAME WHEN PID: total, private (anonymous) and proportional RSS
@@ -480,6 +530,7 @@ for t in $TARGETS; do
                 WRK_HEADER= ;;
         nginx-1w)    bench_nginx nginx-1w 1 ;;
         nginx-auto)  bench_nginx nginx-auto auto ;;
+        go-1p)       bench_go go-1p ;;
         denvrd-h1)   bench_denvrd denvrd-h1 warning "$UP1_URL" ;;
         denvrd-h2)   bench_denvrd denvrd-h2 warning "$UP_URL" ;;
         denvrd-info) bench_denvrd denvrd-info info "$UP_URL" ;;
