@@ -310,7 +310,7 @@ def wan(path, notes_path):
 
 def main():
     if sys.argv[1] == "parse":
-        parse(*sys.argv[2:6])
+        parse(*sys.argv[2:7])
     elif sys.argv[1] == "table":
         table(*sys.argv[2:4])
     elif sys.argv[1] == "wan":
