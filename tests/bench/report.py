@@ -2,11 +2,13 @@
 # SPDX-License-Identifier: MIT
 """Parses wrk output and prints the benchmark table (stdlib only).
 
-report.py parse TARGET WORKLOAD WRK-OUTPUT CPU-TICKS  -> one TSV line on stdout
-report.py table RESULTS.tsv NOTES.tsv       -> the loopback table, ratios and targets
+report.py parse TARGET WORKLOAD WRK-OUTPUT CPU-TICKS [ROUND]  -> one TSV line on stdout
+report.py table RESULTS.tsv NOTES.tsv       -> the loopback table (medians of the
+                                               rounds), ratios and targets
 report.py wan WAN.tsv WAN-NOTES.tsv         -> the WAN table and its target
 """
 import re
+import statistics
 import sys
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -15,11 +17,14 @@ TARGETS = [
     ("direct", "direct (HTTPS upstream)"),
     ("nginx-1w", "nginx proxy, 1 worker"),
     ("nginx-auto", "nginx proxy, auto workers"),
+    ("go-1p", "Go ReverseProxy, 1 core"),
     ("denvrd-h1", "denvrd, HTTP/1.1 upstream"),
     ("denvrd-h2", "denvrd, HTTP/2 upstream"),
     ("denvrd-info", "denvrd h2, log info"),
 ]
 DENVRDS = ("denvrd-h1", "denvrd-h2", "denvrd-info")
+# Proxies that keep their upstream connections: none opened while measured.
+ANCHORS = (("nginx-1w", "nginx (1 worker)"), ("go-1p", "the Go proxy (GOMAXPROCS=1)"))
 # Loopback targets, denvrd / nginx (1 worker): CPU per request at most, per workload.
 CPU_TARGETS = {"c1": 1.5, "c64": 2.0, "big16": 2.0}
 MIB = 1024
@@ -30,7 +35,7 @@ def ms(text):
     return float(m.group(1)) * UNITS[m.group(2)] if m else float("nan")
 
 
-def parse(target, workload, path, cpu_ticks="-1"):
+def parse(target, workload, path, cpu_ticks="-1", rnd="1"):
     text = open(path, errors="replace").read()
     rps = re.search(r"Requests/sec:\s*([0-9.]+)", text)
     pct = dict(re.findall(r"^\s*(50|99)(?:\.0+)?%\s+(\S+)", text, re.M))
@@ -44,51 +49,78 @@ def parse(target, workload, path, cpu_ticks="-1"):
     reqs = re.search(r"(\d+) requests in", text)
     print("\t".join([target, workload, rps.group(1) if rps else "nan",
                      "%.3f" % ms(pct.get("50", "")), "%.3f" % ms(pct.get("99", "")),
-                     str(errors), reqs.group(1) if reqs else "0", cpu_ticks]))
+                     str(errors), reqs.group(1) if reqs else "0", cpu_ticks, rnd]))
 
 
 def table(results_path, notes_path):
-    res = {}
-    for line in open(results_path):
-        f = line.rstrip("\n").split("\t")
-        if len(f) == 8:
-            res[(f[0], f[1])] = {"rps": float(f[2]), "p50": float(f[3]), "p99": float(f[4]),
-                                 "err": int(f[5]), "n": int(f[6]), "ticks": int(f[7])}
-    notes = {}
+    notes_all = {}
     for line in open(notes_path):
         k, _, v = line.rstrip("\n").partition("\t")
-        notes[k] = v
+        notes_all.setdefault(k, []).append(v)
+    # A target measured in several rounds noted its figures once per round.
+    notes = {k: v[-1] for k, v in notes_all.items()}
 
-    def note_int(k):
+    def note_ints(k):
         try:
-            return int(notes.get(k, ""))
+            return [int(v) for v in notes_all.get(k, [])]
         except ValueError:
-            return None
+            return []
 
-    out = []
-    out.append("denvrd benchmark: wrk on loopback, %s s per measurement after %s s warm-up; "
-               "%s CPUs, load average %s before, %s after" % (
-                   notes.get("run.duration"), notes.get("run.warmup"), notes.get("machine.cpus"),
-                   notes.get("machine.load_before"), notes.get("machine.load_after")))
-    out.append("denvrd runs with log_level=warning (no per-request access log); "
-               "'denvrd h2, log info' has the access log on, for reference.  nginx's proxy module speaks "
-               "only HTTP/1.1 upstream; denvrd is measured with both.")
-    out.append("")
+    def note_int(k):   # the largest of the rounds: the worst for counts and memory
+        xs = note_ints(k)
+        return max(xs) if xs else None
+
     tck = note_int("machine.clk_tck") or 100
 
     def cpu_us(r):
         return r["ticks"] * 1e6 / tck / r["n"] if r["n"] > 0 and r["ticks"] >= 0 else float("nan")
 
-    hdr = "%-27s %-17s %10s %9s %9s %7s %12s" % ("target", "workload", "req/s", "p50 ms", "p99 ms", "errors",
-                                                 "CPU us/req")
+    # One line per target, workload and round; the table gives each figure's
+    # median over the rounds (CPU per request per round beside it).
+    per_round = {}
+    for line in open(results_path):
+        f = line.rstrip("\n").split("\t")
+        if len(f) in (8, 9):
+            r = {"rps": float(f[2]), "p50": float(f[3]), "p99": float(f[4]),
+                 "err": int(f[5]), "n": int(f[6]), "ticks": int(f[7])}
+            r["cpu"] = cpu_us(r)
+            per_round.setdefault((f[0], f[1]), {})[int(f[8]) if len(f) == 9 else 1] = r
+    res = {}
+    for key, rounds in per_round.items():
+        rs = [rounds[i] for i in sorted(rounds)]
+        res[key] = {"rps": statistics.median(r["rps"] for r in rs), "p50": statistics.median(r["p50"] for r in rs),
+                    "p99": statistics.median(r["p99"] for r in rs), "cpu": statistics.median(r["cpu"] for r in rs),
+                    "err": sum(r["err"] for r in rs), "n": sum(r["n"] for r in rs), "rounds": rounds}
+    nrounds = max((len(v["rounds"]) for v in res.values()), default=1)
+
+    out = []
+    out.append("denvrd benchmark: wrk on loopback, %s s per measurement after %s s warm-up, %s; "
+               "%s CPUs, load average %s before, %s after" % (
+                   notes.get("run.duration"), notes.get("run.warmup"),
+                   "%d rounds (medians)" % nrounds if nrounds > 1 else "1 round",
+                   notes.get("machine.cpus"), notes.get("machine.load_before"), notes.get("machine.load_after")))
+    out.append("denvrd runs with log_level=warning (no per-request access log); "
+               "'denvrd h2, log info' has the access log on, for reference.  nginx's proxy module speaks "
+               "only HTTP/1.1 upstream; denvrd is measured with both.%s" % (
+                   "  The Go proxy is httputil.ReverseProxy over a pooled http.Transport (GOMAXPROCS=1, "
+                   "HTTP/1.1 upstream)." if any(t == "go-1p" for t, _ in res) else ""))
+    out.append("")
+
+    def cpu_list(t, w):
+        rounds = res[(t, w)]["rounds"]
+        return " ".join("%.0f" % rounds[i]["cpu"] for i in sorted(rounds))
+
+    hdr = "%-27s %-17s %10s %9s %9s %7s %12s  %s" % ("target", "workload", "req/s", "p50 ms", "p99 ms", "errors",
+                                                     "CPU us/req", "(per round)" if nrounds > 1 else "")
     out.append(hdr)
     out.append("-" * len(hdr))
     for t, tname in TARGETS:
         for w, wname in WORKLOADS:
             r = res.get((t, w))
             if r:
-                out.append("%-27s %-17s %10.0f %9.3f %9.3f %7d %12.0f" % (tname, wname, r["rps"], r["p50"],
-                                                                         r["p99"], r["err"], cpu_us(r)))
+                out.append("%-27s %-17s %10.0f %9.3f %9.3f %7d %12.0f  %s" % (
+                    tname, wname, r["rps"], r["p50"], r["p99"], r["err"], r["cpu"],
+                    "(%s)" % cpu_list(t, w) if nrounds > 1 else ""))
     out.append("(CPU us/req: user + system time of the server's processes during the run, per request; "
                "for direct the upstream's)")
     out.append("")
@@ -99,9 +131,11 @@ def table(results_path, notes_path):
         verdicts.append("%-4s %s" % ("PASS" if ok else "MISS", text))
 
     def ratio(a, b, key):
-        if key == "cpu":
-            return cpu_us(a) / cpu_us(b) if cpu_us(b) > 0 else float("nan")
         return a[key] / b[key] if b[key] else float("nan")
+
+    def round_ratios(a, b):   # CPU per request, round by round
+        both = sorted(set(a["rounds"]) & set(b["rounds"]))
+        return " ".join("%.2f" % ratio(a["rounds"][i], b["rounds"][i], "cpu") for i in both)
 
     for d in DENVRDS:
         if not any((d, w) in res for w, _ in WORKLOADS):
@@ -110,22 +144,49 @@ def table(results_path, notes_path):
         for w, wname in WORKLOADS:
             a, b = res.get((d, w)), res.get(("nginx-1w", w))
             if a and b:
-                out.append("  %-17s req/s x%.2f   p99 x%.2f   CPU per request x%.2f (%.0f / %.0f us)" % (
-                    wname, ratio(a, b, "rps"), ratio(a, b, "p99"), ratio(a, b, "cpu"), cpu_us(a), cpu_us(b)))
+                out.append("  %-17s req/s x%.2f   p99 x%.2f   CPU per request x%.2f (%.0f / %.0f us)%s" % (
+                    wname, ratio(a, b, "rps"), ratio(a, b, "p99"), ratio(a, b, "cpu"), a["cpu"], b["cpu"],
+                    "; per round x%s" % round_ratios(a, b) if nrounds > 1 else ""))
+        out.append("")
+
+    # The anchors side by side on the one HTTP/1.1 upstream, one core each.
+    trio = [t for t in ("nginx-1w", "go-1p", "denvrd-h1") if any((t, w) in res for w, _ in WORKLOADS)]
+    if "go-1p" in trio and len(trio) > 1:
+        out.append("anchors, HTTP/1.1 upstream, CPU us per request (median of the rounds) and ratios:")
+        out.append("  %-17s %9s %9s %10s %12s %15s %11s" % ("workload", "nginx-1w", "go-1p", "denvrd-h1",
+                                                             "denvrd / go", "denvrd / nginx", "go / nginx"))
+        for w, wname in WORKLOADS:
+            n, g, d = res.get(("nginx-1w", w)), res.get(("go-1p", w)), res.get(("denvrd-h1", w))
+
+            def fmt(r):
+                return "%.0f" % r["cpu"] if r else "-"
+
+            def rat(a, b):
+                return "x%.2f" % ratio(a, b, "cpu") if a and b else "-"
+            out.append("  %-17s %9s %9s %10s %12s %15s %11s" % (wname, fmt(n), fmt(g), fmt(d),
+                                                              rat(d, g), rat(d, n), rat(g, n)))
+            if nrounds > 1:
+                out.append("  %-17s per round: %s" % ("", "; ".join(
+                    "%s %s" % (name, round_ratios(a, b))
+                    for name, a, b in (("denvrd/go", d, g), ("denvrd/nginx", d, n), ("go/nginx", g, n)) if a and b)))
+        if nrounds > 1:
+            out.append("  (a round's ratio compares two targets measured in that round, a few minutes apart)")
         out.append("")
 
     out.append("upstream connections opened (accepted by the upstream nginx, stub_status; the upstream "
-               "allows unlimited requests per connection), during the measured runs / in all, warm-ups included:")
+               "allows unlimited requests per connection), during the measured runs / in all, warm-ups included%s:"
+               % (", per round" if nrounds > 1 else ""))
     for t, tname in TARGETS:
         if t == "direct":
             continue
-        n = note_int(t + ".upstream_conns")
-        if n is None:
+        if not notes_all.get(t + ".upstream_conns"):
             continue
         extra = ""
         if t.startswith("denvrd"):
-            extra = "  (denvrd's /_denvrd/status: connections_opened=%s)" % notes.get(t + ".status_conns_opened")
-        out.append("  %-27s %5s / %5d%s" % (tname, notes.get(t + ".upstream_conns_measured", "?"), n, extra))
+            extra = "  (denvrd's /_denvrd/status: connections_opened=%s)" % ", ".join(
+                notes_all.get(t + ".status_conns_opened", ["?"]))
+        out.append("  %-27s %9s / %s%s" % (tname, ", ".join(notes_all.get(t + ".upstream_conns_measured", ["?"])),
+                                          ", ".join(notes_all[t + ".upstream_conns"]), extra))
     out.append("")
 
     for d in DENVRDS:
@@ -144,6 +205,10 @@ def table(results_path, notes_path):
                    % ((note_int(d + ".rss_start_anon_kib") or 0) / MIB, (note_int(d + ".anon_sampled_peak_kib") or 0) / MIB,
                       (note_int(d + ".rss_after_anon_kib") or 0) / MIB,
                       (note_int(d + ".rss_start_pss_kib") or 0) / MIB, (note_int(d + ".rss_after_pss_kib") or 0) / MIB))
+    go_after = note_int("go-1p.rss_after_kib")
+    if go_after is not None:
+        out.append("go-1p RSS after the run %.1f MiB, of it private %.1f MiB (largest of the rounds)"
+                   % (go_after / MIB, (note_int("go-1p.rss_after_anon_kib") or 0) / MIB))
     floor = note_int("floor.rss_start_kib")
     if floor is not None:
         out.append("library floor (tests/bench/floor.c: loads denvrd's libraries, curl_global_init(), waits): "
@@ -164,14 +229,16 @@ def table(results_path, notes_path):
                     % (d, ratio(a, b, "rps")))
             verdict(ratio(a, b, "p99") <= 1.5, "%s p99 at 64 connections: x%.2f of nginx's <= x1.5"
                     % (d, ratio(a, b, "p99")))
-    n = note_int("nginx-1w.upstream_conns_measured")
-    if n is not None:
-        verdict(n <= 1, "(anchor) nginx (1 worker) opened no upstream connection during the measured runs: %d" % n)
+    for t, tname in ANCHORS:
+        n = note_int(t + ".upstream_conns_measured")
+        if n is not None:
+            verdict(n <= 1, "(anchor) %s opened no upstream connection during the measured runs: %d%s"
+                    % (tname, n, " (most in a round)" if nrounds > 1 else ""))
     for d in DENVRDS:
         n = note_int(d + ".upstream_conns")
         if n is not None:
-            verdict(n <= maxc, "%s upstream connections for the whole run: %d <= max_upstream_connections %d"
-                    % (d, n, maxc))
+            verdict(n <= maxc, "%s upstream connections for the whole run: %d <= max_upstream_connections %d%s"
+                    % (d, n, maxc, " (most in a round)" if nrounds > 1 else ""))
     for d in ("denvrd-h1", "denvrd-h2"):
         if note_int(d + ".rss_start_anon_kib") is None:
             continue
@@ -243,7 +310,7 @@ def wan(path, notes_path):
 
 def main():
     if sys.argv[1] == "parse":
-        parse(*sys.argv[2:6])
+        parse(*sys.argv[2:7])
     elif sys.argv[1] == "table":
         table(*sys.argv[2:4])
     elif sys.argv[1] == "wan":

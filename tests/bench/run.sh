@@ -3,7 +3,10 @@
 #
 # denvrd benchmark: one command, not part of the default test run.
 #
-#   tests/bench/run.sh [--all | --loopback | --wan | --profile]   (default --all)
+#   tests/bench/run.sh [--all | --loopback | --wan | --profile | --anchor] [--rounds N]
+#
+# (default --all; --anchor: the loopback part for direct, nginx-1w, go-1p and
+# denvrd-h1 only; --rounds: loopback rounds, default 3, the table gives medians)
 #
 # Builds an optimised denvrd (build-bench/, release, NDEBUG), starts an nginx
 # HTTPS upstream (self-signed CA) serving Denvr-like JSON on two ports, one
@@ -14,11 +17,16 @@
 #   nginx-1w     wrk -> nginx reverse proxy injecting Authorization (1 worker,
 #                upstream keepalive 128) -> upstream; nginx's proxy speaks HTTP/1.1 upstream
 #   nginx-auto   the same with worker_processes auto (reference)
+#   go-1p        wrk -> Go httputil.ReverseProxy over a pooled http.Transport
+#                (goproxy.go, GOMAXPROCS=1, 128 idle connections, HTTP/1.1 upstream),
+#                injecting Authorization: kubectl proxy's way of proxying
 #   denvrd-h1    wrk -> denvrd (API-key mode, log_level=warning) -> upstream over HTTP/1.1
 #   denvrd-h2    the same, upstream over HTTP/2
 #   denvrd-info  denvrd-h2 at log_level=info (access log on; reference)
 # Workloads: 1 connection (latency), 64 connections (throughput), 20 KB
-# answers at 16 connections.  Prints one table plus the targets (PASS/MISS).
+# answers at 16 connections.  Each round measures every target in turn (each
+# started afresh); the table gives the median of the rounds, then the targets
+# (PASS/MISS).
 #
 # --profile (profile.sh): instructions per request under callgrind instead.
 #
@@ -30,6 +38,7 @@
 #   BENCH_DURATION=10   seconds per measurement     BENCH_WARMUP=2  seconds of warm-up
 #   BENCH_BUILD_DIR     default <repo>/build-bench  BENCH_SKIP_INFO=1  skip denvrd-info
 #   BENCH_TARGETS       subset, e.g. "direct denvrd-h2" (default: all)
+#   BENCH_ROUNDS=3      loopback rounds (as --rounds)
 #   BENCH_KEEP=1        keep the temporary directory (logs, configs) for inspection
 #   BENCH_MAX_LOAD=1.5  warn when the 1-minute load average is above this
 #   BENCH_WAIT_QUIET=0  seconds to wait (at most) for the load average to drop below it
@@ -37,21 +46,33 @@
 #   BENCH_WAN_DELAY_MS=20  BENCH_WAN_CALLS=50  BENCH_WAN_CONC=64  (see wan.sh)
 set -euo pipefail
 
+usage() { echo "usage: $0 [--all | --loopback | --wan | --profile | --anchor] [--rounds N]" >&2; exit 2; }
 MODE=all
-case ${1:-} in
-"" | --all) MODE=all ;;
---loopback) MODE=loopback ;;
---wan)      MODE=wan ;;
---profile)  MODE=profile ;;
-*) echo "usage: $0 [--all | --loopback | --wan | --profile]" >&2; exit 2 ;;
-esac
+ANCHOR=0
+ROUNDS=${BENCH_ROUNDS:-3}
+while (($#)); do
+        case $1 in
+        --all)      MODE=all ;;
+        --loopback) MODE=loopback ;;
+        --wan)      MODE=wan ;;
+        --profile)  MODE=profile ;;
+        --anchor)   MODE=loopback; ANCHOR=1 ;;
+        --rounds)   (($# > 1)) || usage; ROUNDS=$2; shift ;;
+        --rounds=*) ROUNDS=${1#--rounds=} ;;
+        *) usage ;;
+        esac
+        shift
+done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || usage
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-2}
 BUILD_DIR=${BENCH_BUILD_DIR:-$REPO/build-bench}
-TARGETS=${BENCH_TARGETS:-"direct nginx-1w nginx-auto denvrd-h1 denvrd-h2 denvrd-info"}
+TARGETS=${BENCH_TARGETS:-"direct nginx-1w nginx-auto go-1p denvrd-h1 denvrd-h2 denvrd-info"}
+# The anchors side by side: one HTTP/1.1 upstream, one core each.
+[[ $ANCHOR == 1 ]] && TARGETS="direct nginx-1w go-1p denvrd-h1"
 [[ ${BENCH_SKIP_INFO:-0} == 1 ]] && TARGETS=${TARGETS//denvrd-info/}
 MAX_LOAD=${BENCH_MAX_LOAD:-1.5}
 MAX_UP_CONNS=${BENCH_MAX_UP:-64}   # denvrd's [daemon] max_upstream_connections (64 is the default)
@@ -124,6 +145,25 @@ FLOOR=$BUILD_DIR/bench-floor
 # shellcheck disable=SC2046
 cc -O2 -o "$FLOOR" "$HERE/floor.c" $(pkg-config --cflags --libs libcurl libmicrohttpd libsystemd jansson) ||
         die "cannot build the library-floor program"
+
+# The Go anchor, built with Debian's golang-go (standard library only) into the
+# temporary directory, its build cache and GOPATH there too.  Not installed
+# here: the benchmark then runs without it.
+GOPROXY_BIN=
+if [[ $MODE == all || $MODE == loopback ]] && [[ " $TARGETS " == *" go-1p "* ]]; then
+        if ! command -v go >/dev/null 2>&1; then
+                say "skipping go-1p (the Go anchor): go is missing; install Debian's golang-go (apt-get install golang-go)"
+                TARGETS=" $TARGETS "
+                TARGETS=${TARGETS// go-1p / }
+        else
+                say "building the Go anchor ($(go version | cut -d' ' -f3))"
+                mkdir -p "$TMP/go"
+                GOPROXY_BIN=$TMP/go/goproxy
+                env GOCACHE="$TMP/go/cache" GOPATH="$TMP/go/path" GOENV=off GOFLAGS= GO111MODULE=off CGO_ENABLED=0 \
+                        go build -trimpath -o "$GOPROXY_BIN" "$HERE/goproxy.go" >"$TMP/go/build.log" 2>&1 ||
+                        { cat "$TMP/go/build.log" >&2; die "go build of goproxy.go failed"; }
+        fi
+fi
 
 # --- certificates and content ------------------------------------------------
 
@@ -227,6 +267,7 @@ upstream_accepts() {
 # --- measurement -------------------------------------------------------------
 
 RESULTS=$TMP/results.tsv
+ROUND=1
 : >"$RESULTS"
 SERVERS_PATH=/api/v1/servers/virtual/GetServers
 BIG_PATH=/api/v1/bench/Big
@@ -256,7 +297,7 @@ cpu_ticks() {
 MEASURED_CONNS=0
 run_wrk() {   # run_wrk TARGET WORKLOAD CONNS THREADS URL
         local target=$1 workload=$2 conns=$3 threads=$4 url=$5 out c0 c1 a0 a1
-        out="$TMP/wrk-$target-$workload.txt"
+        out="$TMP/wrk-$target-$workload-r$ROUND.txt"
         wrk ${WRK_HEADER:+-H "$WRK_HEADER"} -t"$threads" -c"$conns" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
         a0=$(upstream_accepts)
         c0=$(cpu_ticks)
@@ -266,7 +307,7 @@ run_wrk() {   # run_wrk TARGET WORKLOAD CONNS THREADS URL
         a1=$(upstream_accepts)
         STATUS_READS=$((STATUS_READS + 2))
         MEASURED_CONNS=$((MEASURED_CONNS + a1 - a0 - 1))
-        python3 "$HERE/report.py" parse "$target" "$workload" "$out" "$((c1 - c0))" >>"$RESULTS"
+        python3 "$HERE/report.py" parse "$target" "$workload" "$out" "$((c1 - c0))" "$ROUND" >>"$RESULTS"
 }
 
 WRK_HEADER=
@@ -337,6 +378,29 @@ EOF
         stop_pid "$pid"
 }
 
+bench_go() {   # bench_go NAME: the Go anchor (goproxy.go), one core
+        local name=$1 dir="$TMP/$1" port a0 a1 pid
+        port=$(free_port)
+        mkdir -p "$dir"
+        say "target $name: wrk -> Go httputil.ReverseProxy (GOMAXPROCS=1, 128 idle upstream connections, HTTP/1.1) -> upstream"
+        a0=$(upstream_accepts)
+        env -i PATH="$PATH" GOMAXPROCS=1 BENCH_PROXY_AUTH="ApiKey $APIKEY" \
+                "$GOPROXY_BIN" -listen "127.0.0.1:$port" -upstream "$UP1_URL" -ca "$TMP/ca.pem" -conns 128 \
+                >>"$dir/goproxy.log" 2>&1 &
+        pid=$!
+        PIDS+=("$pid")
+        wait_http "http://127.0.0.1:$port/" || die "$name: the Go proxy did not start ($(tail -5 "$dir/goproxy.log"))"
+        check_answer "$name" "http://127.0.0.1:$port$SERVERS_PATH"
+        check_answer "$name" "http://127.0.0.1:$port$BIG_PATH"
+        CPU_PIDS=$pid
+        run_workloads "$name" "http://127.0.0.1:$port"
+        note_rss "$name" after "$pid"
+        a1=$(upstream_accepts)
+        note "$name.upstream_conns" "$((a1 - a0 - 1 - STATUS_READS))"
+        note "$name.upstream_conns_measured" "$MEASURED_CONNS"
+        stop_pid "$pid"
+}
+
 rss_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 pss_kib() { awk '$1 == "Pss:" {print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 note_rss() {   # note_rss NAME WHEN PID: total, private (anonymous) and proportional RSS
@@ -398,6 +462,7 @@ bench_denvrd() {   # bench_denvrd NAME LOG-LEVEL UPSTREAM-URL
 
         # Sample RSS and its private part while under load (VmHWM gives the
         # true peak of RSS at the end; nothing does for RssAnon).
+        rm -f "$dir/rss_peak" "$dir/anon_peak"
         ( peak=0 apeak=0; while kill -0 "$pid" 2>/dev/null; do
                 v=$(rss_kib "$pid" VmRSS); (( v > peak )) && peak=$v && echo "$peak" >"$dir/rss_peak"
                 v=$(rss_kib "$pid" RssAnon); (( v > apeak )) && apeak=$v && echo "$apeak" >"$dir/anon_peak"
@@ -439,6 +504,7 @@ fi
 note run.duration "$DURATION"
 note run.warmup "$WARMUP"
 note run.max_upstream_connections "$MAX_UP_CONNS"
+note run.rounds "$ROUNDS"
 
 if [[ $MODE == profile ]]; then
         # shellcheck source=profile.sh
@@ -448,6 +514,10 @@ fi
 
 if [[ $MODE != wan ]]; then
 measure_floor
+# Rounds outside, targets inside: each round measures every target once, so a
+# machine that grows busier weighs on all of them; the table takes medians.
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+(( ROUNDS > 1 )) && say "round $ROUND of $ROUNDS"
 for t in $TARGETS; do
         case $t in
         direct)
@@ -460,11 +530,13 @@ for t in $TARGETS; do
                 WRK_HEADER= ;;
         nginx-1w)    bench_nginx nginx-1w 1 ;;
         nginx-auto)  bench_nginx nginx-auto auto ;;
+        go-1p)       bench_go go-1p ;;
         denvrd-h1)   bench_denvrd denvrd-h1 warning "$UP1_URL" ;;
         denvrd-h2)   bench_denvrd denvrd-h2 warning "$UP_URL" ;;
         denvrd-info) bench_denvrd denvrd-info info "$UP_URL" ;;
         *)           die "unknown target $t" ;;
         esac
+done
 done
 note machine.load_after "$(cut -d' ' -f1 /proc/loadavg)"
 
