@@ -22,6 +22,7 @@
 #include "daemon/http/listener.h"
 #include "daemon/http/request.h"
 #include "daemon/http/route.h"
+#include "daemon/policy/open_endpoints.h"
 #include "daemon/policy/rights.h"
 
 /* --- replies ------------------------------------------------------------------------ */
@@ -291,10 +292,6 @@ static bool check_form(struct request *r, const struct header_scan *h, bool list
 
 /* --- access levels ------------------------------------------------------------------ */
 
-static bool path_is_health(const char *path) {
-        return strcmp(path, "/_denvrd/healthz") == 0 || strcmp(path, "/_denvrd/readyz") == 0;
-}
-
 static bool check_level(struct request *r) {
         const char *key = access_key(r);
 
@@ -303,7 +300,7 @@ static bool check_level(struct request *r) {
                 return true;
         case ACCESS_OFF:
                 /* Health checks keep working, so a supervisor can still probe the listener. */
-                if (path_is_health(r->canon_path))
+                if (open_endpoint(r->canon_path, OPEN_LISTENER_OFF))
                         return true;
                 return access_deny(r, "the API is switched off on this listener (%s = \"off\"): %s %s refused; "
                             "set [daemon] %s = \"read-only\" or \"full\" to enable it",

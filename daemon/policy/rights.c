@@ -17,6 +17,7 @@
 #include "daemon/core/peer.h"
 #include "daemon/http/request.h"
 #include "daemon/http/route.h"
+#include "daemon/policy/open_endpoints.h"
 
 /* --- local tokens ------------------------------------------------------------------- */
 
@@ -110,11 +111,6 @@ void rights_caller_format(const struct rights_caller *who, char *buf, size_t siz
 
 /* --- the decision ------------------------------------------------------------------- */
 
-static bool path_is_open_to_off(const char *path) {
-        return strcmp(path, "/_denvrd/healthz") == 0 || strcmp(path, "/_denvrd/readyz") == 0 ||
-               strcmp(path, "/_denvrd/whoami") == 0;
-}
-
 _printf_(2, 3)
 static void explain(struct rights_answer *ans, const char *fmt, ...) {
         va_list ap;
@@ -173,7 +169,7 @@ void rights_decide(const struct denvr_config *c, const struct rights_caller *who
 
         /* denvrd's own endpoints and the login shim change nothing upstream: "off" alone shuts them. */
         if (path_has_prefix(path, "/_denvrd/") || route_is_login(path)) {
-                if (ans->rule->kind == RIGHTS_OFF && !path_is_open_to_off(path)) {
+                if (ans->rule->kind == RIGHTS_OFF && !open_endpoint(path, OPEN_RIGHTS_OFF)) {
                         ans->verdict = RIGHTS_DENY;
                         explain_denial(ans, method, path);
                 }
