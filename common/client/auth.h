@@ -42,6 +42,7 @@ enum auth_event {
         AUTH_EVENT_REFRESH_OK,
         AUTH_EVENT_REFRESH_FAILED,
         AUTH_EVENT_LOGOUT,
+        _AUTH_EVENT_MAX,
 };
 typedef void (*auth_event_t)(enum auth_event ev, void *userdata);
 /* What the login holder has to say (logged in, failing, recovered...), at a syslog

@@ -1,12 +1,54 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* What upstream.c (the multi handle on sd-event, transfers) and
- * upstream_response.c (reading an answer's headers and body) share. */
+/* What upstream.c (the multi handle on sd-event, transfers), upstream_sockets.c
+ * (the sockets and their watches) and upstream_response.c (reading an answer's
+ * headers and body) share. */
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "common/client/upstream.h"
+
+#define UPSTREAM_IDLE_EASY 64
+
+struct tracked_socket {
+        int fd;
+        dev_t dev;
+        ino_t ino;
+        /* Its watch, kept while curl holds the connection idle in its pool: the
+         * next request on it costs no epoll_ctl() and no allocation. */
+        sd_event_source *io;
+        bool idle;              /* curl removed it from its watch list: events are not curl's */
+        bool answered;          /* curl once waited to read on it: a connection, not a failed connect */
+};
+
+struct upstream {
+        sd_event *event;
+        CURLM *multi;
+        sd_event_source *timer;
+        sd_event_source *kick;           /* curl's "call me now", without a timerfd */
+        char *ca_file;
+        unsigned running;
+        struct tracked_socket *sockets;  /* sockets curl opened and may still hold */
+        size_t n_sockets, sockets_alloc;
+        /* Watches of sockets closed behind our back: their fd may be another's by
+         * now, so they are not unregistered (which would remove the other's) but
+         * freed with the loop's end. */
+        sd_event_source **orphans;
+        size_t n_orphans;
+        unsigned long sockets_opened; /* since start */
+        /* Easy handles of freed transfers, with the options every transfer
+         * shares already set (easy_prepare()), for the next ones: saves
+         * curl_easy_init(), curl_easy_reset() and a dozen curl_easy_setopt()
+         * per request.  A reconfiguration empties it and bumps generation,
+         * so handles prepared for the old options are not reused. */
+        CURL *idle_easy[UPSTREAM_IDLE_EASY];
+        unsigned n_idle_easy;
+        unsigned generation;
+        bool no_proxy;                   /* no proxy in the environment at start */
+};
 
 /* The most body space reserved up front from an answer's Content-Length. */
 #define UPSTREAM_RESERVE_MAX (1024u * 1024u)
@@ -16,3 +58,12 @@ void upstream_transfer_clear_response(struct upstream_transfer *t);
 /* curl's CURLOPT_WRITEFUNCTION and CURLOPT_HEADERFUNCTION; userdata is the transfer. */
 size_t upstream_write_cb(char *data, size_t size, size_t n, void *userdata);
 size_t upstream_header_cb(char *data, size_t size, size_t n, void *userdata);
+
+/* upstream.c: hands finished transfers to their callers. */
+void upstream_check_done(struct upstream *u);
+
+/* upstream_sockets.c: curl's socket, open and close callbacks, and the cleanup. */
+int upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp);
+curl_socket_t upstream_open_socket_cb(void *userp, curlsocktype purpose, struct curl_sockaddr *a);
+int upstream_close_socket_cb(void *userp, curl_socket_t fd);
+void upstream_sockets_free(struct upstream *u);

@@ -18,38 +18,8 @@
 #include "common/base/log.h"
 #include "common/client/upstream-internal.h"
 
-#define UPSTREAM_IDLE_EASY 64
-
-struct tracked_socket {
-        int fd;
-        dev_t dev;
-        ino_t ino;
-};
-
-struct upstream {
-        sd_event *event;
-        CURLM *multi;
-        sd_event_source *timer;
-        sd_event_source *kick;           /* curl's "call me now", without a timerfd */
-        char *ca_file;
-        unsigned running;
-        struct tracked_socket *sockets;  /* sockets curl opened and may still hold */
-        size_t n_sockets, sockets_alloc;
-        unsigned long sockets_opened; /* since start */
-        /* Easy handles of freed transfers, with the options every transfer
-         * shares already set (easy_prepare()), for the next ones: saves
-         * curl_easy_init(), curl_easy_reset() and a dozen curl_easy_setopt()
-         * per request.  A reconfiguration empties it and bumps generation,
-         * so handles prepared for the old options are not reused. */
-        CURL *idle_easy[UPSTREAM_IDLE_EASY];
-        unsigned n_idle_easy;
-        unsigned generation;
-        bool no_proxy;                   /* no proxy in the environment at start */
-};
-
 /* --- curl multi <-> sd-event glue ------------------------------------- */
 
-static void upstream_check_done(struct upstream *u);
 static void easy_prepare(struct upstream *u, CURL *c);
 static bool env_has_proxy(void);
 
@@ -58,54 +28,9 @@ static void deadline_off(struct upstream_transfer *t) {
                 (void) sd_event_source_set_enabled(t->deadline, SD_EVENT_OFF);
 }
 
-static int on_socket_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        struct upstream *u = userdata;
-        int flags = 0, running;
 
-        if (revents & EPOLLIN)
-                flags |= CURL_CSELECT_IN;
-        if (revents & EPOLLOUT)
-                flags |= CURL_CSELECT_OUT;
-        if (revents & (EPOLLERR | EPOLLHUP))
-                flags |= CURL_CSELECT_ERR;
 
-        (void) curl_multi_socket_action(u->multi, fd, flags, &running);
-        upstream_check_done(u);
-        return 0;
-}
 
-static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
-        struct upstream *u = userp;
-        sd_event_source *src = socketp;
-        uint32_t events = 0;
-        int r;
-
-        if (what == CURL_POLL_REMOVE) {
-                if (src) {
-                        sd_event_source_disable_unref(src);
-                        curl_multi_assign(u->multi, fd, NULL);
-                }
-                return 0;
-        }
-
-        if (what & CURL_POLL_IN)
-                events |= EPOLLIN;
-        if (what & CURL_POLL_OUT)
-                events |= EPOLLOUT;
-
-        if (src)
-                r = sd_event_source_set_io_events(src, events);
-        else {
-                r = sd_event_add_io(u->event, &src, fd, events, on_socket_io, u);
-                if (r >= 0)
-                        curl_multi_assign(u->multi, fd, src);
-        }
-        if (r < 0) {
-                log_debug_errno(r, "cannot watch socket %d", fd);
-                return -1;
-        }
-        return 0;
-}
 
 /*
  * How late a timer may fire.  sd-event reprograms its timerfd whenever the
@@ -191,7 +116,7 @@ static void transfer_finish(struct upstream_transfer *t, CURLcode result) {
                 snprintf(t->errbuf, sizeof t->errbuf, "%s", curl_easy_strerror(result));
 }
 
-static void upstream_check_done(struct upstream *u) {
+void upstream_check_done(struct upstream *u) {
         CURLMsg *msg;
         int left;
 
@@ -213,54 +138,10 @@ static void upstream_check_done(struct upstream *u) {
         }
 }
 
-/*
- * Counting sockets is the only way to know how many connections curl holds.
- * curl closes some sockets (failed connects) without the close callback, so
- * each socket is remembered with its inode and checked when counted.
- */
-static bool socket_is(int fd, const struct tracked_socket *t) {
-        struct stat st;
 
-        return fstat(fd, &st) == 0 && st.st_dev == t->dev && st.st_ino == t->ino;
-}
 
-static curl_socket_t open_socket_cb(void *userp, curlsocktype purpose, struct curl_sockaddr *a) {
-        struct upstream *u = userp;
-        struct stat st;
-        int fd;
 
-        fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-        if (fd < 0)
-                return CURL_SOCKET_BAD;
-        u->sockets_opened++;
-        if (u->n_sockets == u->sockets_alloc) {
-                size_t want = u->sockets_alloc ? u->sockets_alloc * 2 : 16;
-                struct tracked_socket *m = reallocarray(u->sockets, want, sizeof *m);
 
-                if (!m)
-                        return fd;   /* only the count suffers */
-                u->sockets = m;
-                u->sockets_alloc = want;
-        }
-        if (fstat(fd, &st) == 0)
-                u->sockets[u->n_sockets++] = (struct tracked_socket) { fd, st.st_dev, st.st_ino };
-        return fd;
-}
-
-static void sockets_forget(struct upstream *u, size_t i) {
-        u->sockets[i] = u->sockets[--u->n_sockets];
-}
-
-static int close_socket_cb(void *userp, curl_socket_t fd) {
-        struct upstream *u = userp;
-
-        for (size_t i = 0; i < u->n_sockets; i++)
-                if (u->sockets[i].fd == fd && socket_is(fd, &u->sockets[i])) {
-                        sockets_forget(u, i);
-                        break;
-                }
-        return close(fd);
-}
 
 /* --- public ------------------------------------------------------------ */
 
@@ -286,7 +167,7 @@ int upstream_new(sd_event *e, const struct upstream_options *o, struct upstream 
                 upstream_free(u);
                 return -ENOMEM;
         }
-        curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+        curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, upstream_socket_cb);
         curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
         curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
         curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
@@ -323,8 +204,8 @@ struct upstream *upstream_free(struct upstream *u) {
                 curl_multi_cleanup(u->multi);
         sd_event_source_disable_unref(u->timer);
         sd_event_source_disable_unref(u->kick);
+        upstream_sockets_free(u);
         sd_event_unref(u->event);
-        free(u->sockets);
         free(u->ca_file);
         free(u);
         return NULL;
@@ -362,14 +243,6 @@ unsigned upstream_running(const struct upstream *u) {
         return u->running;
 }
 
-long upstream_connections_open(struct upstream *u) {
-        for (size_t i = 0; i < u->n_sockets;)
-                if (socket_is(u->sockets[i].fd, &u->sockets[i]))
-                        i++;
-                else
-                        sockets_forget(u, i);
-        return (long) u->n_sockets;
-}
 
 struct upstream_transfer *upstream_transfer_new(struct upstream *u, upstream_done_t done, void *userdata) {
         struct upstream_transfer *t;
@@ -407,9 +280,9 @@ static void easy_prepare(struct upstream *u, CURL *c) {
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long) UPSTREAM_CONNECT_TIMEOUT_MS);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, upstream_write_cb);
         curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, upstream_header_cb);
-        curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+        curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, upstream_open_socket_cb);
         curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, u);
-        curl_easy_setopt(c, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
+        curl_easy_setopt(c, CURLOPT_CLOSESOCKETFUNCTION, upstream_close_socket_cb);
         curl_easy_setopt(c, CURLOPT_CLOSESOCKETDATA, u);
         /* Without a proxy in the environment, say so: curl would otherwise
          * look up six proxy variables in it for every transfer. */

@@ -322,6 +322,14 @@ const char *config_vpcid(const struct denvr_config *c) {
         return c->vpcid ? c->vpcid : c->tenant;
 }
 
+struct fillin_defaults config_fillin_defaults(const struct denvr_config *c) {
+        return (struct fillin_defaults) {
+                .cluster = c->cluster,
+                .vpcid = config_vpcid(c),
+                .rpool = c->rpool,
+        };
+}
+
 const char *access_level_to_string(enum access_level a) {
         switch (a) {
         case ACCESS_OFF:

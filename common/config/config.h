@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/api/fillin.h"
 #include "common/base/cleanup.h"
 #include "common/base/secret.h"
 #include "common/base/sha256.h"
@@ -160,6 +161,9 @@ int config_load(const struct config_overrides *o, struct denvr_config **ret,
 
 /* Effective vpcid: vpcid, else tenant, else NULL. */
 const char *config_vpcid(const struct denvr_config *c);
+
+/* The [defaults] a request's absent parameters are filled from (fillin.h). */
+struct fillin_defaults config_fillin_defaults(const struct denvr_config *c);
 
 /*
  * The secret to use for login or the ApiKey header.  For file-backed secrets

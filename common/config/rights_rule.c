@@ -12,6 +12,7 @@
 #include "common/base/cleanup.h"
 #include "common/config/local_token.h"
 #include "common/config/toml_value.h"
+#include "common/http/http_method.h"
 
 #define PATTERN_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./*"
 #define PARAM_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
@@ -51,10 +52,6 @@ const char *rights_subject_to_string(enum rights_subject s) {
                 return "group";
         }
         return "unknown";
-}
-
-bool rights_method_is_read(const char *m) {
-        return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
 }
 
 const char *rights_operation_name(const struct operation *op) {
@@ -366,11 +363,11 @@ enum rights_verdict rights_rule_allows(const struct rights_rule *rule, const cha
         case RIGHTS_FULL:
                 return RIGHTS_ALLOW;
         case RIGHTS_READ_ONLY:
-                return rights_method_is_read(method) ? RIGHTS_ALLOW : RIGHTS_DENY;
+                return http_method_is_safe(method) ? RIGHTS_ALLOW : RIGHTS_DENY;
         case RIGHTS_LIST:
                 break;
         }
-        if (rule->reads && rights_method_is_read(method))
+        if (rule->reads && http_method_is_safe(method))
                 return RIGHTS_ALLOW;
         if (!op)
                 return RIGHTS_DENY;

@@ -108,7 +108,6 @@ enum rights_verdict rights_rule_allows(const struct rights_rule *rule, const cha
 
 const char *rights_kind_to_string(enum rights_kind k);
 const char *rights_subject_to_string(enum rights_subject s);
-bool rights_method_is_read(const char *method);
 
 /* Who denvrd takes a request's caller for. */
 struct rights_caller {

@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include "common/client/auth.h"
+
 enum metrics_method {
         METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_PUT, METHOD_PATCH,
         METHOD_DELETE, METHOD_OPTIONS, METHOD_OTHER, _METHOD_MAX,
@@ -31,8 +33,7 @@ struct metrics {
         uint64_t latency_buckets[METRICS_LATENCY_BUCKETS]; /* cumulative is computed on output */
         uint64_t latency_count;
         double latency_sum_sec;
-        uint64_t logins_ok, logins_failed;
-        uint64_t refreshes_ok, refreshes_failed;
+        uint64_t auth_events[_AUTH_EVENT_MAX];   /* by enum auth_event: logins and refreshes, ok or failed */
         uint64_t denied;                        /* refused by the access rules */
         uint64_t refused_reading;               /* refused: upstream could read them otherwise (reading.c) */
         uint64_t refused_framing;               /* refused: headers or framing (request.c) */

@@ -21,6 +21,19 @@ static void header(FILE *f, const char *name, const char *type, const char *help
         fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A metric without labels: its HELP, TYPE and value. */
+static void metric(FILE *f, const char *name, const char *type, const char *help, int64_t value) {
+        header(f, name, type, help);
+        fprintf(f, "%s %" PRId64 "\n", name, value);
+}
+
+/* A counter of successes and failures. */
+static void by_result(FILE *f, const char *name, const char *help, uint64_t ok, uint64_t failed) {
+        header(f, name, "counter", help);
+        fprintf(f, "%s{result=\"ok\"} %" PRIu64 "\n", name, ok);
+        fprintf(f, "%s{result=\"failed\"} %" PRIu64 "\n", name, failed);
+}
+
 static void write_requests(FILE *f, const struct metrics *m) {
         header(f, "denvrd_requests_total", "counter", "Requests answered, by method and status class.");
         for (unsigned i = 0; i < _METHOD_MAX; i++)
@@ -47,11 +60,11 @@ static void write_latency(FILE *f, const struct metrics *m) {
 }
 
 static void write_waits(FILE *f, const struct metrics *m) {
-        header(f, "denvrd_waits_in_progress", "gauge", "GET /_denvrd/wait/ requests waiting now.");
-        fprintf(f, "denvrd_waits_in_progress %" PRIu64 "\n", m->waits_in_progress);
-        header(f, "denvrd_wait_polls_total", "counter",
-               "Upstream polls sent for waits (one per loop, however many wait on it).");
-        fprintf(f, "denvrd_wait_polls_total %" PRIu64 "\n", m->wait_polls);
+        metric(f, "denvrd_waits_in_progress", "gauge",
+               "GET /_denvrd/wait/ requests waiting now.", (int64_t) m->waits_in_progress);
+        metric(f, "denvrd_wait_polls_total", "counter",
+               "Upstream polls sent for waits (one per loop, however many wait on it).",
+               (int64_t) m->wait_polls);
         header(f, "denvrd_waits_ended_total", "counter", "Waits ended, by how.");
         for (unsigned i = 0; i < _WAIT_END_MAX; i++)
                 fprintf(f, "denvrd_waits_ended_total{reason=\"%s\"} %" PRIu64 "\n", wait_end_to_string(i),
@@ -59,15 +72,15 @@ static void write_waits(FILE *f, const struct metrics *m) {
 }
 
 static void write_refusals(FILE *f, const struct metrics *m) {
-        header(f, "denvrd_requests_denied_total", "counter", "Requests refused by the local access rules.");
-        fprintf(f, "denvrd_requests_denied_total %" PRIu64 "\n", m->denied);
+        metric(f, "denvrd_requests_denied_total", "counter",
+               "Requests refused by the local access rules.", (int64_t) m->denied);
         header(f, "denvrd_requests_refused_total", "counter",
                "Requests refused before anything was forwarded, by what was wrong with them.");
         fprintf(f, "denvrd_requests_refused_total{reason=\"parameters\"} %" PRIu64 "\n", m->refused_reading);
         fprintf(f, "denvrd_requests_refused_total{reason=\"framing\"} %" PRIu64 "\n", m->refused_framing);
-        header(f, "denvrd_request_headers_dropped_total", "counter",
-               "Client request headers not forwarded (not on denvrd's list of forwarded headers).");
-        fprintf(f, "denvrd_request_headers_dropped_total %" PRIu64 "\n", m->headers_dropped);
+        metric(f, "denvrd_request_headers_dropped_total", "counter",
+               "Client request headers not forwarded (not on denvrd's list of forwarded headers).",
+               (int64_t) m->headers_dropped);
 }
 
 static void write_auth(FILE *f, struct daemon *d) {
@@ -75,17 +88,15 @@ static void write_auth(FILE *f, struct daemon *d) {
         struct auth_state s;
 
         auth_get_state(d->auth, &s);
-        header(f, "denvrd_logins_total", "counter", "Upstream logins, by result.");
-        fprintf(f, "denvrd_logins_total{result=\"ok\"} %" PRIu64 "\n", m->logins_ok);
-        fprintf(f, "denvrd_logins_total{result=\"failed\"} %" PRIu64 "\n", m->logins_failed);
-        header(f, "denvrd_token_refreshes_total", "counter", "Access token refreshes, by result.");
-        fprintf(f, "denvrd_token_refreshes_total{result=\"ok\"} %" PRIu64 "\n", m->refreshes_ok);
-        fprintf(f, "denvrd_token_refreshes_total{result=\"failed\"} %" PRIu64 "\n", m->refreshes_failed);
-        header(f, "denvrd_token_expiry_seconds", "gauge",
-               "Seconds until the access token expires (-1: none held or not applicable).");
-        fprintf(f, "denvrd_token_expiry_seconds %ld\n", s.access_expires_in);
-        header(f, "denvrd_logged_in", "gauge", "1 while a usable token or API key is held.");
-        fprintf(f, "denvrd_logged_in %d\n", s.logged_in ? 1 : 0);
+        by_result(f, "denvrd_logins_total", "Upstream logins, by result.", m->auth_events[AUTH_EVENT_LOGIN_OK],
+                  m->auth_events[AUTH_EVENT_LOGIN_FAILED]);
+        by_result(f, "denvrd_token_refreshes_total", "Access token refreshes, by result.",
+                  m->auth_events[AUTH_EVENT_REFRESH_OK], m->auth_events[AUTH_EVENT_REFRESH_FAILED]);
+        metric(f, "denvrd_token_expiry_seconds", "gauge",
+               "Seconds until the access token expires (-1: none held or not applicable).",
+               (int64_t) s.access_expires_in);
+        metric(f, "denvrd_logged_in", "gauge",
+               "1 while a usable token or API key is held.", (int64_t) (s.logged_in ? 1 : 0));
 }
 
 void local_api_metrics(struct request *r) {
@@ -103,22 +114,22 @@ void local_api_metrics(struct request *r) {
         header(f, "denvrd_build_info", "gauge", "Always 1; the version is a label.");
         fprintf(f, "denvrd_build_info{version=\"%s\"} 1\n", DENVRD_VERSION);
         write_requests(f, m);
-        header(f, "denvrd_requests_in_flight", "gauge", "Requests being handled now.");
-        fprintf(f, "denvrd_requests_in_flight %u\n", d->n_requests);
-        header(f, "denvrd_upstream_requests_total", "counter", "Requests sent upstream, retries included.");
-        fprintf(f, "denvrd_upstream_requests_total %" PRIu64 "\n", m->upstream_requests);
-        header(f, "denvrd_upstream_retries_total", "counter", "Upstream requests retried.");
-        fprintf(f, "denvrd_upstream_retries_total %" PRIu64 "\n", m->retries);
-        header(f, "denvrd_upstream_failures_replayed_total", "counter",
-               "Requests answered from a failure denvrd had just given up on, instead of another round upstream.");
-        fprintf(f, "denvrd_upstream_failures_replayed_total %" PRIu64 "\n", m->failures_replayed);
-        header(f, "denvrd_upstream_errors_total", "counter", "Requests that failed for want of an upstream answer.");
-        fprintf(f, "denvrd_upstream_errors_total %" PRIu64 "\n", m->upstream_errors);
+        metric(f, "denvrd_requests_in_flight", "gauge",
+               "Requests being handled now.", (int64_t) d->n_requests);
+        metric(f, "denvrd_upstream_requests_total", "counter",
+               "Requests sent upstream, retries included.", (int64_t) m->upstream_requests);
+        metric(f, "denvrd_upstream_retries_total", "counter",
+               "Upstream requests retried.", (int64_t) m->retries);
+        metric(f, "denvrd_upstream_failures_replayed_total", "counter",
+               "Requests answered from a failure denvrd had just given up on, instead of another round upstream.",
+               (int64_t) m->failures_replayed);
+        metric(f, "denvrd_upstream_errors_total", "counter",
+               "Requests that failed for want of an upstream answer.", (int64_t) m->upstream_errors);
         write_latency(f, m);
-        header(f, "denvrd_upstream_connections_open", "gauge", "Connections to upstream held open now.");
-        fprintf(f, "denvrd_upstream_connections_open %ld\n", upstream_connections_open(d->upstream));
-        header(f, "denvrd_upstream_connections_opened_total", "counter", "Connections to upstream opened.");
-        fprintf(f, "denvrd_upstream_connections_opened_total %lu\n", upstream_connections_opened(d->upstream));
+        metric(f, "denvrd_upstream_connections_open", "gauge",
+               "Connections to upstream held open now.", (int64_t) (upstream_connections_open(d->upstream)));
+        metric(f, "denvrd_upstream_connections_opened_total", "counter",
+               "Connections to upstream opened.", (int64_t) (upstream_connections_opened(d->upstream)));
         write_refusals(f, m);
         write_waits(f, m);
         write_auth(f, d);

@@ -432,11 +432,7 @@ static const struct operation *inner_operation(struct request *r, const char *pa
  */
 static char *poll_target(struct request *r, const char *path) {
         const struct denvr_config *c = r->daemon->config;
-        const struct fillin_defaults defaults = {
-                .cluster = c->cluster,
-                .vpcid = config_vpcid(c),
-                .rpool = c->rpool,
-        };
+        const struct fillin_defaults defaults = config_fillin_defaults(c);
         struct fillin_result fr = { .query = NULL };
         char *envelope = NULL, *target = NULL;
         int k;

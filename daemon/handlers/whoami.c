@@ -11,6 +11,7 @@
 
 #include "common/base/query.h"
 #include "common/config/config.h"
+#include "common/http/http_method.h"
 #include "daemon/core/daemon.h"
 #include "daemon/http/listener.h"
 #include "daemon/http/request.h"
@@ -49,7 +50,7 @@ static enum access_level listener_level(const struct request *r) {
 }
 
 static bool under_ceiling(enum access_level level, const char *method) {
-        return level == ACCESS_FULL || (level == ACCESS_READ_ONLY && rights_method_is_read(method));
+        return level == ACCESS_FULL || (level == ACCESS_READ_ONLY && http_method_is_safe(method));
 }
 
 static json_t *rule_json(const struct rights_rule *rule) {

@@ -16,6 +16,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 
+#include "common/base/format.h"
 #include "common/base/list.h"
 #include "common/base/log.h"
 #include "common/client/upstream.h"
@@ -148,12 +149,22 @@ void request_unwatch_hangup(struct request *r) {
         r->watch_hangup = false;
 }
 
+void request_facts(const struct request *r, bool completed_ok, struct request_facts *ret) {
+        const struct peer *p = &r->conn_ctx->peer;
+
+        snprintf(ret->status, sizeof ret->status, "%u", completed_ok ? r->status : 499u);
+        snprintf(ret->up, sizeof ret->up, "%ld", r->upstream_status);
+        ret->upstream = r->upstream_status >= 0 ? ret->up : NULL;
+        ret->uid[0] = 0;
+        if (p->identified)
+                snprintf(ret->uid, sizeof ret->uid, "%u", (unsigned) p->uid);
+}
+
 static void request_log_access(struct request *r, bool completed_ok) {
-        char status[8], up[8], dur[32], uid[16] = "", who[96];
         uint64_t us = clock_now_usec() - r->start_usec;
         const struct peer *p = &r->conn_ctx->peer;
-        unsigned shown = completed_ok ? r->status : 499;   /* 499: client went away */
-        char escaped[512];
+        struct request_facts f;
+        char dur[32], who[96], escaped[512];
         const char *path = r->path;
 
         if (log_get_max_level() < LOG_INFO)
@@ -164,32 +175,22 @@ static void request_log_access(struct request *r, bool completed_ok) {
                 canon_path_printable(r->path, escaped, sizeof escaped);
                 path = escaped;
         }
-
-        snprintf(status, sizeof status, "%u", shown);
-        snprintf(up, sizeof up, "%ld", r->upstream_status);
+        request_facts(r, completed_ok, &f);
         snprintf(dur, sizeof dur, "%" PRIu64 ".%03" PRIu64, us / 1000, us % 1000);
-        if (p->identified)
-                snprintf(uid, sizeof uid, "%u", (unsigned) p->uid);
         if (p->is_unix)
-                snprintf(who, sizeof who, "%s%s", p->identified ? "uid=" : "unix", uid);
+                snprintf(who, sizeof who, "%s%s", p->identified ? "uid=" : "unix", f.uid);
         else if (p->identified)
-                snprintf(who, sizeof who, "%s uid=%s", p->addr, uid);
+                snprintf(who, sizeof who, "%s uid=%s", p->addr, f.uid);
         else
                 snprintf(who, sizeof who, "%s", p->addr);
 
         const struct log_field fields[] = {
-                { "REQUEST_ID", r->id },
-                { "METHOD", r->method },
-                { "PATH", path },
-                { "STATUS", status },
-                { "UPSTREAM_STATUS", r->upstream_status >= 0 ? up : NULL },
+                REQUEST_LOG_FIELDS(r, path, &f),
                 { "DURATION_MS", dur },
-                { "PEER_UID", uid[0] ? uid : NULL },
         };
         log_fields(LOG_INFO, fields, ELEMENTSOF(fields),
                    "%s %s %s %s %s upstream=%s bytes=%zu ms=%s retries=%u", r->id, who, r->method,
-                   path, status, r->upstream_status >= 0 ? up : "-", r->response_bytes, dur,
-                   r->retries);
+                   path, f.status, f.upstream ? f.upstream : "-", r->response_bytes, dur, r->retries);
 }
 
 void request_set_handler(struct request *r, const struct request_handler *h, void *data) {
@@ -576,13 +577,10 @@ int request_reply_json(struct request *r, unsigned status, char *json) {
 int request_reply_error(struct request *r, unsigned status, const char *details, const char *format, ...) {
         _cleanup_free_ char *msg = NULL;
         va_list ap;
-        int n;
 
         va_start(ap, format);
-        n = vasprintf(&msg, format, ap);
+        msg = vformat(format, ap);
         va_end(ap);
-        if (n < 0)
-                msg = NULL;
         return request_reply_json(r, status,
                                   envelope_error(msg ? msg : "denvrd error", details, status == 401, NULL, 0));
 }

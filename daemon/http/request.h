@@ -153,6 +153,24 @@ void request_suspend(struct request *r);
  * request, also while its body is still being read. */
 void request_watch_hangup(struct request *r);
 
+/* What the access log and the audit say of a finished request, as text. */
+struct request_facts {
+        char status[8];         /* what the client got: 499 when it went away */
+        char up[8];             /* upstream's status ... */
+        const char *upstream;   /* ... or NULL when upstream never answered */
+        char uid[16];           /* the peer's uid, "" when not identified */
+};
+void request_facts(const struct request *r, bool completed_ok, struct request_facts *ret);
+
+/* The journal fields every log line of a request carries. */
+#define REQUEST_LOG_FIELDS(r, path, facts)                                \
+        { "REQUEST_ID", (r)->id },                                        \
+        { "METHOD", (r)->method },                                        \
+        { "PATH", (path) },                                               \
+        { "STATUS", (facts)->status },                                    \
+        { "UPSTREAM_STATUS", (facts)->upstream },                         \
+        { "PEER_UID", (facts)->uid[0] ? (facts)->uid : NULL }
+
 /* Headers of the client's request (case-insensitive). */
 const char *request_header(const struct request *r, const char *name);
 

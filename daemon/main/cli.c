@@ -90,71 +90,65 @@ static const struct option options[] = {
         { NULL, 0, NULL, 0 }
 };
 
-/* One option into a; 0, or what cli_parse() returns (a is then freed). */
+/* One option into a: 0, what cli_parse() returns on an error, or -1 when it asked
+ * only for the version or the help (printed). */
 static int apply_option(struct cli_args *a, int c) {
         switch (c) {
         case 'c':
-                if (!*optarg) {
-                        cli_args_done(a);
+                if (!*optarg)
                         return usage_error("--config needs a path");
-                }
                 a->overrides.config_path = optarg;
                 return 0;
         case ARG_CHECK_CONFIG:
                 a->check_config = true;
                 return 0;
         case 'l':
-                if (listen_add(a, optarg) < 0) {
-                        cli_args_done(a);
-                        fprintf(stderr, "denvrd: out of memory\n");
-                        return 1;
-                }
-                return 0;
+                if (listen_add(a, optarg) >= 0)
+                        return 0;
+                fprintf(stderr, "denvrd: out of memory\n");
+                return 1;
         case 's':
                 a->overrides.socket = optarg;
                 return 0;
         case ARG_LOG_LEVEL:
-                if (log_level_from_string(optarg) < 0) {
-                        cli_args_done(a);
+                if (log_level_from_string(optarg) < 0)
                         return usage_error("--log-level: unknown level \"%s\" "
                                            "(expected error, warning, notice, info or debug)", optarg);
-                }
                 a->overrides.log_level = optarg;
                 return 0;
         case ARG_NEW_TOKEN:
                 a->new_token = optarg;
                 return 0;
         case 'V':
-                cli_args_done(a);
                 printf("denvrd %s\n", DENVRD_VERSION);
-                exit(EXIT_SUCCESS);
+                return -1;
         case 'h':
-                cli_args_done(a);
                 cli_usage(stdout);
-                exit(EXIT_SUCCESS);
+                return -1;
         default:
                 /* getopt_long already said what was wrong. */
-                cli_args_done(a);
                 return usage_error(NULL);
         }
 }
 
 int cli_parse(int argc, char **argv, struct cli_args *ret) {
         struct cli_args a = { 0 };
-        int c, k;
+        int c, k = 0;
 
         assert(argc >= 0);
         assert(ret);
 
         optind = 0;     /* glibc: full re-initialisation, so tests may parse twice */
-        while ((c = getopt_long(argc, argv, "c:l:s:Vh", options, NULL)) >= 0)
-                if ((k = apply_option(&a, c)) != 0)
-                        return k;
-        if (optind < argc) {
+        while (k == 0 && (c = getopt_long(argc, argv, "c:l:s:Vh", options, NULL)) >= 0)
+                k = apply_option(&a, c);
+        if (k == 0 && optind < argc)
+                k = usage_error("unexpected argument \"%s\"", argv[optind]);
+        if (k != 0) {
                 cli_args_done(&a);
-                return usage_error("unexpected argument \"%s\"", argv[optind]);
+                if (k < 0)
+                        exit(EXIT_SUCCESS);
+                return k;
         }
-
         a.overrides.listen = a.listen;
         *ret = a;
         return 0;

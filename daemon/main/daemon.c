@@ -54,22 +54,8 @@ uint64_t clock_now_usec(void) {
 static void on_auth_event(enum auth_event ev, void *userdata) {
         struct daemon *d = userdata;
 
-        switch (ev) {
-        case AUTH_EVENT_LOGIN_OK:
-                d->metrics.logins_ok++;
-                break;
-        case AUTH_EVENT_LOGIN_FAILED:
-                d->metrics.logins_failed++;
-                break;
-        case AUTH_EVENT_REFRESH_OK:
-                d->metrics.refreshes_ok++;
-                break;
-        case AUTH_EVENT_REFRESH_FAILED:
-                d->metrics.refreshes_failed++;
-                break;
-        case AUTH_EVENT_LOGOUT:
-                break;
-        }
+        if (ev < _AUTH_EVENT_MAX)
+                d->metrics.auth_events[ev]++;
         notify_status(d);
 }
 

@@ -35,7 +35,8 @@ static const char *audit_path(const struct request *r) {
 
 void audit_request(struct request *r, bool completed_ok) {
         struct peer *p;
-        char status[16], up[16], uid[16] = "", pid[16] = "", who[160], decided[200];
+        struct request_facts f;
+        char pid[16] = "", who[160], decided[200];
         const char *exe = NULL, *transport, *path;
 
         assert(r);
@@ -44,22 +45,19 @@ void audit_request(struct request *r, bool completed_ok) {
 
         p = &r->conn_ctx->peer;
         path = audit_path(r);
-        snprintf(status, sizeof status, "%u", completed_ok ? r->status : 499u);
-        snprintf(up, sizeof up, "%ld", r->upstream_status);
         /* The identity the access check judged, found when the connection was accepted. */
-        if (p->identified)
-                snprintf(uid, sizeof uid, "%u", (unsigned) p->uid);
+        request_facts(r, completed_ok, &f);
         if (p->is_unix) {
                 transport = "unix";
                 if (p->identified)
                         snprintf(pid, sizeof pid, "%d", (int) p->pid);
                 exe = peer_exe(p);   /* cached by the access check; looked up now if not */
-                snprintf(who, sizeof who, "uid=%s pid=%s exe=%s via unix socket", uid[0] ? uid : "?",
+                snprintf(who, sizeof who, "uid=%s pid=%s exe=%s via unix socket", f.uid[0] ? f.uid : "?",
                          pid[0] ? pid : "?", exe);
         } else {
                 transport = "tcp";
                 snprintf(who, sizeof who, "uid=%s (owner of client socket %s) via tcp",
-                         uid[0] ? uid : "?", p->addr);
+                         f.uid[0] ? f.uid : "?", p->addr);
         }
 
         /* The caller's local token (its name, never the token) and the [rights] rule that allowed it. */
@@ -68,13 +66,8 @@ void audit_request(struct request *r, bool completed_ok) {
 
         const struct log_field fields[] = {
                 { "MESSAGE_ID", MESSAGE_ID_AUDIT },
-                { "REQUEST_ID", r->id },
-                { "METHOD", r->method },
-                { "PATH", path },
-                { "STATUS", status },
-                { "UPSTREAM_STATUS", r->upstream_status >= 0 ? up : NULL },
+                REQUEST_LOG_FIELDS(r, path, &f),
                 { "TRANSPORT", transport },
-                { "PEER_UID", uid[0] ? uid : NULL },
                 { "PEER_PID", pid[0] ? pid : NULL },
                 { "PEER_EXE", exe },
                 { "PEER_ADDR", p->is_unix ? NULL : p->addr },
@@ -83,6 +76,6 @@ void audit_request(struct request *r, bool completed_ok) {
         };
         /* The canonical path only: the query may carry secrets, and bodies are never logged. */
         log_fields(LOG_NOTICE, fields, ELEMENTSOF(fields), "%s %s by %s%s: upstream status %s, status %s%s (request %s)",
-                   r->method, path, who, decided, r->upstream_status >= 0 ? up : "none", status,
+                   r->method, path, who, decided, f.upstream ? f.upstream : "none", f.status,
                    completed_ok ? "" : " (client went away)", r->id);
 }

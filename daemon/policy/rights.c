@@ -12,6 +12,7 @@
 
 #include "common/api/api_read.h"
 #include "common/config/config.h"
+#include "common/http/http_method.h"
 #include "common/config/local_token.h"
 #include "daemon/core/daemon.h"
 #include "daemon/core/peer.h"
@@ -137,7 +138,7 @@ static void explain_denial(struct rights_answer *ans, const char *method, const 
         case RIGHTS_FULL:
                 break;
         case RIGHTS_LIST:
-                if (!ans->op && rights_method_is_read(method))
+                if (!ans->op && http_method_is_safe(method))
                         explain(ans, "%s %.200s is not an operation in denvrd's table, so it counts as a "
                                 "read, which [rights] \"%s\" (line %u) does not allow: add \"read-only\" "
                                 "to that rule's list to allow reads", method, path, rule->key, rule->line);

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "common/base/cleanup.h"
+#include "common/base/format.h"
 #include "common/http/http_headers.h"
 #include "daemon/core/daemon.h"
 #include "daemon/http/request.h"
@@ -30,12 +31,11 @@ static int slist_add(struct curl_slist **l, const char *fmt, ...) {
         _cleanup_free_ char *line = NULL;
         struct curl_slist *n;
         va_list ap;
-        int k;
 
         va_start(ap, fmt);
-        k = vasprintf(&line, fmt, ap);
+        line = vformat(fmt, ap);
         va_end(ap);
-        if (k < 0)
+        if (!line)
                 return -ENOMEM;
         n = curl_slist_append(*l, line);
         if (!n)

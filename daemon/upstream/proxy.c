@@ -187,11 +187,7 @@ void proxy_go(struct proxy *p) {
 static int fill_in(struct proxy *p, bool *ret_json) {
         struct request *r = p->r;
         const struct denvr_config *c = r->daemon->config;
-        const struct fillin_defaults defaults = {
-                .cluster = c->cluster,
-                .vpcid = config_vpcid(c),
-                .rpool = c->rpool,
-        };
+        const struct fillin_defaults defaults = config_fillin_defaults(c);
         struct fillin_result fr = { .query = NULL };
         char *envelope = NULL;
         int k;
