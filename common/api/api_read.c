@@ -107,6 +107,25 @@ static int refuse_duplicates(struct api_read *a) {
         return 0;
 }
 
+/*
+ * Finds p's definition where it was sent (query or JSON body): one the operation
+ * takes in the other place is refused, and so is one it lacks, for a caller
+ * held to an operation list.
+ */
+static int place_param(struct api_read *a, struct api_param *p, enum op_param_location in,
+                       enum api_read_mode mode) {
+        const char *what = in == OP_PARAM_QUERY ? "query parameter" : "body member";
+
+        if (find_def(a->op, in == OP_PARAM_QUERY ? OP_PARAM_BODY : OP_PARAM_QUERY, p->name))
+                return refuse(a, "%s \"%.64s\" refused: %s takes it in %s", what, p->name, op_name(a->op),
+                              in == OP_PARAM_QUERY ? "its JSON body" : "the query");
+        p->def = find_def(a->op, in, p->name);
+        if (!p->def && mode == API_READ_STRICT)
+                return refuse(a, "%s \"%.64s\" is not a parameter of %s (callers held to an operation list "
+                              "may send only the operation's own parameters)", what, p->name, op_name(a->op));
+        return 0;
+}
+
 /* ---- query -------------------------------------------------------------- */
 
 static int read_query_piece(struct api_read *a, enum api_read_mode mode, const struct query_field *f) {
@@ -138,15 +157,7 @@ static int read_query_piece(struct api_read *a, enum api_read_mode mode, const s
         p->value_len = (size_t) k;
         if (!a->op)
                 return 0;
-        if (find_def(a->op, OP_PARAM_BODY, p->name))
-                return refuse(a, "query parameter \"%.64s\" refused: %s takes it in its JSON body",
-                              p->name, op_name(a->op));
-        p->def = find_def(a->op, OP_PARAM_QUERY, p->name);
-        if (!p->def && mode == API_READ_STRICT)
-                return refuse(a, "query parameter \"%.64s\" is not a parameter of %s (callers held to an "
-                              "operation list may send only the operation's own parameters)",
-                              p->name, op_name(a->op));
-        return 0;
+        return place_param(a, p, OP_PARAM_QUERY, mode);
 }
 
 static int read_query(struct api_read *a, enum api_read_mode mode, const char *query, size_t len) {
@@ -427,15 +438,7 @@ static int read_member(struct api_read *a, enum api_read_mode mode, const char *
                         return -ENOMEM;
                 p->value_len = json_string_length(v);
         }
-        if (find_def(a->op, OP_PARAM_QUERY, p->name))
-                return refuse(a, "body member \"%.64s\" refused: %s takes it in the query", p->name,
-                              op_name(a->op));
-        p->def = find_def(a->op, OP_PARAM_BODY, p->name);
-        if (!p->def && mode == API_READ_STRICT)
-                return refuse(a, "body member \"%.64s\" is not a parameter of %s (callers held to an "
-                              "operation list may send only the operation's own parameters)",
-                              p->name, op_name(a->op));
-        return 0;
+        return place_param(a, p, OP_PARAM_BODY, mode);
 }
 
 static int read_body(struct api_read *a, enum api_read_mode mode, const char *content_type,

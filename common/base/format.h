@@ -4,7 +4,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "common/base/cleanup.h"
+
 /* vasprintf() that says failure with NULL, as every caller wants it. */
+_printf_(1, 0)
 static inline char *vformat(const char *fmt, va_list ap) {
         char *s;
 

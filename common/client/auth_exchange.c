@@ -80,6 +80,13 @@ static void logged_in(struct auth *a, json_t *res, const char *at) {
         auth_succeed(a);
 }
 
+/* No answer at all.  curl's errbuf varies between attempts ("after 5001 ms"):
+ * the reason uses its stable text, so that it is logged once. */
+static void fail_unreachable(struct auth *a, struct upstream_transfer *t, const char *what) {
+        log_debug("%s request failed: %s", what, t->errbuf);
+        auth_fail(a, "upstream %s unreachable: %s", a->config->server, curl_easy_strerror(t->result));
+}
+
 static void login_done(struct auth *a, struct upstream_transfer *t) {
         const char *user = a->config->username;
         json_t *root = NULL, *res;
@@ -92,11 +99,7 @@ static void login_done(struct auth *a, struct upstream_transfer *t) {
                 a->last_contact_ok = false;
                 a->last_login_result = "upstream unreachable";
                 auth_emit(a, AUTH_EVENT_LOGIN_FAILED);
-                /* curl's errbuf varies between attempts ("after 5001 ms"): the reason
-                 * uses the stable text so that it is logged once. */
-                log_debug("login request failed: %s", t->errbuf);
-                auth_fail(a, "upstream %s unreachable: %s", a->config->server,
-                     curl_easy_strerror(t->result));
+                fail_unreachable(a, t, "login");
                 return;
         }
         a->last_contact_ok = true;
@@ -156,9 +159,7 @@ static void refresh_done(struct auth *a, struct upstream_transfer *t) {
                         auth_schedule_renewal(a, (a->access_expires - auth_now(a)) / 2, 0);
                         return;
                 }
-                log_debug("refresh request failed: %s", t->errbuf);
-                auth_fail(a, "upstream %s unreachable: %s", a->config->server,
-                     curl_easy_strerror(t->result));
+                fail_unreachable(a, t, "refresh");
                 return;
         }
         a->last_contact_ok = true;

@@ -331,15 +331,13 @@ struct fillin_defaults config_fillin_defaults(const struct denvr_config *c) {
 }
 
 const char *access_level_to_string(enum access_level a) {
-        switch (a) {
-        case ACCESS_OFF:
-                return "off";
-        case ACCESS_READ_ONLY:
-                return "read-only";
-        case ACCESS_FULL:
-                return "full";
-        }
-        return "unknown";
+        static const char *const names[] = {
+                [ACCESS_OFF] = "off",
+                [ACCESS_READ_ONLY] = "read-only",
+                [ACCESS_FULL] = "full",
+        };
+
+        return (size_t) a < ELEMENTSOF(names) && names[a] ? names[a] : "unknown";
 }
 
 int access_level_from_string(const char *s) {

@@ -29,29 +29,24 @@ static bool ascii_caseeqn(const char *a, const char *b, size_t n) {
 }
 
 const char *rights_kind_to_string(enum rights_kind k) {
-        switch (k) {
-        case RIGHTS_OFF:
-                return "off";
-        case RIGHTS_READ_ONLY:
-                return "read-only";
-        case RIGHTS_FULL:
-                return "full";
-        case RIGHTS_LIST:
-                return "list";
-        }
-        return "unknown";
+        static const char *const names[] = {
+                [RIGHTS_OFF] = "off",
+                [RIGHTS_READ_ONLY] = "read-only",
+                [RIGHTS_FULL] = "full",
+                [RIGHTS_LIST] = "list",
+        };
+
+        return (size_t) k < ELEMENTSOF(names) && names[k] ? names[k] : "unknown";
 }
 
 const char *rights_subject_to_string(enum rights_subject s) {
-        switch (s) {
-        case RIGHTS_SUBJECT_TOKEN:
-                return "token";
-        case RIGHTS_SUBJECT_UID:
-                return "uid";
-        case RIGHTS_SUBJECT_GROUP:
-                return "group";
-        }
-        return "unknown";
+        static const char *const names[] = {
+                [RIGHTS_SUBJECT_TOKEN] = "token",
+                [RIGHTS_SUBJECT_UID] = "uid",
+                [RIGHTS_SUBJECT_GROUP] = "group",
+        };
+
+        return (size_t) s < ELEMENTSOF(names) && names[s] ? names[s] : "unknown";
 }
 
 const char *rights_operation_name(const struct operation *op) {
@@ -99,6 +94,28 @@ static bool parse_id(const char *s, uint32_t *ret) {
         return true;
 }
 
+/* A "uid:" or "group:" subject: a number, or a name the user database knows. */
+static int subject_id(const char *name, enum rights_subject subject, struct rights_rule *r, char *buf,
+                      size_t bufsz, const char **why) {
+        struct passwd *pw = NULL;
+        struct group *g = NULL;
+
+        r->subject = subject;
+        if (parse_id(name, &r->id))
+                return 0;
+        if (*name && subject == RIGHTS_SUBJECT_UID)
+                pw = getpwnam(name);
+        else if (*name)
+                g = getgrnam(name);
+        if (!pw && !g) {
+                snprintf(buf, bufsz, "no such %s \"%.64s\"", subject == RIGHTS_SUBJECT_UID ? "user" : "group", name);
+                *why = buf;
+                return -EINVAL;
+        }
+        r->id = pw ? pw->pw_uid : g->gr_gid;
+        return 0;
+}
+
 int rights_rule_parse_subject(const char *key, struct rights_rule *r, char *buf, size_t bufsz,
                               const char **why) {
         const char *name;
@@ -114,38 +131,10 @@ int rights_rule_parse_subject(const char *key, struct rights_rule *r, char *buf,
                 r->token = strdup(name);
                 return r->token ? 0 : -ENOMEM;
         }
-        if (strncmp(key, "uid:", 4) == 0) {
-                struct passwd *pw;
-
-                name = key + 4;
-                r->subject = RIGHTS_SUBJECT_UID;
-                if (parse_id(name, &r->id))
-                        return 0;
-                pw = *name ? getpwnam(name) : NULL;
-                if (!pw) {
-                        snprintf(buf, bufsz, "no such user \"%.64s\"", name);
-                        *why = buf;
-                        return -EINVAL;
-                }
-                r->id = pw->pw_uid;
-                return 0;
-        }
-        if (strncmp(key, "group:", 6) == 0) {
-                struct group *g;
-
-                name = key + 6;
-                r->subject = RIGHTS_SUBJECT_GROUP;
-                if (parse_id(name, &r->id))
-                        return 0;
-                g = *name ? getgrnam(name) : NULL;
-                if (!g) {
-                        snprintf(buf, bufsz, "no such group \"%.64s\"", name);
-                        *why = buf;
-                        return -EINVAL;
-                }
-                r->id = g->gr_gid;
-                return 0;
-        }
+        if (strncmp(key, "uid:", 4) == 0)
+                return subject_id(key + 4, RIGHTS_SUBJECT_UID, r, buf, bufsz, why);
+        if (strncmp(key, "group:", 6) == 0)
+                return subject_id(key + 6, RIGHTS_SUBJECT_GROUP, r, buf, bufsz, why);
         *why = "keys in [rights] are \"uid:USER\", \"group:GROUP\" or \"token:NAME\" (quoted)";
         return -EINVAL;
 }

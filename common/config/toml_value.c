@@ -50,17 +50,14 @@ static void skip_blanks(struct parser *ps) {
 }
 
 const char *toml_type_to_string(enum toml_type t) {
-        switch (t) {
-        case TOML_STRING:
-                return "string";
-        case TOML_INTEGER:
-                return "integer";
-        case TOML_BOOLEAN:
-                return "boolean";
-        case TOML_ARRAY:
-                return "array";
-        }
-        return "unknown";
+        static const char *const names[] = {
+                [TOML_STRING] = "string",
+                [TOML_INTEGER] = "integer",
+                [TOML_BOOLEAN] = "boolean",
+                [TOML_ARRAY] = "array",
+        };
+
+        return (size_t) t < ELEMENTSOF(names) && names[t] ? names[t] : "unknown";
 }
 
 /*
