@@ -95,6 +95,7 @@ struct request *request_new(struct listener *l, struct conn_ctx *ctx, struct MHD
         r->start_usec = clock_now_usec();
         r->upstream_status = -1;
         snprintf(r->method, sizeof r->method, "%s", method);
+        r->method_info = http_method_find(r->method);
 
         /* Prefer the raw target; fall back to MHD's (decoded) path if we missed it. */
         r->raw_uri = TAKE_PTR(ctx->raw_uri);
@@ -300,7 +301,7 @@ bool request_check_head(struct request *r) {
                 request_reply_error(r, 431, NULL, "request headers larger than %u bytes", MAX_HEADER_BYTES);
                 return false;
         }
-        if (!http_method_find(r->method)) {
+        if (!r->method_info) {
                 request_reply_error(r, 405, NULL, "method %s is not supported by denvrd", r->method);
                 (void) request_reply_header(r, "Allow", http_methods_allowed);
                 return false;

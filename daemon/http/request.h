@@ -25,6 +25,7 @@ struct listener;
 struct MHD_Connection;
 struct MHD_Response;
 struct api_read;
+struct http_method;
 struct wait_query;
 
 struct request {
@@ -45,6 +46,7 @@ struct request {
         struct route route;     /* where it goes (route.h): set by the route phase */
         const char *query;      /* into raw_uri after '?', or NULL */
         char method[16];
+        const struct http_method *method_info;   /* http_method.h; NULL: not served (405) */
         char id[129];
         const char *head_problem;   /* the raw head's problem (http_framing.h), or NULL */
         uint64_t start_usec;

@@ -40,7 +40,7 @@ void audit_request(struct request *r, bool completed_ok) {
         const char *exe = NULL, *transport, *path;
 
         assert(r);
-        if (http_method_is_safe(r->method) || !was_forwarded(r))
+        if (!r->method_info || r->method_info->safe || !was_forwarded(r))
                 return;
 
         p = &r->conn_ctx->peer;

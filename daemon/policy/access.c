@@ -275,7 +275,7 @@ bool access_content_type_is_form(const char *ct) {
 static bool check_form(struct request *r, const struct header_scan *h, bool listed) {
         const char *ct;
 
-        if (http_method_is_safe(r->method) || !h->browser)
+        if (r->method_info->safe || !h->browser)
                 return true;
         ct = request_header(r, "Content-Type");
         if (access_content_type_is_form(ct))
@@ -307,7 +307,7 @@ static bool check_level(struct request *r) {
                             key, r->method, r->path, key);
         case ACCESS_READ_ONLY:
                 /* The login shim answers locally and never changes anything upstream. */
-                if (http_method_is_safe(r->method) || r->route.kind == ROUTE_LOGIN)
+                if (r->method_info->safe || r->route.kind == ROUTE_LOGIN)
                         return true;
                 return access_deny(r, "this listener is read-only (%s = \"read-only\"): %s %s is not forwarded, "
                             "only GET and HEAD are; set [daemon] %s = \"full\" to allow changes through it",
@@ -492,7 +492,7 @@ bool access_check_request(struct request *r) {
          * (audit.c).  Find a socket peer's executable now, while its pid
          * cannot have been reused; once per connection.
          */
-        if (!http_method_is_safe(r->method) && r->conn_ctx->peer.is_unix)
+        if (!r->method_info->safe && r->conn_ctx->peer.is_unix)
                 (void) peer_exe(&r->conn_ctx->peer);
         return true;
 }

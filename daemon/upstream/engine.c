@@ -247,10 +247,15 @@ static void resume(void *userdata) {
 static bool prepare(struct engine_call *c, const char *authz) {
         const char *server = c->daemon->config->server;
 
+        size_t ns = strlen(server), nt = strlen(c->req->target);
+
         /* Built per attempt, not once: a reload may have moved the server. */
         free(c->url);
-        if (asprintf(&c->url, "%s%s", server, c->req->target) < 0)
-                c->url = NULL;
+        c->url = malloc(ns + nt + 1);
+        if (c->url) {
+                memcpy(c->url, server, ns);
+                memcpy(c->url + ns, c->req->target, nt + 1);
+        }
         upstream_secret_header_free(&c->auth_node);
         if (!c->url || !(c->auth_node = curl_slist_append(NULL, authz))) {
                 fail(c, ENGINE_NOT_SENT, 503, "out of memory");

@@ -44,6 +44,15 @@ static int slist_add(struct curl_slist **l, const char *fmt, ...) {
         return 0;
 }
 
+static int slist_add_const(struct curl_slist **l, const char *line) {
+        struct curl_slist *n = curl_slist_append(*l, line);
+
+        if (!n)
+                return -ENOMEM;
+        *l = n;
+        return 0;
+}
+
 static enum MHD_Result add_forwarded_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                             const char *value) {
         struct header_walk *w = cls;
@@ -85,15 +94,15 @@ static int add_own(struct request *r, const struct header_walk *w, bool has_body
             slist_add(l, "X-Request-Id: %s", r->id) < 0)
                 return -ENOMEM;
         if (w->json_content_type)
-                return slist_add(l, "Content-Type: application/json");
+                return slist_add_const(l, "Content-Type: application/json");
         /* Only a request with a body needs these (curl would add "Expect:
          * 100-continue" for a big one and a form Content-Type to one without
          * its own); every header costs curl a scan per header it may add. */
         if (!has_body)
                 return 0;
-        if (slist_add(l, "Expect:") < 0)
+        if (slist_add_const(l, "Expect:") < 0)
                 return -ENOMEM;
-        if (!w->has_content_type && slist_add(l, "Content-Type:") < 0)
+        if (!w->has_content_type && slist_add_const(l, "Content-Type:") < 0)
                 return -ENOMEM;
         return 0;
 }

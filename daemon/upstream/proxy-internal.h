@@ -15,7 +15,8 @@ struct proxy {
         struct request *r;
         struct engine_call *call;
         struct engine_request req;
-        char *target;                   /* path?query as forwarded */
+        const char *target;             /* path?query as forwarded: the client's, or owned_target */
+        char *owned_target;             /* when defaults were filled into the query */
         struct curl_slist *headers;     /* client's forwardable headers + ours */
         char *owned_body;               /* when the body was rewritten */
 

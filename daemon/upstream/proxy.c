@@ -29,7 +29,7 @@ static void proxy_free(struct proxy *p) {
         engine_call_free(p->call);
         curl_slist_free_all(p->headers);
         free(p->owned_body);
-        free(p->target);
+        free(p->owned_target);
         free(p);
 }
 
@@ -97,7 +97,7 @@ static void remember_failure(struct proxy *p, bool transport) {
         struct daemon *d = r->daemon;
         _cleanup_free_ char *key = NULL;
 
-        if (!http_method_is_idempotent(r->method) || d->config->failure_memory_sec == 0 || !r->response)
+        if (!r->method_info->idempotent || d->config->failure_memory_sec == 0 || !r->response)
                 return;
         key = failure_key(p);
         if (!key)
@@ -117,7 +117,7 @@ static bool replay_failure(struct proxy *p) {
         usec_t now = daemon_boottime(d);
         char note[200], *body;
 
-        if (!http_method_is_idempotent(r->method) || failure_memory_empty(d->failures))
+        if (!r->method_info->idempotent || failure_memory_empty(d->failures))
                 return false;
         key = failure_key(p);
         f = key ? failure_memory_lookup(d->failures, key, now) : NULL;
@@ -201,8 +201,9 @@ static int fill_in(struct proxy *p, bool *ret_json) {
                 k = fillin_result_envelope(&fr, &envelope);
         if (k > 0)
                 request_reply_json(r, 400, envelope);
-        if (k == 0 && fr.query && asprintf(&p->target, "%s?%.*s", r->path, (int) fr.query_len, fr.query) < 0) {
-                p->target = NULL;
+        if (k == 0 && fr.query &&
+            asprintf(&p->owned_target, "%s?%.*s", r->path, (int) fr.query_len, fr.query) < 0) {
+                p->owned_target = NULL;
                 k = -ENOMEM;
         }
         if (k == 0 && fr.body) {
@@ -230,7 +231,7 @@ static int prepare(struct proxy *p) {
                 .body_len = r->body_len,
                 .deadline = r->start_usec + (usec_t) d->config->request_timeout_sec * USEC_PER_SEC,
                 .retries = d->config->retries,
-                .idempotent = http_method_is_idempotent(r->method),
+                .idempotent = r->method_info->idempotent,
                 .log_id = r->id,
                 .log_path = r->path,
                 .acquire = gate_acquire,
@@ -242,9 +243,8 @@ static int prepare(struct proxy *p) {
         k = fill_in(p, &json);
         if (k != 0)
                 return k;
-        if (!p->target && !(p->target = strdup(r->raw_uri)))
-                return -ENOMEM;
-        if (forward_headers_build(r, p->req.body || http_method_has_body(r->method), json, &p->headers) < 0)
+        p->target = p->owned_target ? p->owned_target : r->raw_uri;
+        if (forward_headers_build(r, p->req.body || r->method_info->body, json, &p->headers) < 0)
                 return -ENOMEM;
         p->req.target = p->target;
         p->req.headers = p->headers;

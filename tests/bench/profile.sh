@@ -31,17 +31,22 @@ profile_one() {   # profile_one NAME UPSTREAM-URL WORKLOAD CALLS CONCURRENCY PAT
         python3 "$HERE/load.py" "$calls" "$conc" "$port" "$path" || die "$name/$workload: load failed"
         callgrind_control -d "$pid" >/dev/null 2>&1
         stop_pid "$pid"
+        [[ -n ${BENCH_PROFILE_KEEP:-} ]] && mkdir -p "$BENCH_PROFILE_KEEP" &&
+                cp "$out.1" "$BENCH_PROFILE_KEEP/callgrind.$name-$workload"
         ir=$(callgrind_annotate "$out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
         printf '%s\t%s\t%s\n' "$name" "$workload" "$((ir / calls))" >>"$PROFILE"
         say "profile $name $workload: $((ir / calls)) instructions per request"
 }
 
+# BENCH_PROFILE_ONLY="denvrd-h1:c1 ...": a subset; BENCH_PROFILE_KEEP=DIR keeps the
+# callgrind files there (callgrind_annotate, or --diff against another run's).
+wanted() { [[ -z ${BENCH_PROFILE_ONLY:-} || " $BENCH_PROFILE_ONLY " == *" $1:$2 "* ]]; }
 for t in denvrd-h1 denvrd-h2; do
         url=$UP_URL
         [[ $t == denvrd-h1 ]] && url=$UP1_URL
-        profile_one "$t" "$url" c1 2000 1 "$SERVERS_PATH"
-        profile_one "$t" "$url" c64 3200 64 "$SERVERS_PATH"
-        profile_one "$t" "$url" big16 1600 16 "$BIG_PATH"
+        wanted "$t" c1 && profile_one "$t" "$url" c1 2000 1 "$SERVERS_PATH"
+        wanted "$t" c64 && profile_one "$t" "$url" c64 3200 64 "$SERVERS_PATH"
+        wanted "$t" big16 && profile_one "$t" "$url" big16 1600 16 "$BIG_PATH"
 done
 echo "denvrd instructions per request (callgrind Ir: user space, libraries included, the kernel not; max_upstream_connections $MAX_UP_CONNS):"
 awk -F'\t' '{ printf "  %-10s %-6s %8d\n", $1, $2, $3 }' "$PROFILE"
