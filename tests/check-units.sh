@@ -9,6 +9,8 @@
 #   2. `systemd-analyze security --offline=true` exposure of
 #        - the system denvrd.service: must be <= 2.0 (issue 6 acceptance);
 #        - the user denvrd.service: must be <= USER_MAX (below).
+#   3. Presets of an image before its first boot enable the socket and make
+#      nothing start the service at boot.
 #
 # Usage: tests/check-units.sh [BUILDDIR]
 #   The units are configure_file() outputs, so a fresh `meson setup` into a
@@ -133,6 +135,38 @@ system_score=$EXPOSURE
 EXPOSURE=
 exposure --user user/denvrd.service "$USER_MAX"
 user_score=$EXPOSURE
+
+# 4. Presets, as an image gets them before its first boot (Debian's default
+#    preset is "enable *"): the units installed into an image root, preset
+#    offline.  The socket must be enabled and nothing must pull the service
+#    into the boot: the first request starts it.
+presets() {   # presets KIND MODE-FLAG UNITDIR PRESETDIR WANTS-DIR TARGET
+        local kind=$1 flag=$2 unitdir=$3 presetdir=$4 wants=$5 target=$6 root out
+        root=$(mktemp -d "$tmp/root.XXXXXX")
+        mkdir -p "$root/$unitdir" "$root/$presetdir" "$root/etc"
+        cp "$units/$kind/denvrd.service" "$units/$kind/denvrd.socket" "$root/$unitdir/"
+        echo "enable *" >"$root/$presetdir/99-default.preset"
+        say "--- systemctl${flag:+ $flag} --root=IMAGE preset denvrd.service denvrd.socket ($kind units; presets: enable *)"
+        if ! out=$(systemctl $flag --root="$root" preset denvrd.service denvrd.socket 2>&1); then
+                printf '%s\n' "$out"
+                bad "preset $kind units failed"
+                return
+        fi
+        printf '%s\n' "$out" | sed "s|$root||g"
+        if [[ -L $root/$wants/sockets.target.wants/denvrd.socket ]]; then
+                say "ok: denvrd.socket enabled"
+        else
+                bad "$kind: presets did not enable denvrd.socket"
+        fi
+        if [[ -e $root/$wants/$target.wants/denvrd.service ]] ||
+           find "$root/$wants" -name denvrd.service -path '*.wants/*' | grep -q .; then
+                bad "$kind: presets make the boot start denvrd.service (an [Install] WantedBy=)"
+        else
+                say "ok: no unit wants denvrd.service: the first request starts it"
+        fi
+}
+presets system "" usr/lib/systemd/system usr/lib/systemd/system-preset etc/systemd/system multi-user.target
+presets user --global usr/lib/systemd/user usr/lib/systemd/user-preset etc/systemd/user default.target
 
 say "=== exposure: system denvrd.service ${system_score:-?} (max $SYSTEM_MAX)," \
     "user denvrd.service ${user_score:-?} (max $USER_MAX)"
