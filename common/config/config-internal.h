@@ -35,6 +35,7 @@ enum section {
         SECTION_CACHE,
         SECTION_RIGHTS,
         SECTION_TOKENS,
+        SECTION_LEASES,
         SECTION_IGNORED,
         _SECTION_MAX,
 };
@@ -108,6 +109,10 @@ void config_cache_rule_apply(struct loader *l, const char *path, struct toml_val
 /* config_rights.c: [rights] "uid:NAME" = RULE and [tokens] NAME = "sha256:HEX". */
 void config_rights_rule_apply(struct loader *l, const char *key, struct toml_value *v);
 void config_token_apply(struct loader *l, const char *name, struct toml_value *v);
+/* config_leases.c */
+void config_lease_default_apply(struct loader *l, const char *key, struct toml_value *v);
+void config_leases_free(struct denvr_config *c);
+json_t *config_leases_to_json(const struct denvr_config *c);
 /* After parsing: every token has a rule and every token rule a token. */
 void config_rights_check(struct loader *l);
 /* The rules in evaluation order and the tokens' hashes, for config_to_json(). */

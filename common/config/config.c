@@ -395,5 +395,6 @@ void config_free(struct denvr_config *c) {
                 free(c->cache[i].path);
         free(c->cache);
         config_rights_free(c);
+        config_leases_free(c);
         free(c);
 }

@@ -119,6 +119,20 @@ struct denvr_config {
         size_t n_rights;
         struct local_token *tokens;
         size_t n_tokens;
+
+        /* [leases]: the lease every machine a caller creates or starts gets (lease.h) */
+        struct lease_default *leases;
+        size_t n_leases;
+};
+
+/* A [leases] entry: "uid:NAME", "group:NAME", "token:NAME" or "*" = "DURATION [ACTION]". */
+struct lease_default {
+        char *key;
+        unsigned line;
+        bool any;                       /* "*": every caller without an entry of its own */
+        struct rights_rule subject;     /* its subject, id and token when not any */
+        int64_t seconds;
+        int action;                     /* enum lease_action */
 };
 
 /* Command-line overrides; NULL/0 fields mean "not given". */

@@ -139,6 +139,7 @@ char *config_to_json(const struct denvr_config *c) {
         jset(&b, root, "cache", cache);
         jset(&b, root, "rights", config_rights_to_json(c));
         jset(&b, root, "tokens", config_tokens_to_json(c));
+        jset(&b, root, "leases", config_leases_to_json(c));
 
         s = b.failed ? NULL : json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         json_decref(root);

@@ -56,6 +56,7 @@ static const char *const section_names[_SECTION_MAX] = {
         [SECTION_CACHE] = "cache",
         [SECTION_RIGHTS] = "rights",
         [SECTION_TOKENS] = "tokens",
+        [SECTION_LEASES] = "leases",
 };
 
 static enum section section_from_name(const char *name) {
@@ -395,8 +396,8 @@ static bool lookup_key(struct loader *l, const char *section, const char *key, e
                 return false;
         }
         *ret_s = s;
-        /* [cache], [rights] and [tokens] are keyed by paths and names, not by a key table. */
-        if (s == SECTION_CACHE || s == SECTION_RIGHTS || s == SECTION_TOKENS) {
+        /* [cache], [rights], [tokens] and [leases] are keyed by paths and names, not by a key table. */
+        if (s == SECTION_CACHE || s == SECTION_RIGHTS || s == SECTION_TOKENS || s == SECTION_LEASES) {
                 *ret_k = NULL;
                 return true;
         }
@@ -442,6 +443,8 @@ static int loader_handler(void *userdata, const char *section, const char *name,
                 config_rights_rule_apply(l, key, &v);
         else if (s == SECTION_TOKENS)
                 config_token_apply(l, key, &v);
+        else if (s == SECTION_LEASES)
+                config_lease_default_apply(l, key, &v);
         else
                 config_key_apply(l, k, &v);
         toml_value_done(&v);

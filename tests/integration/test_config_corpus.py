@@ -184,7 +184,16 @@ def expected_config(doc, path, home):
         "cache": dict(doc.get("cache", {})),
         "rights": expected_rights(doc.get("rights", {})),
         "tokens": {k: v.lower() for k, v in doc.get("tokens", {}).items()},
+        "leases": {k: expected_lease(v) for k, v in doc.get("leases", {}).items()},
     }
+
+
+def expected_lease(value):
+    """A [leases] value, "DURATION [ACTION]", as --check-config shows it."""
+    duration, _, action = value.strip().partition(" ")
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    seconds = sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([dhms])", duration))
+    return {"seconds": seconds, "action": action.strip() or "stop"}
 
 
 def expected_rights(rights):
