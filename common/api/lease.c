@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/base/cleanup.h"
+#include "common/base/enum_names.h"
 
 static const char *const action_names[] = { [LEASE_STOP] = "stop", [LEASE_DESTROY] = "destroy" };
 static const char *const service_names[] = {
@@ -23,39 +24,28 @@ static const char *const state_names[] = {
         [LEASE_FAILED] = "failed",
 };
 
-static const char *name_of(const char *const *names, size_t n, unsigned v) {
-        return v < n && names[v] ? names[v] : "unknown";
-}
-
-static int value_of(const char *const *names, size_t n, const char *s) {
-        for (size_t i = 0; s && i < n; i++)
-                if (names[i] && strcmp(names[i], s) == 0)
-                        return (int) i;
-        return -EINVAL;
-}
-
 const char *lease_action_to_string(enum lease_action a) {
-        return name_of(action_names, ELEMENTSOF(action_names), a);
+        return ENUM_NAME(action_names, a);
 }
 
 int lease_action_from_string(const char *s) {
-        return value_of(action_names, ELEMENTSOF(action_names), s);
+        return ENUM_FROM_NAME(action_names, s);
 }
 
 const char *lease_service_to_string(enum lease_service s) {
-        return name_of(service_names, ELEMENTSOF(service_names), s);
+        return ENUM_NAME(service_names, s);
 }
 
 int lease_service_from_string(const char *s) {
-        return value_of(service_names, ELEMENTSOF(service_names), s);
+        return ENUM_FROM_NAME(service_names, s);
 }
 
 const char *lease_state_to_string(enum lease_state s) {
-        return name_of(state_names, ELEMENTSOF(state_names), s);
+        return ENUM_NAME(state_names, s);
 }
 
 int lease_state_from_string(const char *s) {
-        return value_of(state_names, ELEMENTSOF(state_names), s);
+        return ENUM_FROM_NAME(state_names, s);
 }
 
 /* --- durations ------------------------------------------------------------------ */

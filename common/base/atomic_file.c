@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/base/enum_names.h"
 #include "common/base/cleanup.h"
 
 const char *atomic_step_to_string(enum atomic_step s) {
@@ -21,7 +22,7 @@ const char *atomic_step_to_string(enum atomic_step s) {
                 [ATOMIC_STEP_DIR_SYNCED] = "dir-synced",
         };
 
-        return (size_t) s < ELEMENTSOF(names) && names[s] ? names[s] : "unknown";
+        return ENUM_NAME(names, s);
 }
 
 /* dirname() and basename() of path, as two malloc'ed strings. */

@@ -33,6 +33,10 @@ struct upstream {
         unsigned running;
         struct tracked_socket *sockets;  /* sockets curl opened and may still hold */
         size_t n_sockets, sockets_alloc;
+        /* Where each fd's entry is, 1 + its index (0: none): a socket event finds its
+         * entry without a scan of every connection. */
+        unsigned *slot_of_fd;
+        size_t n_slots;
         /* Watches of sockets closed behind our back: their fd may be another's by
          * now, so they are not unregistered (which would remove the other's) but
          * freed with the loop's end. */

@@ -7,6 +7,7 @@
 #include "common/client/upstream-internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -15,10 +16,25 @@
 #include "common/base/log.h"
 
 static struct tracked_socket *tracked_find(struct upstream *u, int fd) {
-        for (size_t i = 0; i < u->n_sockets; i++)
-                if (u->sockets[i].fd == fd)
-                        return &u->sockets[i];
-        return NULL;
+        if (fd < 0 || (size_t) fd >= u->n_slots || u->slot_of_fd[fd] == 0)
+                return NULL;
+        return &u->sockets[u->slot_of_fd[fd] - 1];
+}
+
+/* Records that fd's entry is at index i; false without memory (the entry is then not kept). */
+static bool slot_set(struct upstream *u, int fd, size_t i) {
+        if ((size_t) fd >= u->n_slots) {
+                size_t want = (size_t) fd + 64;
+                unsigned *m = reallocarray(u->slot_of_fd, want, sizeof *m);
+
+                if (!m)
+                        return false;
+                memset(m + u->n_slots, 0, (want - u->n_slots) * sizeof *m);
+                u->slot_of_fd = m;
+                u->n_slots = want;
+        }
+        u->slot_of_fd[fd] = (unsigned) i + 1;
+        return true;
 }
 
 static int on_socket_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -122,11 +138,15 @@ static void sockets_forget(struct upstream *u, size_t i, bool fd_is_ours) {
                         u->orphans[u->n_orphans++] = io;
                 }
         }
+        u->slot_of_fd[u->sockets[i].fd] = 0;
         u->sockets[i] = u->sockets[--u->n_sockets];
+        if (i < u->n_sockets)
+                u->slot_of_fd[u->sockets[i].fd] = (unsigned) i + 1;
 }
 
 curl_socket_t upstream_open_socket_cb(void *userp, curlsocktype purpose, struct curl_sockaddr *a) {
         struct upstream *u = userp;
+        struct tracked_socket *stale;
         struct stat st;
         int fd;
 
@@ -136,11 +156,9 @@ curl_socket_t upstream_open_socket_cb(void *userp, curlsocktype purpose, struct 
         u->sockets_opened++;
         /* The kernel handed out the number of a socket curl closed without telling us:
          * that one's watch is unregistered now (this fd is nobody's yet). */
-        for (size_t i = 0; i < u->n_sockets; i++)
-                if (u->sockets[i].fd == fd) {
-                        sockets_forget(u, i, true);
-                        break;
-                }
+        stale = tracked_find(u, fd);
+        if (stale)
+                sockets_forget(u, (size_t) (stale - u->sockets), true);
         if (u->n_sockets == u->sockets_alloc) {
                 size_t want = u->sockets_alloc ? u->sockets_alloc * 2 : 16;
                 struct tracked_socket *m = reallocarray(u->sockets, want, sizeof *m);
@@ -150,19 +168,17 @@ curl_socket_t upstream_open_socket_cb(void *userp, curlsocktype purpose, struct 
                 u->sockets = m;
                 u->sockets_alloc = want;
         }
-        if (fstat(fd, &st) == 0)
+        if (fstat(fd, &st) == 0 && slot_set(u, fd, u->n_sockets))
                 u->sockets[u->n_sockets++] = (struct tracked_socket) { fd, st.st_dev, st.st_ino, NULL, false, false };
         return fd;
 }
 
 int upstream_close_socket_cb(void *userp, curl_socket_t fd) {
         struct upstream *u = userp;
+        struct tracked_socket *ts = tracked_find(u, fd);
 
-        for (size_t i = 0; i < u->n_sockets; i++)
-                if (u->sockets[i].fd == fd) {
-                        sockets_forget(u, i, socket_is(fd, &u->sockets[i]));
-                        break;
-                }
+        if (ts)
+                sockets_forget(u, (size_t) (ts - u->sockets), socket_is(fd, ts));
         return close(fd);
 }
 
@@ -184,4 +200,5 @@ void upstream_sockets_free(struct upstream *u) {
                 sd_event_source_unref(u->orphans[i]);
         free(u->orphans);
         free(u->sockets);
+        free(u->slot_of_fd);
 }

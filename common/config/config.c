@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/base/enum_names.h"
 #include "common/base/log.h"
 #include "common/config/toml_value.h"
 
@@ -330,26 +331,18 @@ struct fillin_defaults config_fillin_defaults(const struct denvr_config *c) {
         };
 }
 
-const char *access_level_to_string(enum access_level a) {
-        static const char *const names[] = {
-                [ACCESS_OFF] = "off",
-                [ACCESS_READ_ONLY] = "read-only",
-                [ACCESS_FULL] = "full",
-        };
+static const char *const access_level_names[] = {
+        [ACCESS_OFF] = "off",
+        [ACCESS_READ_ONLY] = "read-only",
+        [ACCESS_FULL] = "full",
+};
 
-        return (size_t) a < ELEMENTSOF(names) && names[a] ? names[a] : "unknown";
+const char *access_level_to_string(enum access_level a) {
+        return ENUM_NAME(access_level_names, a);
 }
 
 int access_level_from_string(const char *s) {
-        if (!s)
-                return -EINVAL;
-        if (streq(s, "full"))
-                return ACCESS_FULL;
-        if (streq(s, "read-only"))
-                return ACCESS_READ_ONLY;
-        if (streq(s, "off"))
-                return ACCESS_OFF;
-        return -EINVAL;
+        return ENUM_FROM_NAME(access_level_names, s);
 }
 
 const char *secret_source_to_string(enum secret_source s) {

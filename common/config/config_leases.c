@@ -58,11 +58,7 @@ static int parse_value(const char *s, struct lease_default *d, const char **why)
 static bool same_subject(const struct lease_default *a, const struct lease_default *b) {
         if (a->any || b->any)
                 return a->any && b->any;
-        if (a->subject.subject != b->subject.subject)
-                return false;
-        if (a->subject.subject == RIGHTS_SUBJECT_TOKEN)
-                return streq(a->subject.token, b->subject.token);
-        return a->subject.id == b->subject.id;
+        return rights_rule_same_subject(&a->subject, &b->subject);
 }
 
 void config_lease_default_apply(struct loader *l, const char *key, struct toml_value *v) {

@@ -21,12 +21,8 @@
 
 static const struct rights_rule *same_subject(const struct denvr_config *c, const struct rights_rule *r) {
         for (size_t i = 0; i < c->n_rights; i++) {
-                const struct rights_rule *o = &c->rights[i];
-
-                if (o->subject != r->subject)
-                        continue;
-                if (r->subject == RIGHTS_SUBJECT_TOKEN ? streq(o->token, r->token) : o->id == r->id)
-                        return o;
+                if (rights_rule_same_subject(&c->rights[i], r))
+                        return &c->rights[i];
         }
         return NULL;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base/enum_names.h"
 #include "common/base/cleanup.h"
 #include "common/config/local_token.h"
 #include "common/config/toml_value.h"
@@ -28,6 +29,13 @@ static bool ascii_caseeqn(const char *a, const char *b, size_t n) {
         return true;
 }
 
+bool rights_rule_same_subject(const struct rights_rule *a, const struct rights_rule *b) {
+        if (a->subject != b->subject)
+                return false;
+        return a->subject == RIGHTS_SUBJECT_TOKEN ? a->token && b->token && strcmp(a->token, b->token) == 0
+                                                  : a->id == b->id;
+}
+
 const char *rights_kind_to_string(enum rights_kind k) {
         static const char *const names[] = {
                 [RIGHTS_OFF] = "off",
@@ -36,7 +44,7 @@ const char *rights_kind_to_string(enum rights_kind k) {
                 [RIGHTS_LIST] = "list",
         };
 
-        return (size_t) k < ELEMENTSOF(names) && names[k] ? names[k] : "unknown";
+        return ENUM_NAME(names, k);
 }
 
 const char *rights_subject_to_string(enum rights_subject s) {
@@ -46,7 +54,7 @@ const char *rights_subject_to_string(enum rights_subject s) {
                 [RIGHTS_SUBJECT_GROUP] = "group",
         };
 
-        return (size_t) s < ELEMENTSOF(names) && names[s] ? names[s] : "unknown";
+        return ENUM_NAME(names, s);
 }
 
 const char *rights_operation_name(const struct operation *op) {

@@ -106,6 +106,9 @@ enum rights_verdict rights_rule_allows(const struct rights_rule *rule, const cha
                                        const struct operation *op, rights_param_fn get,
                                        void *userdata, const struct rights_entry **ret_entry);
 
+/* Whether a and b name the same caller (the same kind of subject, and id or token). */
+bool rights_rule_same_subject(const struct rights_rule *a, const struct rights_rule *b);
+
 const char *rights_kind_to_string(enum rights_kind k);
 const char *rights_subject_to_string(enum rights_subject s);
 

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/base/enum_names.h"
+
 struct parser {
         const char *text;       /* start of the input, for columns */
         const char *p;
@@ -57,7 +59,7 @@ const char *toml_type_to_string(enum toml_type t) {
                 [TOML_ARRAY] = "array",
         };
 
-        return (size_t) t < ELEMENTSOF(names) && names[t] ? names[t] : "unknown";
+        return ENUM_NAME(names, t);
 }
 
 /*
