@@ -124,7 +124,9 @@ static usec_t backoff(unsigned attempts, long retry_after_sec) {
 /* Schedules another attempt if the budget allows; false when it does not. */
 static bool schedule_retry(struct engine_call *c, long retry_after_sec) {
         struct daemon *d = c->daemon;
-        usec_t now = daemon_now(d), delay = backoff(c->attempts, retry_after_sec);
+        /* The clock read now, not the loop's wake-up time: the answer may have been read
+         * long after that (a slow machine, valgrind), and Retry-After counts from it. */
+        usec_t now = clock_now_usec(), delay = backoff(c->attempts, retry_after_sec);
 
         if (c->attempts > c->req->retries)
                 return false;
