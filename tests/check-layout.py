@@ -30,7 +30,7 @@ MAX_FILE_LINES = 600
 LAYERS = {
     "common": {"base": 0, "http": 1, "api": 2, "config": 3, "client": 4},
     "daemon": {"core": 0, "http": 1, "policy": 2, "upstream": 2, "observe": 2,
-               "handlers": 3, "main": 4},
+               "jobs": 3, "handlers": 4, "main": 5},
 }
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
