@@ -240,17 +240,27 @@ static void reply_metrics(struct request *r, const struct cost_report *rep) {
 
 /* --- waiting for the cost figures ------------------------------------------------------ */
 
+/* A scrape waits this long for the cost at most: a scraper's own timeout (Prometheus: 10 s by
+ * default) must not lose every other metric to a slow upstream. */
+#define METRICS_COST_WAIT_USEC (5 * USEC_PER_SEC)
+
 struct metrics_waiter {
         struct request *r;
         struct cost_ask *ask;
+        sd_event_source *timer;
 };
+
+static void waiter_free(struct metrics_waiter *w) {
+        sd_event_source_disable_unref(w->timer);
+        free(w);
+}
 
 static void on_cost(const struct cost_report *rep, const struct cost_failure *failure, void *userdata) {
         struct metrics_waiter *w = userdata;
         struct request *r = w->r;
 
         request_clear_handler(r);
-        free(w);
+        waiter_free(w);
         if (failure)
                 log_debug("%s: metrics without the cost: %s", r->id, failure->message);
         reply_metrics(r, rep);
@@ -260,7 +270,21 @@ static void metrics_end(void *data, enum request_end how) {
         struct metrics_waiter *w = data;
 
         cost_ask_cancel(w->ask);
-        free(w);
+        waiter_free(w);
+}
+
+/* Too slow: answered without the cost, whose reads go on for the next scrape. */
+static int on_cost_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        struct metrics_waiter *w = userdata;
+        struct request *r = w->r;
+
+        log_debug("%s: metrics without the cost: its reads take longer than %u s", r->id,
+                  (unsigned) (METRICS_COST_WAIT_USEC / USEC_PER_SEC));
+        cost_ask_leave(w->ask);
+        request_clear_handler(r);
+        waiter_free(w);
+        reply_metrics(r, NULL);
+        return 0;
 }
 
 static const struct request_handler metrics_handler = {
@@ -287,11 +311,17 @@ void local_api_metrics(struct request *r) {
                 return;
         }
         w->r = r;
+        if (sd_event_add_time_relative(r->daemon->event, &w->timer, CLOCK_MONOTONIC, METRICS_COST_WAIT_USEC,
+                                       100000, on_cost_timeout, w) < 0) {
+                waiter_free(w);
+                reply_metrics(r, NULL);
+                return;
+        }
         request_set_handler(r, &metrics_handler, w);
         if (cost_get(r->daemon, on_cost, w, &w->ask) < 0) {
                 request_clear_handler(r);
-                free(w);
+                waiter_free(w);
                 reply_metrics(r, NULL);
         }
-        /* Else answered by on_cost(), perhaps already. */
+        /* Else answered by on_cost() (perhaps already) or on_cost_timeout(). */
 }

@@ -44,6 +44,7 @@ struct cost_fetch {
         /* While the reads are being started, an end is noted here, not acted on. */
         bool starting, failed;
         struct cost_failure failure;
+        bool kept;                      /* an asker left it running: it ends on its own */
 };
 
 struct cost_ask {
@@ -363,8 +364,23 @@ void cost_ask_cancel(struct cost_ask *a) {
         LIST_REMOVE(f->askers, a);
         free(a);
         /* Nobody asks any more: no traffic for nobody. */
-        if (!f->askers) {
+        if (!f->askers && !f->kept) {
                 log_debug("cost: every asker went away, the reads are cancelled");
                 fetch_free(f);
         }
+}
+
+void cost_ask_leave(struct cost_ask *a) {
+        if (!a)
+                return;
+        a->fetch->kept = true;
+        LIST_REMOVE(a->fetch->askers, a);
+        free(a);
+}
+
+void cost_stop(struct daemon *d) {
+        if (!d->cost_fetch)
+                return;
+        assert(!d->cost_fetch->askers);   /* they were requests, all gone by now */
+        fetch_free(d->cost_fetch);
 }

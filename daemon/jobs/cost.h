@@ -47,3 +47,8 @@ typedef void (*cost_done_t)(const struct cost_report *report, const struct cost_
 int cost_get(struct daemon *d, cost_done_t done, void *userdata, struct cost_ask **ret);
 /* The asker goes away: done is not called.  The last one cancels the fetch.  NULL is fine. */
 void cost_ask_cancel(struct cost_ask *a);
+/* The asker stops waiting (done is not called), but the reads go on to the end and are
+ * cached for the next asker, however many others leave or go away.  NULL is fine. */
+void cost_ask_leave(struct cost_ask *a);
+/* At exit, after every request: drops reads still under way. */
+void cost_stop(struct daemon *d);

@@ -196,6 +196,25 @@ def test_metrics_without_the_cost_when_it_cannot_be_read(start_denvrd, mock):
     assert not [k for k in samples if k[0] in ("denvrd_servers", "denvrd_cost_per_hour")]
 
 
+def test_a_slow_cost_read_does_not_hold_the_metrics_up(start_denvrd, mock):
+    d = start_denvrd()
+    mock.delay(6.5, count=1, path=SERVERS)
+    t0 = time.monotonic()
+    st, _, body = d.request("GET", "/_denvrd/metrics", timeout=30)
+    took = time.monotonic() - t0
+    assert st == 200 and 4 < took < 6.4, took   # denvrd waits 5 s for the cost, no longer
+    samples, _ = parse_metrics(body.decode())
+    assert metric(samples, "denvrd_cost_up") == 0
+    assert metric(samples, "denvrd_requests_in_flight") == 1
+    # the reads went on without the scrape and were kept for the next asker
+    H.wait_until(lambda: mock.requests(path=SERVERS)[0]["t_end"] is not None, 10,
+                 what="the delayed GetServers to be answered")
+    time.sleep(0.3)
+    st, cost = get_cost(d)
+    assert st == 200 and got_machines(cost) == expected_machines()
+    assert reads_seen(mock) == dict.fromkeys(READS, 1)
+
+
 def test_metrics_of_a_denvrd_that_cannot_log_in_read_nothing(start_denvrd, mock):
     d = start_denvrd(credentials={"username": H.DEFAULT_USER, "password": "not-the-password"})
     d.wait_for_log(r"login")
