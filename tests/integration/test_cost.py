@@ -215,6 +215,16 @@ def test_a_slow_cost_read_does_not_hold_the_metrics_up(start_denvrd, mock):
     assert reads_seen(mock) == dict.fromkeys(READS, 1)
 
 
+def test_denvrd_stops_with_cost_reads_under_way(start_denvrd, mock):
+    d = start_denvrd()
+    mock.delay(10, count=1, path=SERVERS)
+    st, _, body = d.request("GET", "/_denvrd/metrics", timeout=30)
+    assert st == 200 and b"denvrd_cost_up 0" in body
+    assert mock.requests(path=SERVERS)[0]["t_end"] is None   # still under way
+    t0 = time.monotonic()
+    assert d.stop() == 0 and time.monotonic() - t0 < 4
+
+
 def test_metrics_of_a_denvrd_that_cannot_log_in_read_nothing(start_denvrd, mock):
     d = start_denvrd(credentials={"username": H.DEFAULT_USER, "password": "not-the-password"})
     d.wait_for_log(r"login")
