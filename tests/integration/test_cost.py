@@ -161,6 +161,30 @@ def test_a_failed_read_is_an_error_envelope_and_caches_nothing(start_denvrd, moc
     assert reads_seen(mock, since=seq) == dict.fromkeys(READS, 1)
 
 
+def test_a_price_not_known_is_null_and_counted(start_denvrd, mock):
+    """A configuration missing from GetConfigurations: its machines are unpriced, not free."""
+    d = start_denvrd()
+    want = expected_machines()
+    gone = [m for m in want if m[0] == "servers/virtual"][0][3]
+    configs = [c for c in M.SERVER_CONFIGS if c["name"] != gone]
+    mock.respond(count=1, status=200, body=M.envelope({"items": configs}), path=SERVER_CONFIGS)
+    st, cost = get_cost(d)
+    assert st == 200, cost
+    unpriced = [m for m in cost["machines"] if m["configuration"] == gone]
+    assert unpriced and all(m["price_per_hour"] is None for m in unpriced)
+    assert cost["unpriced"] == len(unpriced) == sum(1 for m in want if m[3] == gone)
+    assert cost["total_per_hour"] == pytest.approx(sum(m[4] for m in want if m[3] != gone))
+
+
+def test_a_currency_named_upstream_is_shown(start_denvrd, mock):
+    d = start_denvrd()
+    configs = [dict(c, currency="USD") for c in M.SERVER_CONFIGS]
+    mock.respond(count=1, status=200, body=M.envelope({"items": configs}), path=SERVER_CONFIGS)
+    st, cost = get_cost(d)
+    assert st == 200 and cost["currency"] == "USD", cost
+    assert got_machines(cost) == expected_machines()
+
+
 def test_metrics_hold_the_cost_series(start_denvrd, mock):
     promtool = promtool_path()
     d = start_denvrd()
