@@ -76,7 +76,9 @@ VM STATES: StartServer, StopServer and DestroyServer put the VM (by cluster and 
 STARTING, STOPPING or DELETING; transition_seconds later (a /_mock/config key, default 3)
 GetServer says ONLINE, OFFLINE, or for a destroyed VM answers 404 with ABP's "There is no such
 an entity" envelope.  VMs never touched answer ONLINE as before.  Each GetServer record has
-"vm_status" (the status answered, "gone" for the 404).
+"vm_status" (the status answered, "gone" for the 404).  GetServers lists its VMs the same way:
+one in transition with its from-status, a started one ONLINE, a stopped one OFFLINE, a
+destroyed one not at all (listing does not count as a GetServer poll).
 MODEL BINDING, as ASP.NET Core with ABP does it: a query operation's `input` binds from the
 form fields (when the Content-Type is application/x-www-form-urlencoded or multipart/form-data,
 whatever the method), then the query; names match case-insensitively (.NET OrdinalIgnoreCase);
@@ -890,13 +892,14 @@ class State:
             self.vms[(str(cluster).lower(), str(ident))] = {
                 "from": frm, "to": to, "at": at, "polls": 0}
 
-    def vm_status(self, cluster, ident):
+    def vm_status(self, cluster, ident, poll=True):
         """-> None (never touched), a status string, or "gone"."""
         with self.lock:
             vm = self.vms.get((str(cluster).lower(), str(ident)))
             if vm is None:
                 return None
-            vm["polls"] += 1
+            if poll:
+                vm["polls"] += 1
             if time.monotonic() < vm["at"]:
                 return vm["from"]
             return vm["to"] or "gone"
@@ -1533,6 +1536,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     % result.get("id"))
             if vs:
                 result["status"] = vs
+        elif key == "/api/v1/servers/virtual/getservers":
+            items = []
+            for it in result["items"]:
+                vs = st.vm_status(it.get("cluster"), it.get("id"), poll=False)
+                if vs == "gone":
+                    continue
+                if vs:
+                    it["status"] = vs
+                items.append(it)
+            result["items"] = items
         return status, envelope(result)
 
     @staticmethod

@@ -27,6 +27,7 @@
 #define DEFAULT_MAX_BODY_BYTES (1024 * 1024)
 #define DEFAULT_MAX_UPSTREAM 64
 #define DEFAULT_WAIT_POLL_MAX 10
+#define DEFAULT_COST_INTERVAL 60
 /*
  * Fair shares, sized so that a workstation never meets them: a browser opens
  * 6 connections per host and an SDK's pool 10, a script rarely has more than
@@ -142,6 +143,8 @@ static void apply_defaults(struct loader *l) {
                 c->max_upstream_connections = DEFAULT_MAX_UPSTREAM;
         if (!l->key_line[KEY_WAIT_POLL_MAX])
                 c->wait_poll_max_sec = DEFAULT_WAIT_POLL_MAX;
+        if (!l->key_line[KEY_COST_INTERVAL])
+                c->cost_interval_sec = DEFAULT_COST_INTERVAL;
         apply_fair_defaults(l);
         if (!l->key_line[KEY_FAILURE_MEMORY])
                 c->failure_memory_sec = DEFAULT_FAILURE_MEMORY;

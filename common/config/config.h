@@ -89,6 +89,7 @@ struct denvr_config {
         size_t max_body_bytes;
         unsigned max_upstream_connections;
         unsigned wait_poll_max_sec;   /* cap of the /_denvrd/wait/ polling backoff */
+        unsigned cost_interval_sec;   /* /_denvrd/cost: at most one upstream read per interval */
         /* Fair shares (daemon/http/fairness.c): what one caller may hold at once. */
         unsigned max_connections_per_caller;
         unsigned max_requests_per_caller;

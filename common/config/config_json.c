@@ -103,6 +103,7 @@ static void daemon_to_json(struct jb *b, json_t *o, const struct denvr_config *c
         jset(b, o, "tcp_access", json_string(access_level_to_string(c->tcp_access)));
         jset(b, o, "socket_access", json_string(access_level_to_string(c->socket_access)));
         jset(b, o, "wait_poll_max_seconds", json_integer(c->wait_poll_max_sec));
+        jset(b, o, "cost_interval", json_integer(c->cost_interval_sec));
         jset(b, o, "failure_memory_seconds", json_integer(c->failure_memory_sec));
         jset(b, o, "trust_local_users", json_boolean(c->trust_local_users));
         jset(b, o, "max_connections_per_caller", json_integer(c->max_connections_per_caller));

@@ -425,6 +425,7 @@ static const struct key_def key_table[] = {
         KF(DAEMON, "tcp_access", KEY_TCP_ACCESS, apply_access, tcp_access),
         KF(DAEMON, "socket_access", KEY_SOCKET_ACCESS, apply_access, socket_access),
         KI(DAEMON, "wait_poll_max_seconds", KEY_WAIT_POLL_MAX, apply_unsigned, wait_poll_max_sec, 1, 600),
+        KI(DAEMON, "cost_interval", KEY_COST_INTERVAL, apply_unsigned, cost_interval_sec, 1, 86400),
         KI(DAEMON, "failure_memory_seconds", KEY_FAILURE_MEMORY, apply_unsigned, failure_memory_sec, 0, 600),
         KF(DAEMON, "trust_local_users", KEY_TRUST_LOCAL_USERS, apply_bool, trust_local_users),
         /* Fair shares: the connection limit stays below libmicrohttpd's 8192 per listener. */

@@ -29,6 +29,7 @@ struct lingering_conn;
 struct wait_loop;
 struct fairness;
 struct lease_keeper;
+struct cost_fetch;
 
 struct daemon {
         sd_event *event;
@@ -50,6 +51,7 @@ struct daemon {
         struct wait_loop *wait_loops;        /* wait.c: one per upstream GET being polled */
         struct fairness *fairness;           /* fairness.c: what each caller holds */
         struct lease_keeper *leases;         /* jobs/lease_keeper.c: the leases carried out on time */
+        struct cost_fetch *cost_fetch;       /* jobs/cost.c: the reads in flight, NULL: none */
 
         struct request *requests;            /* in flight, for shutdown and stats */
         unsigned n_requests;

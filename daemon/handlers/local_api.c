@@ -14,6 +14,7 @@
 #include "common/client/auth.h"
 #include "common/client/upstream.h"
 #include "daemon/core/daemon.h"
+#include "daemon/handlers/cost_api.h"
 #include "daemon/handlers/leases_api.h"
 #include "daemon/handlers/local_reply.h"
 #include "daemon/handlers/whoami.h"
@@ -154,11 +155,13 @@ void local_api_handle(struct request *r) {
                 local_api_metrics(r);
         else if (strcmp(name, "whoami") == 0)
                 whoami_handle(r);
+        else if (strcmp(name, "cost") == 0)
+                cost_api_handle(r);
 #ifdef DENVRD_TEST_HOOKS
         else if (strcmp(name, "test/sleep") == 0)
                 test_hooks_sleep(r);
 #endif
         else
                 request_reply_error(r, 404, NULL, "no such denvrd endpoint: %s (try healthz, readyz, "
-                                    "status, metrics or whoami)", r->path);
+                                    "status, metrics, whoami, cost or leases)", r->path);
 }

@@ -102,6 +102,14 @@ int64_t lease_keeper_now(const struct lease_keeper *k) {
         return (int64_t) ts.tv_sec;
 }
 
+void lease_keeper_stats(const struct lease_keeper *k, struct lease_keeper_stats *ret) {
+        *ret = (struct lease_keeper_stats) {
+                .warnings = k->warnings,
+                .acted_ok = k->acted_ok,
+                .acted_failed = k->acted_failed,
+        };
+}
+
 const char *lease_keeper_file(const struct lease_keeper *k) {
         return k->path;
 }

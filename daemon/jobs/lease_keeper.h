@@ -59,5 +59,11 @@ int lease_keeper_remove(struct lease_keeper *k, enum lease_service s, const char
  * GetServer?id=&namespace=&cluster= or GetApplicationDetails?id=&cluster=. */
 char *lease_check_target(struct daemon *d, const struct lease *l);
 
+struct lease_keeper_stats {
+        uint64_t warnings;              /* warnings logged ahead of a deadline */
+        uint64_t acted_ok, acted_failed;
+};
+void lease_keeper_stats(const struct lease_keeper *k, struct lease_keeper_stats *ret);
+
 /* Wall-clock now, in seconds since the epoch. */
 int64_t lease_keeper_now(const struct lease_keeper *k);

@@ -19,6 +19,7 @@
 #include "daemon/http/fairness.h"
 #include "daemon/http/linger.h"
 #include "daemon/http/listener.h"
+#include "daemon/jobs/cost.h"
 #include "daemon/http/request.h"
 #include "daemon/http/server.h"
 #include "daemon/jobs/lease_keeper.h"
@@ -359,6 +360,7 @@ struct daemon *daemon_free(struct daemon *d) {
                 listener_free(d->listeners[i]);
         free(d->listeners);
         assert(d->requests == NULL);
+        cost_stop(d);
         linger_stop_all(d);
         lease_keeper_free(d->leases);
         fairness_free(d->fairness);

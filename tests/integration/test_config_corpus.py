@@ -163,6 +163,7 @@ def expected_config(doc, path, home):
         "tcp_access": dm.get("tcp_access", "full"),
         "socket_access": dm.get("socket_access", "full"),
         "wait_poll_max_seconds": dm.get("wait_poll_max_seconds", 10),
+        "cost_interval": dm.get("cost_interval", 60),
         "trust_local_users": dm.get("trust_local_users", False),
         "failure_memory_seconds": dm.get("failure_memory_seconds", 20),
         "max_connections_per_caller": dm.get("max_connections_per_caller", 256),

@@ -22,6 +22,7 @@ import pytest
 
 import denvrd_harness as H
 import peers as P
+from test_systemd import metric, parse_metrics, promtool_check, promtool_path
 
 DEFAULTS = {"cluster": "Msc1", "tenant": "denvr-test"}
 V = "/api/v1/servers/virtual/"
@@ -306,6 +307,33 @@ def test_unreadable_state_file_stops_the_start(ld, state):
     d = ld(wait=False)
     assert d.wait_exit() != 0
     assert "cannot read the leases" in d.log_text() and str(f) in d.log_text()
+
+
+def test_metrics_and_cost_show_leases(ld, mock):
+    d = ld()
+    st, _, pending = put(d, "vm-msc1-01", {"expires_in": "4h", "action": "destroy"})
+    assert st == 200
+    assert put(d, "vm-m2", {"expires_in": "1s"})[0] == 200
+    wait_state(d, "vm-m2", "done")
+    st, _, text = d.request("GET", "/_denvrd/metrics")
+    assert st == 200
+    promtool_check(promtool_path(), text.decode())
+    m, _ = parse_metrics(text.decode())
+    assert metric(m, "denvrd_leases", state="pending") == 1
+    assert metric(m, "denvrd_leases", state="done") == 1
+    assert metric(m, "denvrd_leases", state="failed") == 0
+    assert metric(m, "denvrd_lease_actions_total", result="ok") == 1
+    assert metric(m, "denvrd_lease_warnings_total") >= 1     # vm-m2 was warned of at once
+    assert metric(m, "denvrd_leases_ending_soon") == 0
+    left = metric(m, "denvrd_lease_seconds_remaining", service="servers/virtual", cluster="Msc1",
+                  id="vm-msc1-01", action="destroy")
+    assert 4 * 3600 - 10 <= left <= 4 * 3600
+    # the cost view names the lease of a machine that runs
+    st, _, cost = d.request_json("GET", "/_denvrd/cost")
+    assert st == 200, cost
+    (vm,) = [x for x in cost["machines"] if x["id"] == "vm-msc1-01"]
+    assert vm["lease"]["action"] == "destroy" and vm["lease"]["expires_at"] == pending["expires_at"]
+    assert all(x["lease"] is None for x in cost["machines"] if x["id"] != "vm-msc1-01")
 
 
 # ---------------------------------------------------------------------------------------------
