@@ -53,6 +53,9 @@ struct lease {
         char *token;                    /* local token's name, or NULL */
         enum lease_state state;
         char *last_error;               /* NULL: none */
+        /* The keeper's, never written to the file. */
+        uint64_t serial;                /* which lease this is, while the daemon runs */
+        bool warned;                    /* the warning ahead is logged */
 };
 
 const char *lease_action_to_string(enum lease_action a);

@@ -220,3 +220,8 @@ int config_parse_listen(const char *s, char **ret_host, uint16_t *ret_port, bool
 /* The [rights] rule that applies to who: its token's, else its uid's, else its first
  * group's in file order; NULL when none names it. */
 const struct rights_rule *config_rights_rule_for(const struct denvr_config *c, const struct rights_caller *who);
+/* Whether the caller's primary or a supplementary group is g. */
+bool rights_caller_in_group(const struct rights_caller *who, gid_t g);
+/* The caller's [leases] entry, picked as [rights] picks a rule (token, then uid,
+ * then the first group in file order), else "*", else NULL. */
+const struct lease_default *config_lease_default_for(const struct denvr_config *c, const struct rights_caller *who);

@@ -9,6 +9,7 @@
 #define LOG_MODULE "config"
 #include "common/config/config-internal.h"
 
+#include <assert.h>
 #include <ctype.h>
 
 #include "common/api/lease.h"
@@ -112,4 +113,26 @@ json_t *config_leases_to_json(const struct denvr_config *c) {
                 }
         }
         return o;
+}
+
+static bool names(const struct lease_default *d, enum rights_subject s) {
+        return !d->any && d->subject.subject == s;
+}
+
+const struct lease_default *config_lease_default_for(const struct denvr_config *c, const struct rights_caller *who) {
+        assert(c && who);
+        /* A token only narrows its holder: without an entry of its own, its holder's applies. */
+        for (size_t i = 0; who->token && i < c->n_leases; i++)
+                if (names(&c->leases[i], RIGHTS_SUBJECT_TOKEN) && strcmp(c->leases[i].subject.token, who->token) == 0)
+                        return &c->leases[i];
+        for (size_t i = 0; who->uid_known && i < c->n_leases; i++)
+                if (names(&c->leases[i], RIGHTS_SUBJECT_UID) && c->leases[i].subject.id == who->uid)
+                        return &c->leases[i];
+        for (size_t i = 0; i < c->n_leases; i++)
+                if (names(&c->leases[i], RIGHTS_SUBJECT_GROUP) && rights_caller_in_group(who, c->leases[i].subject.id))
+                        return &c->leases[i];
+        for (size_t i = 0; i < c->n_leases; i++)
+                if (c->leases[i].any)
+                        return &c->leases[i];
+        return NULL;
 }

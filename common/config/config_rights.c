@@ -212,7 +212,7 @@ void config_rights_free(struct denvr_config *c) {
         free(c->tokens);
 }
 
-static bool in_groups(const struct rights_caller *who, gid_t g) {
+bool rights_caller_in_group(const struct rights_caller *who, gid_t g) {
         if (who->gid_known && who->gid == g)
                 return true;
         for (size_t i = 0; i < who->n_groups; i++)
@@ -234,7 +234,7 @@ const struct rights_rule *config_rights_rule_for(const struct denvr_config *c, c
                         if (c->rights[i].subject == RIGHTS_SUBJECT_UID && c->rights[i].id == who->uid)
                                 return &c->rights[i];
         for (size_t i = 0; i < c->n_rights; i++)
-                if (c->rights[i].subject == RIGHTS_SUBJECT_GROUP && in_groups(who, c->rights[i].id))
+                if (c->rights[i].subject == RIGHTS_SUBJECT_GROUP && rights_caller_in_group(who, c->rights[i].id))
                         return &c->rights[i];
         return NULL;
 }

@@ -28,6 +28,7 @@ struct failure_memory;
 struct lingering_conn;
 struct wait_loop;
 struct fairness;
+struct lease_keeper;
 
 struct daemon {
         sd_event *event;
@@ -48,6 +49,7 @@ struct daemon {
         const struct pipeline *pipeline;     /* the request's phases (http/phase.h, handlers/pipeline.c) */
         struct wait_loop *wait_loops;        /* wait.c: one per upstream GET being polled */
         struct fairness *fairness;           /* fairness.c: what each caller holds */
+        struct lease_keeper *leases;         /* jobs/lease_keeper.c: the leases carried out on time */
 
         struct request *requests;            /* in flight, for shutdown and stats */
         unsigned n_requests;

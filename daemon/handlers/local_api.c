@@ -14,6 +14,8 @@
 #include "common/client/auth.h"
 #include "common/client/upstream.h"
 #include "daemon/core/daemon.h"
+#include "daemon/handlers/leases_api.h"
+#include "daemon/handlers/local_reply.h"
 #include "daemon/handlers/whoami.h"
 #include "daemon/http/listener.h"
 #include "daemon/http/request.h"
@@ -24,24 +26,8 @@
 #endif
 #include "daemon/handlers/wait.h"
 
-static void reply_plain_json(struct request *r, unsigned status, json_t *j) {
-        char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-
-        json_decref(j);
-        if (s) {
-                /* A trailing newline keeps curl output readable. */
-                char *t = realloc(s, strlen(s) + 2);
-                if (t) {
-                        strcat(t, "\n");
-                        s = t;
-                }
-        }
-        request_reply_json(r, status, s);
-        (void) request_reply_header(r, "Cache-Control", "no-store");
-}
-
 static void handle_healthz(struct request *r) {
-        reply_plain_json(r, 200, json_pack("{s:s}", "status", "alive"));
+        local_reply_json(r, 200, json_pack("{s:s}", "status", "alive"));
 }
 
 /* Ready: a usable credential is held and the last upstream exchange worked. */
@@ -55,9 +41,9 @@ static void handle_readyz(struct request *r) {
         else if (!s.last_contact_ok)
                 why = "the last upstream request failed";
         if (why)
-                reply_plain_json(r, 503, json_pack("{s:s, s:s}", "status", "not ready", "reason", why));
+                local_reply_json(r, 503, json_pack("{s:s, s:s}", "status", "not ready", "reason", why));
         else
-                reply_plain_json(r, 200, json_pack("{s:s}", "status", "ready"));
+                local_reply_json(r, 200, json_pack("{s:s}", "status", "ready"));
 }
 
 static json_t *iso_time_or_null(uint64_t realtime_usec) {
@@ -120,7 +106,7 @@ static void handle_status(struct request *r) {
         char text[512];
 
         notify_status_text(d, text, sizeof text);
-        reply_plain_json(r, 200, json_pack(
+        local_reply_json(r, 200, json_pack(
                 "{s:s, s:I, s:i, s:s, s:o, s:{s:s, s:I, s:I, s:I}, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I}}",
                 "version", DENVRD_VERSION,
                 "uptime_seconds", (json_int_t) ((daemon_now(d) - d->started_usec) / 1000000u),
@@ -147,6 +133,10 @@ void local_api_handle(struct request *r) {
 
         if (strcmp(name, "wait") == 0 || strncmp(name, "wait/", 5) == 0) {
                 wait_start(r);   /* GET only, and its own errors */
+                return;
+        }
+        if (strcmp(name, "leases") == 0 || strncmp(name, "leases/", 7) == 0) {
+                leases_api_handle(r);
                 return;
         }
         if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {

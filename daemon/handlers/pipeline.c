@@ -5,6 +5,7 @@
 #include <errno.h>
 
 #include "daemon/core/daemon.h"
+#include "daemon/handlers/lease_header.h"
 #include "daemon/handlers/local_api.h"
 #include "daemon/handlers/login_shim.h"
 #include "daemon/http/fairness.h"
@@ -16,7 +17,6 @@
 #include "daemon/observe/audit.h"
 #include "daemon/policy/access.h"
 #include "daemon/policy/reading.h"
-#include "daemon/upstream/proxy.h"
 
 /* The shorthand expanded first, so that every later phase judges the path that is forwarded. */
 static bool phase_route(struct request *r) {
@@ -71,7 +71,7 @@ static bool phase_handle(struct request *r) {
                 login_shim_handle(r);
                 break;
         case ROUTE_API:
-                proxy_start(r);
+                lease_header_proxy(r);
                 break;
         case ROUTE_NONE:
                 assert(!"a request without a route is handled");
@@ -97,7 +97,7 @@ static const struct phase phases[] = {
         { "admit",           PHASE_HEADERS, fairness_request_admit },       /* http/fairness.c */
         { "read parameters", PHASE_BODY,    reading_run },                  /* policy/reading.c */
         { "rights on them",  PHASE_BODY,    phase_rights_on_parameters },   /* policy/access.c */
-        { "handle",          PHASE_BODY,    phase_handle },                 /* handlers/, upstream/proxy.c */
+        { "handle",          PHASE_BODY,    phase_handle },                 /* handlers/, handlers/lease_header.c, upstream/proxy.c */
 };
 
 const struct pipeline pipeline_denvrd = {

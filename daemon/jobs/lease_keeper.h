@@ -39,6 +39,8 @@ int lease_keeper_new(struct daemon *d, const char *path, struct lease_keeper **r
 struct lease_keeper *lease_keeper_free(struct lease_keeper *k);
 /* Arms the timer (after the event loop exists): overdue leases are acted on at once. */
 int lease_keeper_start(struct lease_keeper *k);
+/* Shutting down: nothing more is started, calls in flight are dropped.  NULL is fine. */
+void lease_keeper_stop(struct lease_keeper *k);
 
 const char *lease_keeper_file(const struct lease_keeper *k);
 size_t lease_keeper_count(const struct lease_keeper *k);
@@ -52,6 +54,10 @@ const struct lease *lease_keeper_find(const struct lease_keeper *k, enum lease_s
 int lease_keeper_set(struct lease_keeper *k, struct lease *l);
 /* Removes the lease on one machine and saves: 0, -ENOENT, or another negative errno. */
 int lease_keeper_remove(struct lease_keeper *k, enum lease_service s, const char *cluster, const char *id);
+
+/* The call that tells whether l's machine exists (and its status):
+ * GetServer?id=&namespace=&cluster= or GetApplicationDetails?id=&cluster=. */
+char *lease_check_target(struct daemon *d, const struct lease *l);
 
 /* Wall-clock now, in seconds since the epoch. */
 int64_t lease_keeper_now(const struct lease_keeper *k);

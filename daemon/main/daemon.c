@@ -21,6 +21,7 @@
 #include "daemon/http/listener.h"
 #include "daemon/http/request.h"
 #include "daemon/http/server.h"
+#include "daemon/jobs/lease_keeper.h"
 #include "daemon/main/reload.h"
 #include "daemon/observe/notify.h"
 #include "daemon/upstream/cache.h"
@@ -183,6 +184,36 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+static int watch_signals(struct daemon *d) {
+        int r;
+
+        r = sd_event_add_signal(d->event, NULL, SIGTERM, on_signal, d);
+        if (r >= 0)
+                r = sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d);
+        if (r >= 0)
+                r = sd_event_add_signal(d->event, NULL, SIGHUP, on_signal, d);
+        if (r < 0)
+                return log_error_errno(r, "cannot watch signals");
+        return 0;
+}
+
+/* A lease file that cannot be read stops the start: denvrd must not forget a machine it promised to stop. */
+static int open_leases(struct daemon *d) {
+        _cleanup_free_ char *path = NULL;
+        char err[512] = "";
+        int r;
+
+        r = lease_keeper_path(&path);
+        if (r < 0)
+                return log_error_errno(r, "cannot tell where to keep leases (no $STATE_DIRECTORY, "
+                                       "$XDG_STATE_HOME or $HOME)");
+        r = lease_keeper_new(d, path, &d->leases, err, sizeof err);
+        if (r < 0)
+                return log_error_errno(r, "cannot read the leases: %s; move the file away only if no "
+                                       "machine it names must be stopped", err[0] ? err : strerror(-r));
+        return lease_keeper_start(d->leases);
+}
+
 int daemon_new(struct denvr_config *config, const struct config_overrides *o, struct daemon **ret) {
         struct upstream_options uo = {
                 .ca_file = config->ca_file,
@@ -211,13 +242,9 @@ int daemon_new(struct denvr_config *config, const struct config_overrides *o, st
         clock_gettime(CLOCK_REALTIME, &ts);
         d->started_realtime_usec = (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000;
 
-        r = sd_event_add_signal(d->event, NULL, SIGTERM, on_signal, d);
-        if (r >= 0)
-                r = sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d);
-        if (r >= 0)
-                r = sd_event_add_signal(d->event, NULL, SIGHUP, on_signal, d);
+        r = watch_signals(d);
         if (r < 0)
-                return log_error_errno(r, "cannot watch signals");
+                return r;
         /* Pings the service manager from the loop that serves requests, at
          * half of WATCHDOG_USEC, so a wedged loop gets the service restarted. */
         (void) sd_event_set_watchdog(d->event, true);
@@ -240,6 +267,9 @@ int daemon_new(struct denvr_config *config, const struct config_overrides *o, st
         r = fairness_new(&d->fairness);
         if (r < 0)
                 return log_error_errno(r, "out of memory");
+        r = open_leases(d);
+        if (r < 0)
+                return r;
         return daemon_listen(d);
 }
 
@@ -309,6 +339,8 @@ void daemon_begin_shutdown(struct daemon *d) {
         notify_stopping(d);
         daemon_stop_listeners(d);
         linger_stop_all(d);
+        /* A lease being carried out is "acting" on disk: the next start checks and finishes it. */
+        lease_keeper_stop(d->leases);
         /* Log out with the current token, bounded to 2 s, then leave. */
         if (auth_logout(d->auth, on_logout_done, d) > 0 &&
             sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, LOGOUT_BOUND_USEC, 10000,
@@ -328,6 +360,7 @@ struct daemon *daemon_free(struct daemon *d) {
         free(d->listeners);
         assert(d->requests == NULL);
         linger_stop_all(d);
+        lease_keeper_free(d->leases);
         fairness_free(d->fairness);
         auth_free(d->auth);
         cache_free(d->cache);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "daemon/upstream/engine.h"
+#include "daemon/upstream/proxy.h"
 
 struct cache_flight;
 struct request;
@@ -25,6 +26,9 @@ struct proxy {
         unsigned cache_ttl;
         struct cache_flight *flight;
         bool waiting;                   /* a follower of another request's flight */
+
+        const struct proxy_observer *observer;
+        void *observer_data;
 };
 
 /* Starts p's own upstream call. */

@@ -30,6 +30,8 @@ static void proxy_free(struct proxy *p) {
         curl_slist_free_all(p->headers);
         free(p->owned_body);
         free(p->owned_target);
+        if (p->observer)
+                p->observer->free(p->observer_data);
         free(p);
 }
 
@@ -137,6 +139,18 @@ static bool replay_failure(struct proxy *p) {
 
 /* --- the upstream call ---------------------------------------------------------- */
 
+/* After the reply is set, so that the observer may add headers: the body is the reply's now. */
+static void observe(struct proxy *p, const struct answer *a) {
+        struct request *r = p->r;
+        struct answer seen = *a;
+
+        if (!r->response)
+                return;   /* out of memory replying: there is nothing to add to */
+        seen.body = (char *) r->response_body;
+        seen.body_len = r->response_bytes;
+        p->observer->answered(r, &seen, p->observer_data);
+}
+
 static void on_call_done(struct engine_call *c, struct engine_result *res, void *userdata) {
         struct proxy *p = userdata;
 
@@ -144,6 +158,8 @@ static void on_call_done(struct engine_call *c, struct engine_result *res, void 
         case ENGINE_ANSWERED:
                 proxy_flight_finish(p, &res->answer, NULL);
                 proxy_reply_answer(p, &res->answer, p->cache_key ? "MISS" : NULL, 0);
+                if (p->observer)
+                        observe(p, &res->answer);
                 if (upstream_status_is_transient(p->r->status))
                         remember_failure(p, false);
                 break;
@@ -252,16 +268,24 @@ static int prepare(struct proxy *p) {
 }
 
 void proxy_start(struct request *r) {
+        proxy_start_observed(r, NULL, NULL);
+}
+
+void proxy_start_observed(struct request *r, const struct proxy_observer *o, void *data) {
         struct proxy *p;
         int k;
 
         assert(!r->handler);
         p = calloc(1, sizeof *p);
         if (!p) {
+                if (o)
+                        o->free(data);
                 request_reply_error(r, 503, NULL, "out of memory");
                 return;
         }
         p->r = r;
+        p->observer = o;
+        p->observer_data = data;
         request_set_handler(r, &proxy_handler, p);
         r->forwarded = true;
         k = prepare(p);

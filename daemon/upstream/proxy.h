@@ -10,7 +10,22 @@
  * failure memory may answer.
  */
 
+struct answer;
 struct request;
 
 /* Forwards r; the proxy is r's handler (request.h) until r ends. */
 void proxy_start(struct request *r);
+
+/*
+ * One who must know upstream's answer to a request it let through (a lease
+ * set on CreateServer): answered() runs once, after the answer is the
+ * reply, so it may add headers to it (request_reply_header()); free() runs
+ * when the request ends, answered or not.
+ */
+struct proxy_observer {
+        void (*answered)(struct request *r, const struct answer *a, void *data);
+        void (*free)(void *data);
+};
+
+/* proxy_start() with an observer; data is the observer's, freed through it in any case. */
+void proxy_start_observed(struct request *r, const struct proxy_observer *o, void *data);
