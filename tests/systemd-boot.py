@@ -49,6 +49,12 @@ Checked, in order (each step prints its time; the first failure ends the run):
   * journal fields (journalctl -o json): REQUEST_ID, METHOD, PATH, STATUS, PEER_UID, and the
     login's MESSAGE_ID;
   * `systemctl reload denvrd`: same process, reload MESSAGE_ID, new default applied;
+  * a lease (PUT /_denvrd/leases/servers/virtual/ID?cluster=Msc1&namespace=TENANT, 4h,
+    destroy; by a member of denvr on the unix socket; the machine looked up upstream with
+    GetServer first) is kept in /var/lib/denvrd/leases.json (StateDirectory=: the directory
+    0700, the file 0600, both owned by denvrd) and survives `systemctl restart denvrd.service`
+    (a new MainPID; GET /_denvrd/leases lists it with the same expires_at and action); DELETE
+    removes it (200, then 404);
   * a SIGSTOPped denvrd is killed by the watchdog and restarted (WatchdogSec=2s drop-in);
   * `systemctl stop`: exit status 0 and a LogOut at the mock;
   * the per-user units under `systemctl --user` (lingering user manager): served on
@@ -60,6 +66,7 @@ unmounted; the temporary directory removed), bounded by GUARD_SECONDS.
 """
 
 import ctypes
+import datetime
 import json
 import os
 import re
@@ -85,6 +92,9 @@ MOCK_UNIT = "denvrd-test-mock.service"
 MESSAGE_ID_LOGIN = "4f0b6c2d3a8e4d17b1e5c9a07d2f6e31"
 MESSAGE_ID_RELOAD = "b2a9e7c41f3d4c8a9e0f1a2b3c4d5e6f"
 MESSAGE_ID_LOGOUT = "0d7e3a1b5c9f4e2a8b6d1c3e5f7a9b0c"
+SYSTEM_SOCK = "/run/denvrd/denvrd.sock"
+LEASE_VM, LEASE_CLUSTER = "vm-msc1-01", "Msc1"
+LEASE_SECONDS = 4 * 3600     # "4h"
 
 
 class Failure(Exception):
@@ -869,6 +879,90 @@ def per_user(c, src, mock_user, mock_password):
         "Seccomp 2, stopped with LogOut" % (pid, uid, OUTSIDER))
 
 
+def lease_call(c, method, path, body=None):
+    """(HTTP status, JSON or None) of a lease request by MEMBER on the system socket."""
+    extra = "-X %s " % method
+    if body is not None:
+        extra += "-H 'Content-Type: application/json' --data-binary %s " % shlex.quote(
+            json.dumps(body))
+    rc, code, text = curl(c, "http://localhost" + path, user=MEMBER, unix=SYSTEM_SOCK,
+                          extra=extra)
+    check(rc == 0, "%s %s: curl rc %d %s" % (method, path, rc, text))
+    try:
+        return code, json.loads(text)
+    except ValueError:
+        return code, None
+
+
+def same_lease(lease, namespace):
+    return (isinstance(lease, dict) and lease.get("service") == "servers/virtual"
+            and lease.get("id") == LEASE_VM and lease.get("cluster") == LEASE_CLUSTER
+            and lease.get("namespace") == namespace)
+
+
+def lease_restart(c):
+    """A lease set on the system unit is kept in $STATE_DIRECTORY (/var/lib/denvrd, 0700)
+    and survives `systemctl restart denvrd.service`."""
+    import mock_denvr   # start_mock() put tests/ on sys.path
+    # The README's configuration names no tenant, so no default namespace: the query names it.
+    ns = mock_denvr.TENANT
+    path = "/_denvrd/leases/servers/virtual/%s?cluster=%s&namespace=%s" % (
+        LEASE_VM, LEASE_CLUSTER, ns)
+    uid = c.uid(MEMBER)
+
+    def get_servers():   # GetServer of LEASE_VM at the mock (parameter names in any case)
+        return len([r for r in mock_requests(c, "/api/v1/servers/virtual/GetServer?")
+                    if re.search(r"[?&]id=%s(&|$)" % re.escape(LEASE_VM), r["path"], re.I)])
+    gets = get_servers()
+    code, lease = lease_call(c, "PUT", path, {"expires_in": "4h", "action": "destroy"})
+    now = time.time()
+    check(code == 200 and same_lease(lease, ns), "PUT %s: HTTP %d %s" % (path, code, lease))
+    check(lease.get("action") == "destroy" and lease.get("state") == "pending"
+          and lease.get("last_error") is None, "the lease: %s" % lease)
+    check((lease.get("set_by") or {}).get("uid") == uid, "set_by of the lease: %s (%s is uid %d)"
+          % (lease.get("set_by"), MEMBER, uid))
+    expires_at = lease.get("expires_at")
+    try:
+        at = datetime.datetime.strptime(str(expires_at), "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+    except ValueError:
+        raise Failure("expires_at of the lease is not RFC 3339 UTC: %r" % expires_at)
+    check(abs(at - (now + LEASE_SECONDS)) < 120, "expires_at %s is not 4 h from now" % expires_at)
+    check(isinstance(lease.get("expires_in"), int) and
+          LEASE_SECONDS - 120 < lease["expires_in"] <= LEASE_SECONDS,
+          "expires_in of a 4h lease: %r" % lease.get("expires_in"))
+    check(get_servers() > gets, "no GetServer of %s upstream before the lease was set"
+          % LEASE_VM)
+    say("  PUT %s (4h, destroy) as %s: expires_at %s" % (path, MEMBER, expires_at))
+    st = c.sh("stat -c '%a %U' /var/lib/denvrd /var/lib/denvrd/leases.json",
+              check=False).stdout.split()
+    check(st == ["700", "denvrd", "600", "denvrd"], "/var/lib/denvrd and its leases.json "
+          "(mode, owner): %s" % st)
+    check(LEASE_VM in c.sh("cat /var/lib/denvrd/leases.json").stdout,
+          "/var/lib/denvrd/leases.json does not name %s" % LEASE_VM)
+    old = positive_pid(main_pid(c, "denvrd.service"), "denvrd MainPID")
+    c.sh("systemctl restart denvrd.service")
+    new = positive_pid(main_pid(c, "denvrd.service"), "denvrd MainPID after restart")
+    check(new != old, "systemctl restart left MainPID %d" % old)
+    code, listed = lease_call(c, "GET", "/_denvrd/leases")
+    found = [l for l in (listed or {}).get("leases", []) if same_lease(l, ns)]
+    check(code == 200 and len(found) == 1, "GET /_denvrd/leases after the restart: HTTP %d %s"
+          % (code, listed))
+    check(found[0].get("expires_at") == expires_at and found[0].get("action") == "destroy",
+          "the lease after the restart: %s (before: expires_at %s, destroy)" % (
+              found[0], expires_at))
+    say("  restarted (pid %d -> %d): the lease is still listed, expires_at %s, destroy" % (
+        old, new, expires_at))
+    code, body = lease_call(c, "DELETE", path)
+    check(code == 200, "DELETE %s: HTTP %d %s" % (path, code, body))
+    code, body = lease_call(c, "DELETE", path)
+    check(code == 404, "DELETE %s again: HTTP %d %s" % (path, code, body))
+    code, listed = lease_call(c, "GET", "/_denvrd/leases")
+    check(code == 200 and not [l for l in (listed or {}).get("leases", []) if same_lease(l, ns)],
+          "GET /_denvrd/leases after DELETE: HTTP %d %s" % (code, listed))
+    say("  DELETE: 200, then 404; the lease is gone")
+
+
 # What systemd says when the watchdog step does its job; anything else is a warning.
 WATCHDOG_MESSAGES = re.compile(
     r"denvrd\.service: (Watchdog timeout \(limit 2s\)!|Killing process \d+ \(denvrd\) with "
@@ -924,6 +1018,8 @@ def run(build, src, tmp):
         journal_fields(c)
         say("reload")
         reload(c, pid)
+        say("a lease across systemctl restart")
+        lease_restart(c)
         say("watchdog")
         window = watchdog(c, pid)
         say("clean stop")
