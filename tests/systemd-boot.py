@@ -19,15 +19,42 @@ SRCDIR set up with BUILDDIR's compiler and every option BUILDDIR sets apart from
 but prefix /usr, and denvrd compiled.  BUILDDIR is never changed.  The mock upstream
 (tests/mock_denvr.py) runs inside as a transient service.
 
+The boot is the image's first boot, with denvrd already installed (issue 20): the install is
+done before it, and the README's install line then finds it done.  The overlay's upper dir
+hides the host's /etc/machine-id (a whiteout: removing it from the merged tree), so PID 1
+finds none, says "Detected first boot", initialises a transient machine-id (committed later
+by systemd-machine-id-commit.service) and presets every unit file as a first boot does
+("Populated /etc with preset unit settings" on the console): Debian's presets are systemd's
+90-systemd.preset, and anything it does not name is enabled.  The test itself enables
+nothing of denvrd before the README's last step; the host's enabled units are masked before
+the boot, and presets leave a masked unit alone.  systemd-sysusers.service creates user denvrd
+early in that boot, before sockets.target starts the socket (SocketUser=denvrd).
+
 Checked, in order (each step prints its time; the first failure ends the run):
-  * the first request is answered within 2 s of `systemctl enable --now denvrd.socket` while
-    network-online.target is still waiting;
+  * before the boot: no /etc/machine-id in the image and denvrd.socket disabled there;
+  * the first boot (first-boot-complete.target, ConditionFirstBoot=yes, active) preset the
+    units: denvrd.socket enabled and listening, the only denvrd link made, and
+    denvrd.service never started, not even tried (inactive, InactiveExitTimestamp 0,
+    NRestarts 0, no journal entry); the same still holds after the README's steps up to its
+    last one (so the old `WantedBy=multi-user.target`, which starts an unconfigured denvrd
+    that fails and restarts every 5 s, fails the test);
+  * the README's `systemctl enable --now denvrd.socket` (a no-op on the preset-enabled
+    socket) and the first request, answered within 2 s while network-online.target is still
+    waiting, start denvrd.service; then `systemctl disable --now denvrd.socket` (which stops
+    the service too) and the README's step again, as on an image without presets: the first
+    request is again answered within 2 s of `enable --now`, network-online.target waiting;
   * on /run/denvrd/denvrd.sock a member of group denvr is served, a non-member refused;
   * hardening in force at run time (/proc/PID/status: NoNewPrivs 1, Seccomp 2, no
     capabilities; /home empty in denvrd's mount namespace);
   * journal fields (journalctl -o json): REQUEST_ID, METHOD, PATH, STATUS, PEER_UID, and the
     login's MESSAGE_ID;
   * `systemctl reload denvrd`: same process, reload MESSAGE_ID, new default applied;
+  * a lease (PUT /_denvrd/leases/servers/virtual/ID?cluster=Msc1&namespace=TENANT, 4h,
+    destroy; by a member of denvr on the unix socket; the machine looked up upstream with
+    GetServer first) is kept in /var/lib/denvrd/leases.json (StateDirectory=: the directory
+    0700, the file 0600, both owned by denvrd) and survives `systemctl restart denvrd.service`
+    (a new MainPID; GET /_denvrd/leases lists it with the same expires_at and action); DELETE
+    removes it (200, then 404);
   * a SIGSTOPped denvrd is killed by the watchdog and restarted (WatchdogSec=2s drop-in);
   * `systemctl stop`: exit status 0 and a LogOut at the mock;
   * the per-user units under `systemctl --user` (lingering user manager): served on
@@ -39,6 +66,7 @@ unmounted; the temporary directory removed), bounded by GUARD_SECONDS.
 """
 
 import ctypes
+import datetime
 import json
 import os
 import re
@@ -64,6 +92,9 @@ MOCK_UNIT = "denvrd-test-mock.service"
 MESSAGE_ID_LOGIN = "4f0b6c2d3a8e4d17b1e5c9a07d2f6e31"
 MESSAGE_ID_RELOAD = "b2a9e7c41f3d4c8a9e0f1a2b3c4d5e6f"
 MESSAGE_ID_LOGOUT = "0d7e3a1b5c9f4e2a8b6d1c3e5f7a9b0c"
+SYSTEM_SOCK = "/run/denvrd/denvrd.sock"
+LEASE_VM, LEASE_CLUSTER = "vm-msc1-01", "Msc1"
+LEASE_SECONDS = 4 * 3600     # "4h"
 
 
 class Failure(Exception):
@@ -161,11 +192,12 @@ class Container:
         except Failure as e:
             raise Failure("%s; console:\n%s" % (e, self.console_text()))
 
-    def console_text(self):
+    def console_text(self, whole=False):
         try:
-            return (self.tmp / "console.log").read_text(errors="replace")[-4000:]
+            text = (self.tmp / "console.log").read_text(errors="replace")
         except OSError:
             return ""
+        return text if whole else text[-4000:]
 
     def cmd(self, argv, user=None, env=None):
         """argv run inside the container (as user, if given), with a clean environment."""
@@ -273,6 +305,61 @@ def prepare_image(c):
     d = etc / "network-online.target.d"
     d.mkdir(exist_ok=True)
     (d / "denvrd-test.conf").write_text("[Unit]\nWants=%s\n" % HOLD_UNIT)
+
+
+def before_first_boot(c):
+    """The image as it is before its first boot: denvrd installed, nothing of it enabled, no
+    machine-id (so that PID 1 detects a first boot and presets every unit)."""
+    check(not os.path.lexists(c.path("/etc/machine-id")),
+          "the image has an /etc/machine-id: its boot would not be a first boot")
+    p = subprocess.run(["systemctl", "--root=" + str(c.root), "is-enabled", "denvrd.socket"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+    check(p.stdout.strip() == "disabled", "denvrd.socket in the image before its first boot: %s"
+          % p.stdout.strip())
+    links = [str(q) for n in ("denvrd.socket", "denvrd.service")
+             for q in c.path("/etc/systemd").rglob(n)]
+    check(not links, "the image has denvrd links before its first boot: %s" % links)
+    say("image: denvrd installed, denvrd.socket disabled, no /etc/machine-id")
+
+
+def service_state(c):
+    return dict(line.split("=", 1) for line in c.sh(
+        "systemctl show -p ActiveState -p Result -p NRestarts -p InactiveExitTimestampMonotonic "
+        "denvrd.service").stdout.split())
+
+
+def never_started(c, when):
+    """denvrd.service has not been started, not even tried, and has no journal entry."""
+    st = service_state(c)
+    check(st == {"ActiveState": "inactive", "Result": "success", "NRestarts": "0",
+                  "InactiveExitTimestampMonotonic": "0"},
+          "denvrd.service was started %s: %s; journal:\n%s" % (when, st, c.sh(
+              "journalctl --no-pager -n 20 -u denvrd.service", check=False).stdout))
+    es = journal(c, "-u denvrd.service")
+    check(not es, "journal entries for denvrd.service %s: %s" % (
+        when, [e.get("MESSAGE") for e in es][:10]))
+
+
+def first_boot(c):
+    """Issue 20: the first boot presets every unit (Debian: enable all but a listed few);
+    denvrd.socket comes out enabled and listening, and nothing starts denvrd.service."""
+    fb = c.sh("systemctl show -p ConditionResult -p ActiveState first-boot-complete.target")
+    check(sorted(fb.stdout.split()) == ["ActiveState=active", "ConditionResult=yes"],
+          "not a first boot (first-boot-complete.target, ConditionFirstBoot=yes): %s" % fb.stdout)
+    console = c.console_text(whole=True)
+    check("Populated /etc with preset unit settings." in console,
+          "PID 1 did not preset the units at the first boot; console:\n%s" % console[-4000:])
+    state = c.sh("systemctl is-enabled denvrd.socket; systemctl is-active denvrd.socket",
+                 check=False).stdout.split()
+    check(state == ["enabled", "active"], "denvrd.socket after the first boot: %s (is-enabled, "
+          "is-active); journal:\n%s" % (state, c.sh(
+              "journalctl --no-pager -n 20 -u denvrd.socket", check=False).stdout))
+    never_started(c, "at the first boot")
+    wants = c.sh("find /etc/systemd/system -name 'denvrd*' -path '*.wants/*'").stdout.split()
+    check(wants == ["/etc/systemd/system/sockets.target.wants/denvrd.socket"],
+          "links the first boot's presets made for denvrd: %s" % wants)
+    say("  first boot: presets enabled denvrd.socket (listening); denvrd.service never "
+        "started, no journal entry")
 
 
 def hold_network_online(c):
@@ -522,8 +609,8 @@ def system_wide(c, src, build, mock_user, mock_password):
             continue
         cmd = unsudo(strip_comment(raw))
         if cmd.startswith("meson setup build --prefix=/usr && meson compile -C build && "):
-            install(c, build)
-            say("  %s  -> meson install -C %s --destdir ROOT" % (cmd, build))
+            say("  %s  -> done before the first boot: meson install -C %s --destdir ROOT" % (
+                cmd, build))
             continue
         stdin = None
         if "cat > /etc/credstore/denvr-apikey" in cmd:
@@ -533,10 +620,32 @@ def system_wide(c, src, build, mock_user, mock_password):
         if cmd == "usermod -aG denvr alice":
             cmd = "usermod -aG denvr " + MEMBER
         if cmd == enable:
-            first_request(c, cmd)
+            enable_step(c, cmd)
             continue
         c.sh(cmd, input=stdin)
         say("  # %s" % cmd)
+
+
+def enable_step(c, enable):
+    """The README's last step, twice.  On the first-booted image the socket is already
+    enabled (by the presets) and listening, so `enable --now` changes nothing and the first
+    request starts denvrd.service.  Then the socket is disabled and stopped, and the step is
+    run again as on an image without presets: enabling and starting the socket must not
+    wait for network-online.target either."""
+    never_started(c, "before the first request")
+    first_request(c, enable)
+    st = service_state(c)
+    check(st["ActiveState"] == "active" and st["NRestarts"] == "0",
+          "denvrd.service after the first request: %s" % st)
+    say("  the first request started denvrd.service (socket enabled by the presets)")
+    c.sh("systemctl disable --now denvrd.socket")
+    state = [c.sh("systemctl %s %s" % (verb, unit), check=False).stdout.strip()
+             for verb, unit in (("is-enabled", "denvrd.socket"), ("is-active", "denvrd.socket"),
+                                ("is-active", "denvrd.service"))]
+    check(state == ["disabled", "inactive", "inactive"],
+          "after `systemctl disable --now denvrd.socket`: %s" % state)
+    say("  # systemctl disable --now denvrd.socket   (denvrd.service stopped with it)")
+    first_request(c, enable)
 
 
 def first_request(c, enable):
@@ -770,6 +879,90 @@ def per_user(c, src, mock_user, mock_password):
         "Seccomp 2, stopped with LogOut" % (pid, uid, OUTSIDER))
 
 
+def lease_call(c, method, path, body=None):
+    """(HTTP status, JSON or None) of a lease request by MEMBER on the system socket."""
+    extra = "-X %s " % method
+    if body is not None:
+        extra += "-H 'Content-Type: application/json' --data-binary %s " % shlex.quote(
+            json.dumps(body))
+    rc, code, text = curl(c, "http://localhost" + path, user=MEMBER, unix=SYSTEM_SOCK,
+                          extra=extra)
+    check(rc == 0, "%s %s: curl rc %d %s" % (method, path, rc, text))
+    try:
+        return code, json.loads(text)
+    except ValueError:
+        return code, None
+
+
+def same_lease(lease, namespace):
+    return (isinstance(lease, dict) and lease.get("service") == "servers/virtual"
+            and lease.get("id") == LEASE_VM and lease.get("cluster") == LEASE_CLUSTER
+            and lease.get("namespace") == namespace)
+
+
+def lease_restart(c):
+    """A lease set on the system unit is kept in $STATE_DIRECTORY (/var/lib/denvrd, 0700)
+    and survives `systemctl restart denvrd.service`."""
+    import mock_denvr   # start_mock() put tests/ on sys.path
+    # The README's configuration names no tenant, so no default namespace: the query names it.
+    ns = mock_denvr.TENANT
+    path = "/_denvrd/leases/servers/virtual/%s?cluster=%s&namespace=%s" % (
+        LEASE_VM, LEASE_CLUSTER, ns)
+    uid = c.uid(MEMBER)
+
+    def get_servers():   # GetServer of LEASE_VM at the mock (parameter names in any case)
+        return len([r for r in mock_requests(c, "/api/v1/servers/virtual/GetServer?")
+                    if re.search(r"[?&]id=%s(&|$)" % re.escape(LEASE_VM), r["path"], re.I)])
+    gets = get_servers()
+    code, lease = lease_call(c, "PUT", path, {"expires_in": "4h", "action": "destroy"})
+    now = time.time()
+    check(code == 200 and same_lease(lease, ns), "PUT %s: HTTP %d %s" % (path, code, lease))
+    check(lease.get("action") == "destroy" and lease.get("state") == "pending"
+          and lease.get("last_error") is None, "the lease: %s" % lease)
+    check((lease.get("set_by") or {}).get("uid") == uid, "set_by of the lease: %s (%s is uid %d)"
+          % (lease.get("set_by"), MEMBER, uid))
+    expires_at = lease.get("expires_at")
+    try:
+        at = datetime.datetime.strptime(str(expires_at), "%Y-%m-%dT%H:%M:%SZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+    except ValueError:
+        raise Failure("expires_at of the lease is not RFC 3339 UTC: %r" % expires_at)
+    check(abs(at - (now + LEASE_SECONDS)) < 120, "expires_at %s is not 4 h from now" % expires_at)
+    check(isinstance(lease.get("expires_in"), int) and
+          LEASE_SECONDS - 120 < lease["expires_in"] <= LEASE_SECONDS,
+          "expires_in of a 4h lease: %r" % lease.get("expires_in"))
+    check(get_servers() > gets, "no GetServer of %s upstream before the lease was set"
+          % LEASE_VM)
+    say("  PUT %s (4h, destroy) as %s: expires_at %s" % (path, MEMBER, expires_at))
+    st = c.sh("stat -c '%a %U' /var/lib/denvrd /var/lib/denvrd/leases.json",
+              check=False).stdout.split()
+    check(st == ["700", "denvrd", "600", "denvrd"], "/var/lib/denvrd and its leases.json "
+          "(mode, owner): %s" % st)
+    check(LEASE_VM in c.sh("cat /var/lib/denvrd/leases.json").stdout,
+          "/var/lib/denvrd/leases.json does not name %s" % LEASE_VM)
+    old = positive_pid(main_pid(c, "denvrd.service"), "denvrd MainPID")
+    c.sh("systemctl restart denvrd.service")
+    new = positive_pid(main_pid(c, "denvrd.service"), "denvrd MainPID after restart")
+    check(new != old, "systemctl restart left MainPID %d" % old)
+    code, listed = lease_call(c, "GET", "/_denvrd/leases")
+    found = [l for l in (listed or {}).get("leases", []) if same_lease(l, ns)]
+    check(code == 200 and len(found) == 1, "GET /_denvrd/leases after the restart: HTTP %d %s"
+          % (code, listed))
+    check(found[0].get("expires_at") == expires_at and found[0].get("action") == "destroy",
+          "the lease after the restart: %s (before: expires_at %s, destroy)" % (
+              found[0], expires_at))
+    say("  restarted (pid %d -> %d): the lease is still listed, expires_at %s, destroy" % (
+        old, new, expires_at))
+    code, body = lease_call(c, "DELETE", path)
+    check(code == 200, "DELETE %s: HTTP %d %s" % (path, code, body))
+    code, body = lease_call(c, "DELETE", path)
+    check(code == 404, "DELETE %s again: HTTP %d %s" % (path, code, body))
+    code, listed = lease_call(c, "GET", "/_denvrd/leases")
+    check(code == 200 and not [l for l in (listed or {}).get("leases", []) if same_lease(l, ns)],
+          "GET /_denvrd/leases after DELETE: HTTP %d %s" % (code, listed))
+    say("  DELETE: 200, then 404; the lease is gone")
+
+
 # What systemd says when the watchdog step does its job; anything else is a warning.
 WATCHDOG_MESSAGES = re.compile(
     r"denvrd\.service: (Watchdog timeout \(limit 2s\)!|Killing process \d+ \(denvrd\) with "
@@ -802,9 +995,12 @@ def run(build, src, tmp):
     c = Container(tmp)
     try:
         c.mount()
+        install(c, build)   # the README's install line, before the first boot (issue 20)
         prepare_image(c)
+        before_first_boot(c)
         c.boot()
-        say("container up: PID 1 is host pid %d" % c.leader)
+        say("container up (first boot): PID 1 is host pid %d" % c.leader)
+        first_boot(c)
         hold_network_online(c)
         start = journal_cursor(c)
         for u in (MEMBER, OUTSIDER):
@@ -822,6 +1018,8 @@ def run(build, src, tmp):
         journal_fields(c)
         say("reload")
         reload(c, pid)
+        say("a lease across systemctl restart")
+        lease_restart(c)
         say("watchdog")
         window = watchdog(c, pid)
         say("clean stop")
