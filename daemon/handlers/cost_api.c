@@ -12,6 +12,7 @@
 #include "common/base/log.h"
 #include "common/http/canon_path.h"
 #include "daemon/core/daemon.h"
+#include "daemon/handlers/local_reply.h"
 #include "daemon/http/request.h"
 #include "daemon/jobs/cost.h"
 #include "daemon/policy/rights.h"
@@ -84,8 +85,7 @@ fail:
 
 /* Answers r with the figures or the failure. */
 static void reply(struct request *r, const struct cost_report *rep, const struct cost_failure *failure) {
-        char *s, ra[16];
-        json_t *j;
+        char ra[16];
 
         if (failure) {
                 if (request_reply_error(r, failure->status, NULL, "%s", failure->message) == 0 &&
@@ -95,16 +95,7 @@ static void reply(struct request *r, const struct cost_report *rep, const struct
                 }
                 return;
         }
-        j = report_json(rep);
-        /* 12 digits: a sum of prices shows as 5.2, not 5.2000000000000002. */
-        s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12)) : NULL;
-        json_decref(j);
-        if (!s) {
-                request_reply_error(r, 503, NULL, "out of memory");
-                return;
-        }
-        request_reply_json(r, 200, s);
-        (void) request_reply_header(r, "Cache-Control", "no-store");
+        local_reply_json(r, 200, report_json(rep));
 }
 
 static void on_cost(const struct cost_report *rep, const struct cost_failure *failure, void *userdata) {

@@ -7,7 +7,8 @@
 #include "daemon/http/request.h"
 
 void local_reply_json(struct request *r, unsigned status, json_t *j) {
-        char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+        /* 12 digits: a sum of prices shows as 5.2, not 5.2000000000000002. */
+        char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12)) : NULL;
 
         json_decref(j);
         if (s) {
