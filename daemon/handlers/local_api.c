@@ -160,6 +160,8 @@ void local_api_handle(struct request *r) {
 #ifdef DENVRD_TEST_HOOKS
         else if (strcmp(name, "test/sleep") == 0)
                 test_hooks_sleep(r);
+        else if (strcmp(name, "test/lease-clock") == 0)
+                test_hooks_lease_clock(r);
 #endif
         else
                 request_reply_error(r, 404, NULL, "no such denvrd endpoint: %s (try healthz, readyz, "

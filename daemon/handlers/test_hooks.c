@@ -13,6 +13,7 @@
 #include "common/client/auth.h"
 #include "daemon/core/daemon.h"
 #include "daemon/http/request.h"
+#include "daemon/jobs/lease_keeper.h"
 
 
 /* The value of name=VALUE in a query string, copied into buf; NULL if absent. */
@@ -44,4 +45,21 @@ void test_hooks_sleep(struct request *r) {
         timers = !v || strcmp(v, "0") != 0;
         auth_test_sleep(r->daemon->auth, seconds * USEC_PER_SEC, timers);
         request_reply_json(r, 200, strdup("{\"slept\":true}\n"));
+}
+
+/* GET /_denvrd/test/lease-clock?advance=N: the leases' wall clock moves N seconds on. */
+void test_hooks_lease_clock(struct request *r) {
+        char buf[32];
+        const char *v = query_value(r->query, "advance", buf, sizeof buf);
+        unsigned long long seconds;
+        char *end;
+
+        errno = 0;
+        seconds = v ? strtoull(v, &end, 10) : 0;
+        if (!v || errno || *end || seconds == 0 || seconds > 10u * 365 * 86400) {
+                request_reply_error(r, 400, NULL, "advance=N (1 s to 10 years) is required");
+                return;
+        }
+        lease_keeper_advance_clock(r->daemon->leases, (int64_t) seconds);
+        request_reply_json(r, 200, strdup("{\"advanced\":true}\n"));
 }

@@ -23,6 +23,7 @@ struct lease_keeper {
         struct lease_set set;
         uint64_t next_serial;
         sd_event_source *timer;         /* CLOCK_REALTIME: the next deadline or warning */
+        int64_t clock_offset;           /* seconds added to the wall clock: the test build's only */
         struct lease_job *jobs;         /* leases being carried out */
         /* Counters for the metrics. */
         uint64_t warnings, acted_ok, acted_failed;

@@ -67,3 +67,8 @@ void lease_keeper_stats(const struct lease_keeper *k, struct lease_keeper_stats 
 
 /* Wall-clock now, in seconds since the epoch. */
 int64_t lease_keeper_now(const struct lease_keeper *k);
+
+#ifdef DENVRD_TEST_HOOKS
+/* The test build's clock for leases: moves seconds on, and acts on what is then due. */
+void lease_keeper_advance_clock(struct lease_keeper *k, int64_t seconds);
+#endif

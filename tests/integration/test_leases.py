@@ -22,7 +22,8 @@ import pytest
 
 import denvrd_harness as H
 import peers as P
-from test_systemd import metric, parse_metrics, promtool_check, promtool_path
+from test_systemd import (HEX128, JournalSocket, journal_namespace_wrapper, metric, one,
+                          parse_metrics, promtool_check, promtool_path)
 
 DEFAULTS = {"cluster": "Msc1", "tenant": "denvr-test"}
 V = "/api/v1/servers/virtual/"
@@ -334,6 +335,68 @@ def test_metrics_and_cost_show_leases(ld, mock):
     (vm,) = [x for x in cost["machines"] if x["id"] == "vm-msc1-01"]
     assert vm["lease"]["action"] == "destroy" and vm["lease"]["expires_at"] == pending["expires_at"]
     assert all(x["lease"] is None for x in cost["machines"] if x["id"] != "vm-msc1-01")
+
+
+def lease_metrics(d):
+    st, _, text = d.request("GET", "/_denvrd/metrics")
+    assert st == 200
+    return parse_metrics(text.decode())[0]
+
+
+def test_warned_ten_minutes_ahead_on_a_test_clock(ld, mock):
+    """30 minutes of lease in no time: the test build's lease clock is moved on."""
+    d = ld(binary=H.denvrd_test_hooks_binary())
+
+    def advance(seconds):
+        st, _, _ = d.request("GET", "/_denvrd/test/lease-clock?advance=%d" % seconds)
+        assert st == 200
+
+    assert put(d, "vm-w1", {"expires_in": "30m"})[0] == 200
+    time.sleep(1.5)
+    assert "ends in" not in d.log_text()
+    assert metric(lease_metrics(d), "denvrd_leases_ending_soon") == 0
+    advance(21 * 60)
+    d.wait_for_log(r"lease on servers/virtual/vm-w1 .* ends in (5[0-9][0-9]|540)s")
+    m = lease_metrics(d)
+    assert metric(m, "denvrd_leases_ending_soon") == 1 and metric(m, "denvrd_lease_warnings_total") == 1
+    assert 530 <= metric(m, "denvrd_lease_seconds_remaining", service="servers/virtual", cluster="Msc1",
+                         id="vm-w1", action="stop") <= 540
+    seq = upstream_seq(mock)
+    assert [l["state"] for l in listed(d)] == ["pending"]
+    advance(10 * 60)
+    wait_state(d, "vm-w1", "done", timeout=10)
+    assert len(ops_since(mock, seq, "StopServer")) == 1
+    assert d.log_text().count("ends in") == 1     # warned once
+
+
+def test_each_step_has_its_message_id(ld, mock, sock_dir):
+    """In the journal: set, warned, acting, done and failed, each with the MESSAGE_ID denvrd(8)
+    documents."""
+    documented = re.findall(r"^\.It Li ([0-9a-f]{32})\n(\S+)",
+                            (H.INTEGRATION_DIR.parents[1] / "daemon" / "denvrd.8").read_text(), re.M)
+    ids = {word: mid for mid, word in documented}
+    assert set(ids) >= {"set", "warned", "acting:", "done", "failed"}, documented
+    jdir = sock_dir / "journal"
+    jdir.mkdir()
+    journal = JournalSocket(jdir / "socket")
+    try:
+        d = ld(wrapper=journal_namespace_wrapper(jdir), journal_stream=True, wait=False)
+        e = journal.wait(MESSAGE=r"listening on tcp 127\.0\.0\.1:\d+", timeout=15)[0]
+        host, port = re.search(r"listening on tcp (\S+):(\d+)", one(e, "MESSAGE")).groups()
+        d.tcp4 = [(host, int(port))]
+        H.wait_until(lambda: d.request("GET", "/_denvrd/healthz", timeout=2)[0] == 200, 10,
+                     what="denvrd to answer")
+        assert put(d, "vm-j1", {"expires_in": "1s"})[0] == 200
+        for word, prio in (("set", "6"), ("warned", "4"), ("acting:", "5"), ("done", "5")):
+            (entry,) = journal.wait(MESSAGE_ID=ids[word], timeout=15)
+            assert "vm-j1" in one(entry, "MESSAGE") and one(entry, "PRIORITY") == prio, entry
+        mock.fail(count=-1, status=403, path=V + "StopServer")
+        assert put(d, "vm-j2", {"expires_in": "1s"})[0] == 200
+        (entry,) = journal.wait(MESSAGE_ID=ids["failed"], timeout=15)
+        assert "vm-j2" in one(entry, "MESSAGE") and one(entry, "PRIORITY") == "3"
+        assert all(HEX128.match(i) for i in ids.values()) and len(set(ids.values())) == len(ids)
+    finally:
+        journal.close()
 
 
 # ---------------------------------------------------------------------------------------------
