@@ -69,6 +69,17 @@ int lease_policy_limit(struct request *r, int64_t seconds, char *msg, size_t siz
         return -EPERM;
 }
 
+int lease_policy_may_remove(struct request *r, char *msg, size_t size) {
+        const struct lease_default *d = lease_policy_default(r);
+
+        if (!d)
+                return 0;
+        snprintf(msg, size, "[leases] \"%s\" (line %u) gives every machine this caller starts a lease: it "
+                 "may shorten or extend one (PUT, at most %llds), not remove it", d->key, d->line,
+                 (long long) d->seconds);
+        return -EPERM;
+}
+
 const char *lease_policy_action_path(enum lease_service s, enum lease_action a, char *buf, size_t size,
                                      const char *api) {
         static const char *const ops[_LEASE_SERVICE_MAX][_LEASE_ACTION_MAX] = {

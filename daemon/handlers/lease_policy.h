@@ -26,6 +26,8 @@ bool lease_policy_visible(struct request *r, const struct lease *l);
 const struct lease_default *lease_policy_default(struct request *r);
 /* 0, or -EPERM with msg naming the [leases] entry that allows no lease that long. */
 int lease_policy_limit(struct request *r, int64_t seconds, char *msg, size_t size);
+/* 0, or -EPERM with msg naming the [leases] entry that makes a lease a must for this caller. */
+int lease_policy_may_remove(struct request *r, char *msg, size_t size);
 /* 0, or -EPERM with msg naming the [rights] rule that refuses the action. */
 int lease_policy_rights(struct request *r, const struct lease *l, char *msg, size_t size);
 /* The operation that carries the action out, "/api/v1/servers/virtual/StopServer". */

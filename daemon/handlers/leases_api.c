@@ -346,7 +346,7 @@ static void handle_delete(struct request *r) {
                                     lease_service_to_string(m.service), m.id, m.cluster);
                 return;
         }
-        if (lease_policy_rights(r, l, msg, sizeof msg) < 0) {
+        if (lease_policy_rights(r, l, msg, sizeof msg) < 0 || lease_policy_may_remove(r, msg, sizeof msg) < 0) {
                 r->daemon->metrics.denied++;
                 request_reply_error(r, 403, NULL, "%s", msg);
                 return;

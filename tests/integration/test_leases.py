@@ -478,8 +478,14 @@ def test_leases_section_gives_a_default_and_a_ceiling(ld, mock):
     assert st == 403 and '[leases] "*"' in error_of(js), js
     st, _, js = put(d, "vm-c1", {"expires_in": "3h"})
     assert st == 403 and '[leases] "*"' in error_of(js), js
+    # "never none": such a caller may not remove a lease either
+    st, _, js = d.request_json("DELETE", lease_path("servers/virtual", "vm-c1"))
+    assert st == 403 and '[leases] "*"' in error_of(js) and "not remove" in error_of(js), js
     assert mock.requests(since=seq, path="/api/v1/") == []
     assert sorted(l["id"] for l in listed(d)) == ["vm-c1", "vm-c2"]
+    # shortening is fine
+    st, _, js = put(d, "vm-c1", {"expires_in": "10m"})
+    assert st == 200 and 590 <= js["expires_in"] <= 600, js
 
 
 # ---------------------------------------------------------------------------------------------
