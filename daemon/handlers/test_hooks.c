@@ -27,20 +27,30 @@ static const char *query_value(const char *query, const char *name, char *buf, s
         return buf;
 }
 
-/* GET /_denvrd/test/sleep?seconds=N[&timers=0]: see auth_test_sleep(). */
-void test_hooks_sleep(struct request *r) {
+/* name=N, 1 s to 10 years: 0, or -EINVAL once the 400 is answered. */
+static int seconds_param(struct request *r, const char *name, unsigned long long *ret) {
         char buf[32];
-        const char *v = query_value(r->query, "seconds", buf, sizeof buf);
-        unsigned long long seconds;
-        bool timers;
+        const char *v = query_value(r->query, name, buf, sizeof buf);
         char *end;
 
         errno = 0;
-        seconds = v ? strtoull(v, &end, 10) : 0;
-        if (!v || errno || *end || seconds == 0 || seconds > 10u * 365 * 86400) {
-                request_reply_error(r, 400, NULL, "seconds=N (1 to 10 years) is required");
-                return;
+        *ret = v ? strtoull(v, &end, 10) : 0;
+        if (!v || errno || *end || *ret == 0 || *ret > 10u * 365 * 86400) {
+                request_reply_error(r, 400, NULL, "%s=N (1 s to 10 years) is required", name);
+                return -EINVAL;
         }
+        return 0;
+}
+
+/* GET /_denvrd/test/sleep?seconds=N[&timers=0]: see auth_test_sleep(). */
+void test_hooks_sleep(struct request *r) {
+        unsigned long long seconds;
+        char buf[32];
+        const char *v;
+        bool timers;
+
+        if (seconds_param(r, "seconds", &seconds) < 0)
+                return;
         v = query_value(r->query, "timers", buf, sizeof buf);
         timers = !v || strcmp(v, "0") != 0;
         auth_test_sleep(r->daemon->auth, seconds * USEC_PER_SEC, timers);
@@ -49,17 +59,10 @@ void test_hooks_sleep(struct request *r) {
 
 /* GET /_denvrd/test/lease-clock?advance=N: the leases' wall clock moves N seconds on. */
 void test_hooks_lease_clock(struct request *r) {
-        char buf[32];
-        const char *v = query_value(r->query, "advance", buf, sizeof buf);
         unsigned long long seconds;
-        char *end;
 
-        errno = 0;
-        seconds = v ? strtoull(v, &end, 10) : 0;
-        if (!v || errno || *end || seconds == 0 || seconds > 10u * 365 * 86400) {
-                request_reply_error(r, 400, NULL, "advance=N (1 s to 10 years) is required");
+        if (seconds_param(r, "advance", &seconds) < 0)
                 return;
-        }
         lease_keeper_advance_clock(r->daemon->leases, (int64_t) seconds);
         request_reply_json(r, 200, strdup("{\"advanced\":true}\n"));
 }
