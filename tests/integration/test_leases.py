@@ -250,13 +250,18 @@ def test_already_stopped_and_gone_are_done(ld, mock):
     assert s1["state"] == g1["state"] == "done"
 
 
-def test_upstream_down_at_the_deadline(ld, mock):
+@pytest.mark.parametrize("fault", ["503", "reset"])
+def test_upstream_down_at_the_deadline(ld, mock, fault):
     d = ld()
     assert put(d, "vm-u1", {"expires_in": "1s"})[0] == 200
-    mock.fail(count=-1, status=503, path=V)
+    if fault == "503":
+        mock.fail(count=-1, status=503, path=V)
+    else:   # the connection dies before any answer
+        mock.drop(count=-1, mode="reset", path=V)
     acting = wait_state(d, "vm-u1", "acting", timeout=15)
-    H.wait_until(lambda: [l for l in listed(d) if l["last_error"]], timeout=20, what="an error noted")
-    assert "503" in listed(d)[0]["last_error"]
+    H.wait_until(lambda: [l for l in listed(d) if l["last_error"]], timeout=30, what="an error noted")
+    err = listed(d)[0]["last_error"]
+    assert ("503" in err) if fault == "503" else ("503" not in err and err), err
     mock.reset()   # the fault is gone, and so are the records: count from 0
     mock.config(transition_seconds=1)
     seq = 0
