@@ -65,14 +65,18 @@ static int load_leases(json_t *array, const char *path, struct lease_set *ret, c
 
 int lease_store_load(const char *path, struct lease_set *ret, char *err, size_t size) {
         _cleanup_(json_decrefp) json_t *root = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
         json_error_t e;
         json_t *leases;
         int r;
 
         *ret = (struct lease_set) { 0 };
-        root = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
-        if (!root && access(path, F_OK) < 0 && errno == ENOENT)
+        f = fopen(path, "re");
+        if (!f && errno == ENOENT)
                 return 0;
+        if (!f)
+                return bad(err, size, -errno, "cannot open %s: %s", path, strerror(errno));
+        root = json_loadf(f, JSON_REJECT_DUPLICATES, &e);
         if (!root)
                 return bad(err, size, -EBADMSG, "%s: line %d: %s", path, e.line, e.text);
         if (json_integer_value(json_object_get(root, "version")) != LEASE_STORE_VERSION)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/base/clock.h"
 #include "common/base/list.h"
 #include "common/base/log.h"
 #include "common/http/canon_path.h"
@@ -31,7 +32,7 @@ struct cost_read {
         struct answer answer;
         bool have;                      /* answer holds a 2xx answer */
         bool fetched;                   /* ... from upstream just now: to be cached */
-        unsigned age;                   /* seconds, of a cached answer */
+        uint64_t age_usec;              /* of a cached answer */
 };
 
 /* The reads in flight, shared by every asker (d->cost_fetch). */
@@ -110,7 +111,8 @@ static int fetch_new(struct daemon *d, struct cost_fetch **ret) {
                 k = read_init(d, rd, i);
                 if (k < 0)
                         break;
-                hit = cache_lookup(d->cache, rd->key, daemon_boottime(d), &rd->age);
+                /* The clocks read now, not the loop's wake-up: as_of is worked out from both. */
+                hit = cache_lookup_usec(d->cache, rd->key, clock_usec(CLOCK_BOOTTIME), &rd->age_usec);
                 if (hit && (k = answer_copy(hit, &rd->answer)) >= 0)
                         rd->have = true;
         }
@@ -144,21 +146,22 @@ static bool parse_results(struct cost_fetch *f, json_t *results[static _COST_REA
 /* The figures from every read, or why not: 0 (report set), or -EBADMSG / -ENOMEM (failure set). */
 static int fetch_report(struct cost_fetch *f, struct cost_report *report, struct cost_failure *failure) {
         json_t *results[_COST_READ_MAX] = { NULL };
-        unsigned age = 0;
+        uint64_t age = 0;
         int k = -EBADMSG;
 
         for (size_t i = 0; i < _COST_READ_MAX; i++)
-                if (f->reads[i].age > age)
-                        age = f->reads[i].age;
+                if (f->reads[i].age_usec > age)
+                        age = f->reads[i].age_usec;
         if (parse_results(f, results, failure))
-                k = cost_report_build(f->daemon, results, age, report, failure);
+                k = cost_report_build(f->daemon, results, (unsigned) (age / USEC_PER_SEC), report, failure);
         for (size_t i = 0; i < _COST_READ_MAX; i++)
                 json_decref(results[i]);
         if (k == -ENOMEM) {
                 failure->status = 503;
                 snprintf(failure->message, sizeof failure->message, "out of memory computing the cost");
         }
-        report->as_of = (int64_t) time(NULL) - age;
+        /* The oldest read's wall-clock time, the same on every answer from it. */
+        report->as_of = (int64_t) ((clock_usec(CLOCK_REALTIME) - age) / USEC_PER_SEC);
         return k;
 }
 

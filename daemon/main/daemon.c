@@ -209,9 +209,12 @@ static int open_leases(struct daemon *d) {
                 return log_error_errno(r, "cannot tell where to keep leases (no $STATE_DIRECTORY, "
                                        "$XDG_STATE_HOME or $HOME)");
         r = lease_keeper_new(d, path, &d->leases, err, sizeof err);
-        if (r < 0)
-                return log_error_errno(r, "cannot read the leases: %s; move the file away only if no "
-                                       "machine it names must be stopped", err[0] ? err : strerror(-r));
+        if (r < 0) {
+                log_error("cannot read the leases: %s; denvrd does not start without them (move the file "
+                          "away only if no machine it names must be stopped or destroyed)",
+                          err[0] ? err : strerror(-r));
+                return r;
+        }
         return lease_keeper_start(d->leases);
 }
 

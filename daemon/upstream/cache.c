@@ -117,16 +117,24 @@ void cache_invalidate_service(struct cache *c, const char *path) {
                           before - c->n_entries == 1 ? "y" : "ies", (int) (slash - path + 1), path);
 }
 
-const struct answer *cache_lookup(struct cache *c, const char *key, uint64_t now,
-                                        unsigned *ret_age) {
+const struct answer *cache_lookup_usec(struct cache *c, const char *key, uint64_t now, uint64_t *ret_age_usec) {
         for (struct cache_entry *e = c->buckets[hash(key)]; e; e = e->next)
                 if (strcmp(e->key, key) == 0) {
                         if (e->expires_usec <= now)
                                 return NULL;
-                        *ret_age = (unsigned) ((now - e->stored_usec) / 1000000u);
+                        *ret_age_usec = now - e->stored_usec;
                         return &e->answer;
                 }
         return NULL;
+}
+
+const struct answer *cache_lookup(struct cache *c, const char *key, uint64_t now,
+                                        unsigned *ret_age) {
+        uint64_t age = 0;
+        const struct answer *a = cache_lookup_usec(c, key, now, &age);
+
+        *ret_age = (unsigned) (age / 1000000u);
+        return a;
 }
 
 void cache_store(struct cache *c, const char *key, const char *path, unsigned ttl_sec,

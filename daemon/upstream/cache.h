@@ -42,6 +42,8 @@ void cache_invalidate_service(struct cache *c, const char *path);
  * CLOCK_BOOTTIME, so an entry also ages while the machine sleeps. */
 const struct answer *cache_lookup(struct cache *c, const char *key, uint64_t now_usec,
                                         unsigned *ret_age);
+/* The same, with the age in microseconds (a time of its own can be worked out from it). */
+const struct answer *cache_lookup_usec(struct cache *c, const char *key, uint64_t now_usec, uint64_t *ret_age_usec);
 /* Stores a 2xx answer (copied); others are ignored. */
 void cache_store(struct cache *c, const char *key, const char *path, unsigned ttl_sec,
                  const struct answer *a, uint64_t now_usec);

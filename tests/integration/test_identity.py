@@ -146,8 +146,10 @@ def start_as(start_denvrd, mock):
         dm = {"socket_mode": socket_mode}
         dm.update(daemon or {})
         wrapper = [sys.executable, "-I", "-c", AS_USER, str(user["uid"]), str(gid), d]
+        # A user's denvrd keeps its leases in a directory of its own (as under its own home).
+        env = dict(kw.pop("env", None) or {}, XDG_STATE_HOME=os.path.join(d, "state"))
         return start_denvrd(socket=os.path.join(d, "denvrd.sock"), ca_file=ca, daemon=dm,
-                            wrapper=wrapper, **kw)
+                            wrapper=wrapper, env=env, **kw)
 
     yield _start
     for d in dirs:

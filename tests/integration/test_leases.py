@@ -306,13 +306,28 @@ def test_deadline_passed_while_stopped(ld, mock, state):
     assert re.search(r"lease on servers/virtual/vm-l1 .* ended at .*, \d+s late", d2.log_text())
 
 
-def test_unreadable_state_file_stops_the_start(ld, state):
+@pytest.mark.parametrize("damage,words", [
+    ("cut", "line 1"), ("version", "not a lease file of version 1"), ("bad lease", "leases.json"),
+    ("loop", "Too many levels of symbolic links")])
+def test_unreadable_state_file_stops_the_start(ld, state, damage, words):
     f = state_file(state)
     f.parent.mkdir(mode=0o700)
-    f.write_text('{"version": 1, "leases": [{"id": ')
+    if damage == "cut":
+        f.write_text('{"version": 1, "leases": [{"id": ')
+    elif damage == "version":
+        f.write_text('{"version": 2, "leases": []}')
+    elif damage == "bad lease":
+        f.write_text('{"version": 1, "leases": [{"service": "servers/virtual", "id": "vm-1"}]}')
+    else:
+        os.symlink(f.name, f)
+    before = f.read_text() if damage != "loop" else None
     d = ld(wait=False)
-    assert d.wait_exit() != 0
-    assert "cannot read the leases" in d.log_text() and str(f) in d.log_text()
+    assert d.wait_exit() == 1
+    log = d.log_text()
+    assert "cannot read the leases" in log and str(f) in log and words in log, log
+    assert "does not start without them" in log
+    if before is not None:
+        assert f.read_text() == before     # never replaced by an empty list
 
 
 def test_metrics_and_cost_show_leases(ld, mock):
