@@ -186,7 +186,8 @@ static int judge(struct request *r, const struct lease_op *op, struct intent *in
         }
         if (name_machine(r, op, &in->lease) < 0)
                 return refuse(r, 503, "out of memory");
-        if (lease_policy_rights(r, &in->lease, msg, sizeof msg) < 0)
+        if (lease_policy_rights(r, &in->lease, msg, sizeof msg) < 0 ||
+            (in->lease.id && in->lease.cluster && lease_policy_replace(r, &in->lease, msg, sizeof msg) < 0))
                 return refuse(r, 403, msg);
         return 1;
 }

@@ -234,8 +234,15 @@ static void put_store(struct lease_put *p) {
         struct request *r = p->r;
         struct lease_keeper *k = r->daemon->leases;
         const struct lease *l;
+        char msg[768];
         int e;
 
+        /* Judged again: a lease may have been set on the machine while upstream was asked. */
+        if (lease_policy_replace(r, &p->lease, msg, sizeof msg) < 0) {
+                r->daemon->metrics.denied++;
+                request_reply_error(r, 403, NULL, "%s", msg);
+                return;
+        }
         e = lease_keeper_set(k, &p->lease);
         if (e < 0) {
                 request_reply_error(r, 503, NULL, "cannot write the lease to %s (%s): nothing was changed",
@@ -302,7 +309,7 @@ static int put_lease(struct request *r, struct lease_put *p) {
         }
         if (read_body(r, now, l) < 0)
                 return -EINVAL;
-        if (lease_policy_rights(r, l, msg, sizeof msg) < 0 ||
+        if (lease_policy_rights(r, l, msg, sizeof msg) < 0 || lease_policy_replace(r, l, msg, sizeof msg) < 0 ||
             lease_policy_limit(r, l->expires_at - now, msg, sizeof msg) < 0) {
                 r->daemon->metrics.denied++;
                 request_reply_error(r, 403, NULL, "%s", msg);

@@ -471,6 +471,40 @@ def test_rights_on_leases(ld, mock, tokens):
     assert mock.requests(since=seq, path="/api/v1/") == []
 
 
+def test_replacing_a_lease_needs_the_right_to_its_action(ld, mock, tokens):
+    """A caller that may stop but not destroy cannot undo a destroy lease by putting a year-long
+    stop lease in its place, neither with PUT nor with the header, as it could not DELETE it."""
+    lines = "\n".join(l for _, l in tokens.values())
+    d = ld(config_text_extra='[tokens]\n%s\n[rights]\n'
+           '"token:stopper" = ["servers/virtual/GetServer", "servers/virtual/StopServer", '
+           '"servers/virtual/StartServer"]\n"token:reader" = "read-only"\n"token:other" = "read-only"\n'
+           % lines)
+    stopper = {"Authorization": "ApiKey " + tokens["stopper"][0]}
+    st, _, js = put(d, "vm-x1", {"expires_in": "1h", "action": "destroy"})
+    assert st == 200, js
+    seq = upstream_seq(mock)
+    st, _, js = put(d, "vm-x1", {"expires_in": "300d"}, headers=stopper)
+    assert st == 403 and "DestroyServer" in error_of(js), js
+    st, _, js = d.request_json("POST", V + "StartServer", {"id": "vm-x1", "cluster": "Msc1"},
+                               headers=dict(stopper, **{"X-Denvrd-Lease": "300d"}))
+    assert st == 403 and "DestroyServer" in error_of(js), js
+    assert mock.requests(since=seq, path="/api/v1/") == []
+    [l] = [l for l in listed(d) if l["id"] == "vm-x1"]
+    assert l["action"] == "destroy" and l["expires_in"] <= 3600, l
+    # a stop lease is the stopper's to replace
+    st, _, js = put(d, "vm-x2", {"expires_in": "1h"})
+    assert st == 200, js
+    st, _, js = put(d, "vm-x2", {"expires_in": "2h"}, headers=stopper)
+    assert st == 200 and js["set_by"]["token"] == "stopper", js
+    # a destroy lease that failed is history: a new lease may take its place
+    mock.fail(count=1, status=400, path=V + "DestroyServer")
+    st, _, js = put(d, "vm-x3", {"expires_in": "1s", "action": "destroy"})
+    assert st == 200, js
+    wait_state(d, "vm-x3", "failed")
+    st, _, js = put(d, "vm-x3", {"expires_in": "1h"}, headers=stopper)
+    assert st == 200 and js["action"] == "stop" and js["state"] == "pending", js
+
+
 # ---------------------------------------------------------------------------------------------
 # durability: SIGKILL at every step of a state write
 # ---------------------------------------------------------------------------------------------
