@@ -302,3 +302,16 @@ def test_a_cached_answer_that_is_not_an_envelope_is_an_error(start_denvrd, mock)
         assert body["success"] is False and SERVERS in body["error"]["message"]
     assert reads_seen(mock, since=seq) == dict.fromkeys(READS, 0)
     assert d.request("GET", "/_denvrd/healthz")[0] == 200
+
+
+def test_a_login_that_fails_while_the_reads_wait_for_it(start_denvrd, mock):
+    """The four reads wait for the first login, which fails: every waiter is woken with the
+    failure, the first one ends the fetch and cancels the other three while the login holder
+    is still waking them.  One error envelope, and denvrd lives on."""
+    mock.delay(1.5, path="/api/TokenAuth/Authenticate")
+    d = start_denvrd(credentials={"username": H.DEFAULT_USER, "password": "not-the-password"})
+    st, body = get_cost(d)
+    assert st in (424, 503), body
+    assert body["success"] is False and "not logged in" in body["error"]["message"], body
+    assert reads_seen(mock) == dict.fromkeys(READS, 0)
+    assert d.request("GET", "/_denvrd/healthz")[0] == 200
