@@ -123,7 +123,7 @@ static void on_answered(struct request *r, const struct answer *a, void *data) {
         if (a->status < 200 || a->status >= 300)
                 return;
         e = from_answer(&in->lease, a);
-        if (e >= 0 && (!in->lease.id || !in->lease.cluster))
+        if (e >= 0 && (!in->lease.id || !in->lease.cluster || !lease_names_are_clean(&in->lease)))
                 e = -EBADMSG;
         if (e >= 0) {
                 in->lease.expires_at = lease_keeper_now(k) + in->seconds;
@@ -132,7 +132,8 @@ static void on_answered(struct request *r, const struct answer *a, void *data) {
         }
         if (e < 0) {
                 log_error("%s: upstream answered %u, but no lease could be set (%s): the machine runs without one",
-                          r->id, a->status, e == -EBADMSG ? "its answer does not name the machine" : strerror(-e));
+                          r->id, a->status, e == -EBADMSG ? "its answer does not name the machine, or names it "
+                          "with control characters" : strerror(-e));
                 (void) request_reply_header(r, HEADER "-Error", "no lease was set: see denvrd's log");
                 return;
         }

@@ -138,8 +138,10 @@ static bool read_machine(struct request *r, struct machine *m) {
                 return false;
         }
         if (param(r, "cluster", def.cluster, &m->cluster) < 0 ||
-            param(r, "namespace", m->service == LEASE_SERVERS_VIRTUAL ? def.vpcid : NULL, &m->namespace) < 0) {
-                request_reply_error(r, 400, NULL, "cluster and namespace must be valid query values");
+            param(r, "namespace", m->service == LEASE_SERVERS_VIRTUAL ? def.vpcid : NULL, &m->namespace) < 0 ||
+            !lease_names_are_clean(&(struct lease) { .cluster = m->cluster, .namespace = m->namespace })) {
+                request_reply_error(r, 400, NULL, "cluster and namespace must be valid query values, without "
+                                    "control characters");
                 return false;
         }
         if (!m->cluster || (m->service == LEASE_SERVERS_VIRTUAL && !m->namespace)) {

@@ -392,6 +392,24 @@ def test_header_elsewhere_is_refused(ld, mock):
     assert mock.requests(since=seq, path="/api/v1/") == []
 
 
+def test_names_with_control_characters_set_no_lease(ld, mock, state):
+    """Lease names are logged as they are: a newline in one would forge a log line."""
+    d = ld()
+    seq = upstream_seq(mock)
+    for q in ({"cluster": "Msc1\nerror lease: forged"}, {"namespace": "ns\r\nforged"}):
+        st, _, js = put(d, "vm-c1", {"expires_in": "1h"}, **q)
+        assert st == 400 and "control characters" in error_of(js), (q, st, js)
+    assert mock.requests(since=seq, path="/api/v1/") == []
+    # upstream's answer names the machine with a newline: started, but without a lease
+    mock.fail(count=1, status=202, path=V + "StartServer", body=json.dumps(
+        {"result": {"id": "vm-c2\nerror lease: forged", "cluster": "Msc1"}, "success": True}))
+    st, h, js = d.request_json("POST", V + "StartServer", {"id": "vm-c2", "cluster": "Msc1"},
+                               headers={"X-Denvrd-Lease": "1h"})
+    assert st == 202 and h["X-Denvrd-Lease"] is None and h["X-Denvrd-Lease-Error"], (st, js)
+    assert listed(d) == [] and not state_file(state).exists()
+    assert "forged" not in d.log_text()
+
+
 def test_failed_create_sets_no_lease(ld, mock):
     d = ld()
     mock.fail(count=1, status=400, path=V + "CreateServer")
