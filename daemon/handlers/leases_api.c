@@ -138,7 +138,7 @@ static bool read_machine(struct request *r, struct machine *m) {
                 return false;
         }
         if (param(r, "cluster", def.cluster, &m->cluster) < 0 ||
-            param(r, "namespace", m->service == LEASE_SERVERS_VIRTUAL ? def.vpcid : NULL, &m->namespace) < 0 ||
+            (m->service == LEASE_SERVERS_VIRTUAL && param(r, "namespace", def.vpcid, &m->namespace) < 0) ||
             !lease_names_are_clean(&(struct lease) { .cluster = m->cluster, .namespace = m->namespace })) {
                 request_reply_error(r, 400, NULL, "cluster and namespace must be valid query values, without "
                                     "control characters");

@@ -224,8 +224,9 @@ def test_acted_on_at_the_deadline(ld, mock, action, op):
 
 def test_application_stopped(ld, mock):
     d = ld()
-    st, _, js = put(d, "jupyter-msc1", {"expires_in": "1s"}, "servers/applications")
-    assert st == 200, js
+    # an application has no namespace: one in the query is not the lease's
+    st, _, js = put(d, "jupyter-msc1", {"expires_in": "1s"}, "servers/applications", namespace="zzz")
+    assert st == 200 and js["namespace"] is None, js
     seq = upstream_seq(mock)
     wait_state(d, "jupyter-msc1", "done")
     acts = ops_since(mock, seq, "StopApplication")
