@@ -175,6 +175,17 @@ int lease_time_parse(const char *s, int64_t *ret) {
 
 /* --- JSON ------------------------------------------------------------------------- */
 
+static bool clean(const char *s) {
+        for (; s && *s; s++)
+                if ((unsigned char) *s < 0x20 || *s == 0x7f)
+                        return false;
+        return true;
+}
+
+bool lease_names_are_clean(const struct lease *l) {
+        return clean(l->id) && clean(l->cluster) && clean(l->namespace);
+}
+
 json_t *lease_to_json(const struct lease *l, int64_t now) {
         char at[LEASE_TIME_LEN];
 

@@ -77,6 +77,9 @@ void lease_time_format(int64_t t, char buf[static LEASE_TIME_LEN]);
 /* RFC 3339 with "Z" or an offset, fractions of a second ignored: 0 or -EINVAL. */
 int lease_time_parse(const char *s, int64_t *ret);
 
+/* Whether id, cluster and namespace are free of control bytes (they are logged as they are). */
+bool lease_names_are_clean(const struct lease *l);
+
 /* The lease as JSON (expires_in counted from now). */
 json_t *lease_to_json(const struct lease *l, int64_t now);
 /* From the state file's JSON: 0, -EINVAL with *why, or -ENOMEM.  ret is zeroed first. */

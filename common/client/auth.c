@@ -68,28 +68,32 @@ void auth_wait(struct auth *a, struct auth_waiter *w, auth_ready_t cb, void *use
         w->userdata = userdata;
         LIST_PREPEND(a->waiters, w);
         w->queued = true;
+        w->head = &a->waiters;
 }
 
 void auth_unwait(struct auth *a, struct auth_waiter *w) {
         if (!a || !w->queued)
                 return;
-        LIST_REMOVE(a->waiters, w);
+        LIST_REMOVE(*w->head, w);
         w->queued = false;
+        w->head = NULL;
 }
 
 static void wake_waiters(struct auth *a, int error) {
-        /* Callbacks may queue again (a replay after 401): detach the list first. */
+        /* Callbacks may queue again (a replay after 401): detach the list first.  They may
+         * also cancel waiters still on it (a call freed by another's end): auth_unwait()
+         * takes those off this list, which is theirs until they are woken. */
         struct auth_waiter *list = a->waiters;
 
         a->waiters = NULL;
+        LIST_FOREACH(w, list)
+                w->head = &list;
         while (list) {
                 struct auth_waiter *w = list;
 
-                list = w->next;
-                if (list)
-                        list->prev = NULL;
-                w->prev = w->next = NULL;
+                LIST_REMOVE(list, w);
                 w->queued = false;
+                w->head = NULL;
                 w->cb(w, error, w->userdata);
         }
 }

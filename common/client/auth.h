@@ -33,6 +33,7 @@ struct auth_waiter {
         auth_ready_t cb;
         void *userdata;
         bool queued;
+        struct auth_waiter **head;      /* the list it is on while queued */
 };
 
 /* Events the daemon wants to know about (counters, status, journal). */

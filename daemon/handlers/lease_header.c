@@ -123,7 +123,7 @@ static void on_answered(struct request *r, const struct answer *a, void *data) {
         if (a->status < 200 || a->status >= 300)
                 return;
         e = from_answer(&in->lease, a);
-        if (e >= 0 && (!in->lease.id || !in->lease.cluster))
+        if (e >= 0 && (!in->lease.id || !in->lease.cluster || !lease_names_are_clean(&in->lease)))
                 e = -EBADMSG;
         if (e >= 0) {
                 in->lease.expires_at = lease_keeper_now(k) + in->seconds;
@@ -132,7 +132,8 @@ static void on_answered(struct request *r, const struct answer *a, void *data) {
         }
         if (e < 0) {
                 log_error("%s: upstream answered %u, but no lease could be set (%s): the machine runs without one",
-                          r->id, a->status, e == -EBADMSG ? "its answer does not name the machine" : strerror(-e));
+                          r->id, a->status, e == -EBADMSG ? "its answer does not name the machine, or names it "
+                          "with control characters" : strerror(-e));
                 (void) request_reply_header(r, HEADER "-Error", "no lease was set: see denvrd's log");
                 return;
         }
@@ -186,7 +187,8 @@ static int judge(struct request *r, const struct lease_op *op, struct intent *in
         }
         if (name_machine(r, op, &in->lease) < 0)
                 return refuse(r, 503, "out of memory");
-        if (lease_policy_rights(r, &in->lease, msg, sizeof msg) < 0)
+        if (lease_policy_rights(r, &in->lease, msg, sizeof msg) < 0 ||
+            (in->lease.id && in->lease.cluster && lease_policy_replace(r, &in->lease, msg, sizeof msg) < 0))
                 return refuse(r, 403, msg);
         return 1;
 }

@@ -13,6 +13,7 @@
 #include "common/config/config.h"
 #include "daemon/core/daemon.h"
 #include "daemon/http/request.h"
+#include "daemon/jobs/lease_keeper.h"
 #include "daemon/policy/rights.h"
 
 static char *user_name(uid_t uid) {
@@ -123,5 +124,18 @@ int lease_policy_rights(struct request *r, const struct lease *l, char *msg, siz
                 return 0;
         snprintf(msg, size, "a lease that will %s this machine needs the right to %s it: %s",
                  lease_action_to_string(l->action), lease_action_to_string(l->action), ans.message);
+        return -EPERM;
+}
+
+int lease_policy_replace(struct request *r, const struct lease *l, char *msg, size_t size) {
+        const struct lease *old = lease_keeper_find(r->daemon->leases, l->service, l->cluster, l->id);
+        char why[512];
+
+        /* One done or failed is history: it will never be acted on, so replacing it undoes nothing. */
+        if (!old || old->state == LEASE_DONE || old->state == LEASE_FAILED ||
+            lease_policy_rights(r, old, why, sizeof why) == 0)
+                return 0;
+        snprintf(msg, size, "this machine already has a lease that will %s it, and replacing it needs the "
+                 "right to that too: %s", lease_action_to_string(old->action), why);
         return -EPERM;
 }

@@ -30,6 +30,9 @@ int lease_policy_limit(struct request *r, int64_t seconds, char *msg, size_t siz
 int lease_policy_may_remove(struct request *r, char *msg, size_t size);
 /* 0, or -EPERM with msg naming the [rights] rule that refuses the action. */
 int lease_policy_rights(struct request *r, const struct lease *l, char *msg, size_t size);
+/* 0, or -EPERM with msg: the lease already on l's machine, if any and still to be carried out,
+ * has an action the caller may not take (replacing it would undo it, as removing it would). */
+int lease_policy_replace(struct request *r, const struct lease *l, char *msg, size_t size);
 /* The operation that carries the action out, "/api/v1/servers/virtual/StopServer". */
 const char *lease_policy_action_path(enum lease_service s, enum lease_action a, char *buf, size_t size,
                                      const char *api);

@@ -138,8 +138,10 @@ static bool read_machine(struct request *r, struct machine *m) {
                 return false;
         }
         if (param(r, "cluster", def.cluster, &m->cluster) < 0 ||
-            param(r, "namespace", m->service == LEASE_SERVERS_VIRTUAL ? def.vpcid : NULL, &m->namespace) < 0) {
-                request_reply_error(r, 400, NULL, "cluster and namespace must be valid query values");
+            (m->service == LEASE_SERVERS_VIRTUAL && param(r, "namespace", def.vpcid, &m->namespace) < 0) ||
+            !lease_names_are_clean(&(struct lease) { .cluster = m->cluster, .namespace = m->namespace })) {
+                request_reply_error(r, 400, NULL, "cluster and namespace must be valid query values, without "
+                                    "control characters");
                 return false;
         }
         if (!m->cluster || (m->service == LEASE_SERVERS_VIRTUAL && !m->namespace)) {
@@ -234,8 +236,15 @@ static void put_store(struct lease_put *p) {
         struct request *r = p->r;
         struct lease_keeper *k = r->daemon->leases;
         const struct lease *l;
+        char msg[768];
         int e;
 
+        /* Judged again: a lease may have been set on the machine while upstream was asked. */
+        if (lease_policy_replace(r, &p->lease, msg, sizeof msg) < 0) {
+                r->daemon->metrics.denied++;
+                request_reply_error(r, 403, NULL, "%s", msg);
+                return;
+        }
         e = lease_keeper_set(k, &p->lease);
         if (e < 0) {
                 request_reply_error(r, 503, NULL, "cannot write the lease to %s (%s): nothing was changed",
@@ -302,7 +311,7 @@ static int put_lease(struct request *r, struct lease_put *p) {
         }
         if (read_body(r, now, l) < 0)
                 return -EINVAL;
-        if (lease_policy_rights(r, l, msg, sizeof msg) < 0 ||
+        if (lease_policy_rights(r, l, msg, sizeof msg) < 0 || lease_policy_replace(r, l, msg, sizeof msg) < 0 ||
             lease_policy_limit(r, l->expires_at - now, msg, sizeof msg) < 0) {
                 r->daemon->metrics.denied++;
                 request_reply_error(r, 403, NULL, "%s", msg);

@@ -149,6 +149,7 @@ static int fetch_report(struct cost_fetch *f, struct cost_report *report, struct
         uint64_t age = 0;
         int k = -EBADMSG;
 
+        *report = (struct cost_report) { .machines = NULL };
         for (size_t i = 0; i < _COST_READ_MAX; i++)
                 if (f->reads[i].age_usec > age)
                         age = f->reads[i].age_usec;
@@ -300,7 +301,7 @@ static struct cost_ask *ask_new(struct cost_fetch *f, cost_done_t done, void *us
 
 /* Answers at once from the cache: 1, or 0 when a read is missing there. */
 static int answer_from_cache(struct cost_fetch *f, cost_done_t done, void *userdata) {
-        struct cost_report report;
+        struct cost_report report = { .machines = NULL };
         struct cost_failure failure = { .status = 0 };
 
         for (size_t i = 0; i < _COST_READ_MAX; i++)

@@ -284,3 +284,34 @@ def test_rights_decide_who_sees_the_cost(start_denvrd, mock, harness_token_log):
     assert reads_seen(mock) == dict.fromkeys(READS, 0)
     st, cost = get_cost(d, auth("ro"))
     assert st == 200 and got_machines(cost) == expected_machines()
+
+
+def test_a_cached_answer_that_is_not_an_envelope_is_an_error(start_denvrd, mock):
+    """All four reads answered from the GET cache, one of them a 2xx that is not a JSON envelope
+    (cached from a client's own GET): a 502 envelope, and denvrd lives on."""
+    cache = "[cache]\n" + "".join('"%s" = 300\n' % p for p in READS)
+    d = start_denvrd(config_text_extra=cache, defaults={"cluster": ""})   # GetServers as it is
+    mock.fail(count=1, status=200, path=SERVERS, body="<html>maintenance</html>", content_type="text/html")
+    for p in READS:
+        out = d.raw(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" % p.encode())
+        assert out.startswith(b"HTTP/1.1 200"), (p, out[:200])
+    seq = last_seq(mock)
+    for _ in range(3):
+        st, body = get_cost(d)
+        assert st == 502, body
+        assert body["success"] is False and SERVERS in body["error"]["message"]
+    assert reads_seen(mock, since=seq) == dict.fromkeys(READS, 0)
+    assert d.request("GET", "/_denvrd/healthz")[0] == 200
+
+
+def test_a_login_that_fails_while_the_reads_wait_for_it(start_denvrd, mock):
+    """The four reads wait for the first login, which fails: every waiter is woken with the
+    failure, the first one ends the fetch and cancels the other three while the login holder
+    is still waking them.  One error envelope, and denvrd lives on."""
+    mock.delay(1.5, path="/api/TokenAuth/Authenticate")
+    d = start_denvrd(credentials={"username": H.DEFAULT_USER, "password": "not-the-password"})
+    st, body = get_cost(d)
+    assert st in (424, 503), body
+    assert body["success"] is False and "not logged in" in body["error"]["message"], body
+    assert reads_seen(mock) == dict.fromkeys(READS, 0)
+    assert d.request("GET", "/_denvrd/healthz")[0] == 200

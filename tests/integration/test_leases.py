@@ -225,8 +225,9 @@ def test_acted_on_at_the_deadline(ld, mock, action, op):
 
 def test_application_stopped(ld, mock):
     d = ld()
-    st, _, js = put(d, "jupyter-msc1", {"expires_in": "1s"}, "servers/applications")
-    assert st == 200, js
+    # an application has no namespace: one in the query is not the lease's
+    st, _, js = put(d, "jupyter-msc1", {"expires_in": "1s"}, "servers/applications", namespace="zzz")
+    assert st == 200 and js["namespace"] is None, js
     seq = upstream_seq(mock)
     wait_state(d, "jupyter-msc1", "done")
     acts = ops_since(mock, seq, "StopApplication")
@@ -475,6 +476,24 @@ def test_header_elsewhere_is_refused(ld, mock):
     assert mock.requests(since=seq, path="/api/v1/") == []
 
 
+def test_names_with_control_characters_set_no_lease(ld, mock, state):
+    """Lease names are logged as they are: a newline in one would forge a log line."""
+    d = ld()
+    seq = upstream_seq(mock)
+    for q in ({"cluster": "Msc1\nerror lease: forged"}, {"namespace": "ns\r\nforged"}):
+        st, _, js = put(d, "vm-c1", {"expires_in": "1h"}, **q)
+        assert st == 400 and "control characters" in error_of(js), (q, st, js)
+    assert mock.requests(since=seq, path="/api/v1/") == []
+    # upstream's answer names the machine with a newline: started, but without a lease
+    mock.fail(count=1, status=202, path=V + "StartServer", body=json.dumps(
+        {"result": {"id": "vm-c2\nerror lease: forged", "cluster": "Msc1"}, "success": True}))
+    st, h, js = d.request_json("POST", V + "StartServer", {"id": "vm-c2", "cluster": "Msc1"},
+                               headers={"X-Denvrd-Lease": "1h"})
+    assert st == 202 and h["X-Denvrd-Lease"] is None and h["X-Denvrd-Lease-Error"], (st, js)
+    assert listed(d) == [] and not state_file(state).exists()
+    assert "forged" not in d.log_text()
+
+
 def test_failed_create_sets_no_lease(ld, mock):
     d = ld()
     mock.fail(count=1, status=400, path=V + "CreateServer")
@@ -558,6 +577,40 @@ def test_rights_on_leases(ld, mock, tokens):
                                headers=dict(auth["stopper"], **{"X-Denvrd-Lease": "1h"}))
     assert st == 400, js   # StopServer takes no lease
     assert mock.requests(since=seq, path="/api/v1/") == []
+
+
+def test_replacing_a_lease_needs_the_right_to_its_action(ld, mock, tokens):
+    """A caller that may stop but not destroy cannot undo a destroy lease by putting a year-long
+    stop lease in its place, neither with PUT nor with the header, as it could not DELETE it."""
+    lines = "\n".join(l for _, l in tokens.values())
+    d = ld(config_text_extra='[tokens]\n%s\n[rights]\n'
+           '"token:stopper" = ["servers/virtual/GetServer", "servers/virtual/StopServer", '
+           '"servers/virtual/StartServer"]\n"token:reader" = "read-only"\n"token:other" = "read-only"\n'
+           % lines)
+    stopper = {"Authorization": "ApiKey " + tokens["stopper"][0]}
+    st, _, js = put(d, "vm-x1", {"expires_in": "1h", "action": "destroy"})
+    assert st == 200, js
+    seq = upstream_seq(mock)
+    st, _, js = put(d, "vm-x1", {"expires_in": "300d"}, headers=stopper)
+    assert st == 403 and "DestroyServer" in error_of(js), js
+    st, _, js = d.request_json("POST", V + "StartServer", {"id": "vm-x1", "cluster": "Msc1"},
+                               headers=dict(stopper, **{"X-Denvrd-Lease": "300d"}))
+    assert st == 403 and "DestroyServer" in error_of(js), js
+    assert mock.requests(since=seq, path="/api/v1/") == []
+    [l] = [l for l in listed(d) if l["id"] == "vm-x1"]
+    assert l["action"] == "destroy" and l["expires_in"] <= 3600, l
+    # a stop lease is the stopper's to replace
+    st, _, js = put(d, "vm-x2", {"expires_in": "1h"})
+    assert st == 200, js
+    st, _, js = put(d, "vm-x2", {"expires_in": "2h"}, headers=stopper)
+    assert st == 200 and js["set_by"]["token"] == "stopper", js
+    # a destroy lease that failed is history: a new lease may take its place
+    mock.fail(count=1, status=400, path=V + "DestroyServer")
+    st, _, js = put(d, "vm-x3", {"expires_in": "1s", "action": "destroy"})
+    assert st == 200, js
+    wait_state(d, "vm-x3", "failed")
+    st, _, js = put(d, "vm-x3", {"expires_in": "1h"}, headers=stopper)
+    assert st == 200 and js["action"] == "stop" and js["state"] == "pending", js
 
 
 # ---------------------------------------------------------------------------------------------
