@@ -150,12 +150,37 @@ void lease_time_format(int64_t t, char buf[static LEASE_TIME_LEN]) {
                 snprintf(buf, LEASE_TIME_LEN, "invalid");
 }
 
+/* "YYYY-MM-DDTHH:MM:SS", digits where digits go: strptime() alone takes "2026-1-7T1:2:3". */
+static bool time_shape(const char *s) {
+        static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+
+        for (size_t i = 0; i < sizeof shape - 1; i++)
+                if (shape[i] == 'd' ? !isdigit((unsigned char) s[i]) : s[i] != shape[i] && !(i == 10 && s[i] == 't'))
+                        return false;
+        return true;
+}
+
+/* The fields as given name a real time: no 30 February, no 25:00 (timegm() would roll them over). */
+static bool time_real(const struct tm *given, time_t t) {
+        struct tm back;
+
+        return gmtime_r(&t, &back) && back.tm_year == given->tm_year && back.tm_mon == given->tm_mon &&
+               back.tm_mday == given->tm_mday && back.tm_hour == given->tm_hour && back.tm_min == given->tm_min &&
+               back.tm_sec == given->tm_sec;
+}
+
 int lease_time_parse(const char *s, int64_t *ret) {
-        struct tm tm = { 0 };
+        struct tm tm = { 0 }, given;
+        char buf[64];
         const char *p;
         int64_t offset = 0;
+        time_t t;
 
-        if (!s || !(p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)))
+        if (!s || strlen(s) < 19 || strlen(s) >= sizeof buf || !time_shape(s))
+                return -EINVAL;
+        strcpy(buf, s);
+        buf[10] = 'T';   /* RFC 3339 allows "t" */
+        if (!(p = strptime(buf, "%Y-%m-%dT%H:%M:%S", &tm)))
                 return -EINVAL;
         if (*p == '.')
                 for (p++; isdigit((unsigned char) *p); p++)
@@ -164,12 +189,20 @@ int lease_time_parse(const char *s, int64_t *ret) {
                 offset = 0;
         else if ((*p == '+' || *p == '-') && isdigit((unsigned char) p[1]) && isdigit((unsigned char) p[2]) &&
                  p[3] == ':' && isdigit((unsigned char) p[4]) && isdigit((unsigned char) p[5]) && p[6] == 0) {
-                offset = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600 + ((p[4] - '0') * 10 + (p[5] - '0')) * 60;
+                int h = (p[1] - '0') * 10 + (p[2] - '0'), m = (p[4] - '0') * 10 + (p[5] - '0');
+
+                if (h > 23 || m > 59)
+                        return -EINVAL;
+                offset = h * 3600 + m * 60;
                 if (*p == '-')
                         offset = -offset;
         } else
                 return -EINVAL;
-        *ret = (int64_t) timegm(&tm) - offset;
+        given = tm;   /* timegm() rolls tm over */
+        t = timegm(&tm);
+        if (!time_real(&given, t))
+                return -EINVAL;
+        *ret = (int64_t) t - offset;
         return 0;
 }
 
@@ -248,7 +281,9 @@ int lease_from_json(json_t *o, struct lease *ret, const char **why) {
         ret->service = (enum lease_service) service;
         ret->action = (enum lease_action) action;
         ret->state = (enum lease_state) state;
-        ret->uid_known = json_is_integer(uid) && json_integer_value(uid) >= 0;
+        /* (uid_t) -1 is no uid; a larger number is no uid of this machine. */
+        ret->uid_known = json_is_integer(uid) && json_integer_value(uid) >= 0 &&
+                         json_integer_value(uid) < (json_int_t) UINT32_MAX;
         ret->uid = ret->uid_known ? (uint32_t) json_integer_value(uid) : 0;
         if (!copy_string(o, "id", &ret->id, true) || !copy_string(o, "cluster", &ret->cluster, true) ||
             !copy_string(o, "namespace", &ret->namespace, false) || !copy_string(by, "user", &ret->user, false) ||

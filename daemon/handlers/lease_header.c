@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,10 +194,26 @@ static int judge(struct request *r, const struct lease_op *op, struct intent *in
         return 1;
 }
 
+static enum MHD_Result count_lease_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+        unsigned *n = cls;
+
+        if (strcasecmp(key, HEADER) == 0)
+                (*n)++;
+        return MHD_YES;
+}
+
 void lease_header_proxy(struct request *r) {
         const struct lease_op *op = lease_op_of(r);
         struct intent *in;
+        unsigned n = 0;
         int k;
+
+        /* Two would be read one way here and perhaps another by whoever reads the request next. */
+        (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_lease_header, &n);
+        if (n > 1) {
+                refuse(r, 400, HEADER " is given more than once: give it once; nothing was sent upstream");
+                return;
+        }
 
         if (!op && request_header(r, HEADER)) {
                 refuse(r, 400, HEADER " is taken only by CreateServer, StartServer, CreateCatalogApplication, "

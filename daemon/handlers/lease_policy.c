@@ -132,8 +132,16 @@ int lease_policy_replace(struct request *r, const struct lease *l, char *msg, si
         char why[512];
 
         /* One done or failed is history: it will never be acted on, so replacing it undoes nothing. */
-        if (!old || old->state == LEASE_DONE || old->state == LEASE_FAILED ||
-            lease_policy_rights(r, old, why, sizeof why) == 0)
+        if (!old || old->state == LEASE_DONE || old->state == LEASE_FAILED)
+                return 0;
+        /* Not the caller's to see is not the caller's to replace, as it is not its to remove. */
+        if (!lease_policy_visible(r, old)) {
+                snprintf(msg, size, "this machine already has a lease, set by another caller (uid %u%s%s): only "
+                         "that caller, or one with full rights, may replace it", old->uid_known ? old->uid : 0,
+                         old->token ? ", token " : "", old->token ? old->token : "");
+                return -EPERM;
+        }
+        if (lease_policy_rights(r, old, why, sizeof why) == 0)
                 return 0;
         snprintf(msg, size, "this machine already has a lease that will %s it, and replacing it needs the "
                  "right to that too: %s", lease_action_to_string(old->action), why);

@@ -318,11 +318,13 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 }
 
 void lease_keeper_arm(struct lease_keeper *k) {
-        int64_t next = sweep(k, lease_keeper_now(k));
+        int64_t next;
         int r;
 
+        /* Not started (lease_keeper_start() sweeps), or stopped: shutting down starts nothing. */
         if (!k->timer)
-                return;   /* not started: lease_keeper_start() sweeps */
+                return;
+        next = sweep(k, lease_keeper_now(k));
         if (next == INT64_MAX) {
                 (void) sd_event_source_set_enabled(k->timer, SD_EVENT_OFF);
                 return;

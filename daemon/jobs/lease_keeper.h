@@ -23,7 +23,7 @@
 struct daemon;
 struct lease_keeper;
 
-/* Warned this long before a deadline unless [daemon] lease_warning says otherwise. */
+/* Warned this long before a deadline (at once for a shorter lease). */
 #define LEASE_WARNING_DEFAULT_SEC (10 * 60)
 
 /*

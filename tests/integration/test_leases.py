@@ -468,6 +468,18 @@ def test_bad_header_forwards_nothing(ld, mock, value):
     assert mock.requests(since=seq, path="/api/v1/") == [] and listed(d) == []
 
 
+def test_header_twice_is_refused(ld, mock):
+    d = ld()
+    seq = upstream_seq(mock)
+    body = '{"id": "vm-h5", "cluster": "Msc1"}'
+    data = ('POST %sStartServer HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n'
+            'X-Denvrd-Lease: 1h\r\nx-denvrd-lease: 400d\r\nContent-Length: %d\r\n'
+            'Connection: close\r\n\r\n%s' % (V, len(body), body)).encode()
+    reply = d.raw(data)
+    assert reply.startswith(b"HTTP/1.1 400") and b"more than once" in reply, reply[:300]
+    assert mock.requests(since=seq, path="/api/v1/") == [] and listed(d) == []
+
+
 def test_header_elsewhere_is_refused(ld, mock):
     d = ld()
     seq = upstream_seq(mock)
@@ -560,6 +572,9 @@ def test_rights_on_leases(ld, mock, tokens):
     assert st == 200 and js["set_by"]["token"] == "stopper", js
     st, _, js = put(d, "vm-r3", {"expires_in": "1h"}, headers=auth["other"])
     assert st == 200, js
+    # another's lease is not there to replace, even with the right to its action
+    st, _, js = put(d, "vm-r1", {"expires_in": "5h"}, headers=auth["other"])
+    assert st == 403 and "another caller" in error_of(js) and "stopper" in error_of(js), js
     # each sees its own; denvrd's own user (no rule) sees all
     assert [l["id"] for l in listed(d, auth["stopper"])] == ["vm-r1"]
     assert [l["id"] for l in listed(d, auth["other"])] == ["vm-r3"]
@@ -581,28 +596,42 @@ def test_rights_on_leases(ld, mock, tokens):
 
 def test_replacing_a_lease_needs_the_right_to_its_action(ld, mock, tokens):
     """A caller that may stop but not destroy cannot undo a destroy lease by putting a year-long
-    stop lease in its place, neither with PUT nor with the header, as it could not DELETE it."""
+    stop lease in its place, neither with PUT nor with the header, as it could not DELETE it:
+    another's lease is not its to replace at all, and its own, set while it had the right, not
+    once the right is gone."""
     lines = "\n".join(l for _, l in tokens.values())
-    d = ld(config_text_extra='[tokens]\n%s\n[rights]\n'
-           '"token:stopper" = ["servers/virtual/GetServer", "servers/virtual/StopServer", '
-           '"servers/virtual/StartServer"]\n"token:reader" = "read-only"\n"token:other" = "read-only"\n'
-           % lines)
+    rule = ('"token:stopper" = ["servers/virtual/GetServer", "servers/virtual/StopServer", '
+            '"servers/virtual/StartServer"%s]\n')
+    d = ld(config_text_extra='[tokens]\n%s\n[rights]\n%s"token:reader" = "read-only"\n'
+           '"token:other" = "read-only"\n' % (lines, rule % ', "servers/virtual/DestroyServer"'))
     stopper = {"Authorization": "ApiKey " + tokens["stopper"][0]}
-    st, _, js = put(d, "vm-x1", {"expires_in": "1h", "action": "destroy"})
+    st, _, js = put(d, "vm-x1", {"expires_in": "1h", "action": "destroy"})      # denvrd's own user
     assert st == 200, js
+    st, _, js = put(d, "vm-x2", {"expires_in": "1h", "action": "destroy"}, headers=stopper)
+    assert st == 200, js
+    # the stopper loses the right to destroy
+    text = d.config_path.read_text().replace(rule % ', "servers/virtual/DestroyServer"', rule % "")
+    H.write_private(d.config_path, text)
+    d.reload()
+    d.wait_for_log(r"configuration reloaded")
     seq = upstream_seq(mock)
     st, _, js = put(d, "vm-x1", {"expires_in": "300d"}, headers=stopper)
-    assert st == 403 and "DestroyServer" in error_of(js), js
-    st, _, js = d.request_json("POST", V + "StartServer", {"id": "vm-x1", "cluster": "Msc1"},
-                               headers=dict(stopper, **{"X-Denvrd-Lease": "300d"}))
-    assert st == 403 and "DestroyServer" in error_of(js), js
+    assert st == 403 and "another caller" in error_of(js), js
+    for vm in ("vm-x1", "vm-x2"):
+        st, _, js = put(d, vm, {"expires_in": "300d"}, headers=stopper)
+        assert st == 403, js
+        st, _, js = d.request_json("POST", V + "StartServer", {"id": vm, "cluster": "Msc1"},
+                                   headers=dict(stopper, **{"X-Denvrd-Lease": "300d"}))
+        assert st == 403, js
+    assert "DestroyServer" in error_of(js), js     # its own lease: the right to destroy is missing
     assert mock.requests(since=seq, path="/api/v1/") == []
-    [l] = [l for l in listed(d) if l["id"] == "vm-x1"]
-    assert l["action"] == "destroy" and l["expires_in"] <= 3600, l
-    # a stop lease is the stopper's to replace
-    st, _, js = put(d, "vm-x2", {"expires_in": "1h"})
+    for vm in ("vm-x1", "vm-x2"):
+        [l] = [l for l in listed(d) if l["id"] == vm]
+        assert l["action"] == "destroy" and l["expires_in"] <= 3600, l
+    # its own stop lease is the stopper's to replace
+    st, _, js = put(d, "vm-x4", {"expires_in": "1h"}, headers=stopper)
     assert st == 200, js
-    st, _, js = put(d, "vm-x2", {"expires_in": "2h"}, headers=stopper)
+    st, _, js = put(d, "vm-x4", {"expires_in": "2h"}, headers=stopper)
     assert st == 200 and js["set_by"]["token"] == "stopper", js
     # a destroy lease that failed is history: a new lease may take its place
     mock.fail(count=1, status=400, path=V + "DestroyServer")

@@ -65,6 +65,13 @@ static void test_times(void) {
         CHECK(lease_time_parse("2026-12-07T18:00:00Zjunk", &t) < 0, "junk after");
         CHECK(lease_time_parse("tomorrow", &t) < 0, "not a time");
         CHECK(lease_time_parse(NULL, &t) < 0, "NULL");
+        CHECK(lease_time_parse("2026-1-7T1:2:3Z", &t) < 0, "digits missing");
+        CHECK(lease_time_parse("2026-02-30T18:00:00Z", &t) < 0, "30 February");
+        CHECK(lease_time_parse("2026-12-07T24:00:00Z", &t) < 0, "hour 24");
+        CHECK(lease_time_parse("2026-12-07T18:00:00+99:99", &t) < 0, "offset +99:99");
+        CHECK(lease_time_parse("2026-12-07T18:00:00+24:00", &t) < 0, "offset +24:00");
+        CHECK(lease_time_parse("2028-02-29T00:00:00Z", &t) == 0, "29 February of a leap year");
+        CHECK(lease_time_parse("2026-12-07t18:00:00z", &t) == 0 && t == 1796666400, "lower-case t and z");
 }
 
 static void test_json(void) {
