@@ -12,9 +12,11 @@
 #include "common/base/log.h"
 #include "common/http/canon_path.h"
 #include "daemon/core/daemon.h"
+#include "daemon/handlers/lease_policy.h"
 #include "daemon/handlers/local_reply.h"
 #include "daemon/http/request.h"
 #include "daemon/jobs/cost.h"
+#include "daemon/jobs/lease_keeper.h"
 #include "daemon/policy/rights.h"
 
 /* The reads the cost shows the answers of: a caller must be allowed them. */
@@ -65,12 +67,35 @@ bool cost_api_allowed(struct request *r, char *why, size_t size) {
         return true;
 }
 
-static json_t *report_json(const struct cost_report *rep) {
-        char as_of[LEASE_TIME_LEN];
-        json_t *j;
+/* The machines as this caller may see them: a lease it may not see is none to it (lease_policy.h). */
+static json_t *machines_for(struct request *r, json_t *machines) {
+        json_t *copy = json_deep_copy(machines), *m;
+        struct lease_keeper *k = r->daemon->leases;
+        size_t i;
 
+        json_array_foreach(copy, i, m) {
+                int s = lease_service_from_string(json_string_value(json_object_get(m, "service")));
+                const struct lease *l = s < 0 ? NULL : lease_keeper_find(k, (enum lease_service) s,
+                                json_string_value(json_object_get(m, "cluster")),
+                                json_string_value(json_object_get(m, "id")));
+
+                if (!json_is_null(json_object_get(m, "lease")) && (!l || !lease_policy_visible(r, l)) &&
+                    json_object_set_new(m, "lease", json_null()) < 0) {
+                        json_decref(copy);
+                        return NULL;
+                }
+        }
+        return copy;
+}
+
+static json_t *report_json(struct request *r, const struct cost_report *rep) {
+        char as_of[LEASE_TIME_LEN];
+        json_t *j, *machines = machines_for(r, rep->machines);
+
+        if (!machines)
+                return NULL;
         lease_time_format(rep->as_of, as_of);
-        j = json_pack("{s:O, s:f, s:i}", "machines", rep->machines, "total_per_hour", rep->total_per_hour,
+        j = json_pack("{s:o, s:f, s:i}", "machines", machines, "total_per_hour", rep->total_per_hour,
                       "unpriced", (int) rep->unpriced);
         if (j && rep->currency && json_object_set_new(j, "currency", json_string(rep->currency)) < 0)
                 goto fail;
@@ -95,7 +120,7 @@ static void reply(struct request *r, const struct cost_report *rep, const struct
                 }
                 return;
         }
-        local_reply_json(r, 200, report_json(rep));
+        local_reply_json(r, 200, report_json(r, rep));
 }
 
 static void on_cost(const struct cost_report *rep, const struct cost_failure *failure, void *userdata) {

@@ -642,6 +642,22 @@ def test_replacing_a_lease_needs_the_right_to_its_action(ld, mock, tokens):
     assert st == 200 and js["action"] == "stop" and js["state"] == "pending", js
 
 
+def test_cost_shows_a_caller_only_the_leases_it_sees(ld, mock, tokens):
+    lines = "\n".join(l for _, l in tokens.values())
+    d = ld(config_text_extra='[tokens]\n%s\n[rights]\n"token:reader" = "read-only"\n'
+           '"token:stopper" = "off"\n"token:other" = "off"\n' % lines)
+    assert put(d, "vm-msc1-01", {"expires_in": "4h"})[0] == 200
+    reader = {"Authorization": "ApiKey " + tokens["reader"][0]}
+
+    def lease_of(headers):
+        st, _, cost = d.request_json("GET", "/_denvrd/cost", headers=headers)
+        assert st == 200, cost
+        (vm,) = [x for x in cost["machines"] if x["id"] == "vm-msc1-01"]
+        return vm["lease"]
+    assert lease_of(None)["action"] == "stop"
+    assert lease_of(reader) is None and listed(d, reader) == []
+
+
 # ---------------------------------------------------------------------------------------------
 # durability: SIGKILL at every step of a state write
 # ---------------------------------------------------------------------------------------------
