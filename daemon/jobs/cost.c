@@ -32,7 +32,7 @@ struct cost_read {
         struct answer answer;
         bool have;                      /* answer holds a 2xx answer */
         bool fetched;                   /* ... from upstream just now: to be cached */
-        uint64_t age_usec;              /* of a cached answer */
+        uint64_t at_usec;               /* CLOCK_BOOTTIME when upstream gave the answer */
 };
 
 /* The reads in flight, shared by every asker (d->cost_fetch). */
@@ -106,15 +106,17 @@ static int fetch_new(struct daemon *d, struct cost_fetch **ret) {
         for (enum cost_read_kind i = 0; k >= 0 && i < _COST_READ_MAX; i++) {
                 struct cost_read *rd = &f->reads[i];
                 const struct answer *hit;
+                uint64_t age = 0;
 
                 rd->fetch = f;
                 k = read_init(d, rd, i);
                 if (k < 0)
                         break;
-                /* The clocks read now, not the loop's wake-up: as_of is worked out from both. */
-                hit = cache_lookup_usec(d->cache, rd->key, clock_usec(CLOCK_BOOTTIME), &rd->age_usec);
-                if (hit && (k = answer_copy(hit, &rd->answer)) >= 0)
+                hit = cache_lookup_usec(d->cache, rd->key, daemon_boottime(d), &age);
+                if (hit && (k = answer_copy(hit, &rd->answer)) >= 0) {
                         rd->have = true;
+                        rd->at_usec = daemon_boottime(d) - age;
+                }
         }
         if (k < 0) {
                 fetch_free(f);
@@ -146,13 +148,15 @@ static bool parse_results(struct cost_fetch *f, json_t *results[static _COST_REA
 /* The figures from every read, or why not: 0 (report set), or -EBADMSG / -ENOMEM (failure set). */
 static int fetch_report(struct cost_fetch *f, struct cost_report *report, struct cost_failure *failure) {
         json_t *results[_COST_READ_MAX] = { NULL };
-        uint64_t age = 0;
+        uint64_t oldest = UINT64_MAX, now_bt = clock_usec(CLOCK_BOOTTIME), now_rt = clock_usec(CLOCK_REALTIME);
+        uint64_t age;
         int k = -EBADMSG;
 
         *report = (struct cost_report) { .machines = NULL };
         for (size_t i = 0; i < _COST_READ_MAX; i++)
-                if (f->reads[i].age_usec > age)
-                        age = f->reads[i].age_usec;
+                if (f->reads[i].at_usec < oldest)
+                        oldest = f->reads[i].at_usec;
+        age = usec_sub(now_bt, oldest);
         if (parse_results(f, results, failure))
                 k = cost_report_build(f->daemon, results, (unsigned) (age / USEC_PER_SEC), report, failure);
         for (size_t i = 0; i < _COST_READ_MAX; i++)
@@ -161,8 +165,9 @@ static int fetch_report(struct cost_fetch *f, struct cost_report *report, struct
                 failure->status = 503;
                 snprintf(failure->message, sizeof failure->message, "out of memory computing the cost");
         }
-        /* The oldest read's wall-clock time, the same on every answer from it. */
-        report->as_of = (int64_t) ((clock_usec(CLOCK_REALTIME) - age) / USEC_PER_SEC);
+        /* The oldest read's wall-clock time, the same on every answer made from it: both
+         * clocks read now, and the cache keeps each answer's own time (fetch_store()). */
+        report->as_of = (int64_t) ((now_rt - age) / USEC_PER_SEC);
         return k;
 }
 
@@ -175,7 +180,7 @@ static void fetch_store(struct cost_fetch *f) {
 
                 if (rd->fetched)
                         cache_store(d->cache, rd->key, rd->canon, d->config->cost_interval_sec, &rd->answer,
-                                    daemon_boottime(d));
+                                    rd->at_usec);
         }
 }
 
@@ -248,6 +253,7 @@ static void on_read_done(struct engine_call *c, struct engine_result *res, void 
         rd->answer = res->answer;            /* taken */
         res->answer = (struct answer) { .body = NULL };
         rd->have = rd->fetched = true;
+        rd->at_usec = daemon_boottime(f->daemon);
         if (--f->pending == 0 && !f->starting)
                 fetch_finish(f, NULL);
 }
