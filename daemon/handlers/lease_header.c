@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,19 +204,23 @@ static enum MHD_Result count_lease_header(void *cls, enum MHD_ValueKind kind, co
 }
 
 void lease_header_proxy(struct request *r) {
-        const struct lease_op *op = lease_op_of(r);
+        const bool asked = request_header(r, HEADER) != NULL;
+        const struct lease_op *op;
         struct intent *in;
         unsigned n = 0;
         int k;
 
-        /* Two would be read one way here and perhaps another by whoever reads the request next. */
-        (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_lease_header, &n);
+        /* Two would be read one way here and perhaps another by whoever reads the request next.
+         * Counted only when there is one: the common request pays one header lookup. */
+        if (asked)
+                (void) MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_lease_header, &n);
         if (n > 1) {
                 refuse(r, 400, HEADER " is given more than once: give it once; nothing was sent upstream");
                 return;
         }
-
-        if (!op && request_header(r, HEADER)) {
+        /* Every operation that brings a machine up is a POST. */
+        op = strcmp(r->method, "POST") == 0 ? lease_op_of(r) : NULL;
+        if (!op && asked) {
                 refuse(r, 400, HEADER " is taken only by CreateServer, StartServer, CreateCatalogApplication, "
                        "CreateCustomApplication and StartApplication; nothing was sent upstream");
                 return;
