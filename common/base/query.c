@@ -37,6 +37,10 @@ bool query_next(const char *query, size_t len, size_t *pos, struct query_field *
 }
 
 ssize_t query_decode(const char *s, size_t n, char *out) {
+        return percent_decode(s, n, true, out);
+}
+
+ssize_t percent_decode(const char *s, size_t n, bool plus_is_space, char *out) {
         size_t w = 0;
 
         assert(s || n == 0);
@@ -44,7 +48,7 @@ ssize_t query_decode(const char *s, size_t n, char *out) {
         for (size_t i = 0; i < n; i++) {
                 int hi, lo;
 
-                if (s[i] == '+') {
+                if (s[i] == '+' && plus_is_space) {
                         out[w++] = ' ';
                         continue;
                 }

@@ -41,6 +41,9 @@ bool query_next(const char *query, size_t len, size_t *pos, struct query_field *
  */
 ssize_t query_decode(const char *s, size_t n, char *out);
 
+/* The same for a path segment too: '+' is a space only when plus_is_space. */
+ssize_t percent_decode(const char *s, size_t n, bool plus_is_space, char *out);
+
 /* Same, into a new allocation in *ret: -ENOMEM, -EINVAL, or the length. */
 ssize_t query_decode_dup(const char *s, size_t n, char **ret);
 

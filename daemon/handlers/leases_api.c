@@ -28,7 +28,6 @@
 #include "daemon/http/request.h"
 #include "daemon/jobs/lease_keeper.h"
 #include "daemon/upstream/engine.h"
-#include "denvrd-version.h"
 
 #define LEASES_PATH "/_denvrd/leases"
 
@@ -52,33 +51,18 @@ static void handle_list(struct request *r) {
 
 /* --- which machine ---------------------------------------------------------------------- */
 
-static int hex_value(char c) {
-        return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* A path segment, percent-decoded ('+' is itself); NULL when empty, badly escaped, or when it
  * decodes to a control byte or '/'. */
 static char *segment_decode(const char *s, size_t n) {
         _cleanup_free_ char *out = malloc(n + 1);
-        size_t o = 0;
+        ssize_t len = out ? percent_decode(s, n, false, out) : -ENOMEM;
 
-        if (!out)
+        if (len <= 0)
                 return NULL;
-        for (size_t i = 0; i < n; i++) {
-                unsigned char c = (unsigned char) s[i];
-
-                if (c == '%') {
-                        if (i + 2 >= n || hex_value(s[i + 1]) < 0 || hex_value(s[i + 2]) < 0)
-                                return NULL;
-                        c = (unsigned char) (hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-                        i += 2;
-                }
-                if (c < 0x20 || c == 0x7f || c == '/')
+        for (ssize_t i = 0; i < len; i++)
+                if ((unsigned char) out[i] < 0x20 || out[i] == 0x7f || out[i] == '/')
                         return NULL;
-                out[o++] = (char) c;
-        }
-        out[o] = 0;
-        return o ? TAKE_PTR(out) : NULL;
+        return TAKE_PTR(out);
 }
 
 struct machine {
@@ -279,20 +263,10 @@ static int put_check(struct lease_put *p) {
         struct daemon *d = p->r->daemon;
 
         p->target = lease_check_target(d, &p->lease);
-        p->headers = curl_slist_append(NULL, "Accept: application/json");
-        if (!p->target || !p->headers ||
-            !curl_slist_append(p->headers, "User-Agent: denvrd/" DENVRD_VERSION " (lease)") ||
-            !(p->call = engine_call_new(d, on_exists, p)))
+        p->headers = engine_own_headers("lease", false);
+        if (!p->target || !p->headers || !(p->call = engine_call_new(d, on_exists, p)))
                 return -ENOMEM;
-        p->req = (struct engine_request) {
-                .method = "GET",
-                .target = p->target,
-                .headers = p->headers,
-                .deadline = daemon_now(d) + (usec_t) d->config->request_timeout_sec * USEC_PER_SEC,
-                .retries = d->config->retries,
-                .idempotent = true,
-                .log_id = p->r->id,
-        };
+        p->req = engine_request_own(d, "GET", p->target, p->headers, p->r->id);
         engine_call_start(p->call, &p->req);
         return 0;
 }

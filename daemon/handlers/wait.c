@@ -22,7 +22,6 @@
 #include "daemon/http/request.h"
 #include "daemon/http/route.h"
 #include "daemon/upstream/engine.h"
-#include "denvrd-version.h"
 
 #define WAIT_PREFIX ROUTE_WAIT_PREFIX
 /* A waiter joining a running loop gets a poll at most this long after the previous one. */
@@ -119,9 +118,7 @@ static struct wait_loop *loop_new(struct daemon *d, char *target) {
         l->pause_sec = 1;
         if (!(l->shown = redact_url(target)) ||
             !(l->call = engine_call_new(d, on_poll_done, l)) ||
-            !(l->headers = curl_slist_append(NULL, "Accept: application/json")) ||
-            !curl_slist_append(l->headers, "User-Agent: denvrd/" DENVRD_VERSION " (wait)") ||
-            !curl_slist_append(l->headers, "Expect:")) {
+            !(l->headers = engine_own_headers("wait", false))) {
                 engine_call_free(l->call);
                 curl_slist_free_all(l->headers);
                 free(l->shown);
@@ -309,14 +306,8 @@ static void loop_poll(struct wait_loop *l) {
         struct daemon *d = l->daemon;
 
         l->polling = true;
-        l->req = (struct engine_request) {
-                .method = "GET",
-                .target = l->target,
-                .headers = l->headers,
-                .deadline = daemon_now(d) + (usec_t) d->config->request_timeout_sec * USEC_PER_SEC,
-                .idempotent = true,     /* no retries: the next poll is the retry */
-                .log_id = l->shown,
-        };
+        l->req = engine_request_own(d, "GET", l->target, l->headers, l->shown);
+        l->req.retries = 0;     /* the next poll is the retry */
         l->polls++;
         l->last_poll_usec = daemon_now(d);
         d->metrics.wait_polls++;

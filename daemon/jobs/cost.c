@@ -18,7 +18,6 @@
 #include "daemon/jobs/cost-internal.h"
 #include "daemon/upstream/cache.h"
 #include "daemon/upstream/engine.h"
-#include "denvrd-version.h"
 
 /* One of the four reads of a fetch. */
 struct cost_read {
@@ -262,9 +261,7 @@ static void on_read_done(struct engine_call *c, struct engine_result *res, void 
 static int fetch_start(struct cost_fetch *f) {
         struct daemon *d = f->daemon;
 
-        if (!(f->headers = curl_slist_append(NULL, "Accept: application/json")) ||
-            !curl_slist_append(f->headers, "User-Agent: denvrd/" DENVRD_VERSION " (cost)") ||
-            !curl_slist_append(f->headers, "Expect:"))
+        if (!(f->headers = engine_own_headers("cost", false)))
                 return -ENOMEM;
         for (size_t i = 0; i < _COST_READ_MAX; i++) {
                 struct cost_read *rd = &f->reads[i];
@@ -274,16 +271,8 @@ static int fetch_start(struct cost_fetch *f) {
                 rd->call = engine_call_new(d, on_read_done, rd);
                 if (!rd->call)
                         return -ENOMEM;
-                rd->req = (struct engine_request) {
-                        .method = "GET",
-                        .target = rd->target,
-                        .headers = f->headers,
-                        .deadline = daemon_now(d) + (usec_t) d->config->request_timeout_sec * USEC_PER_SEC,
-                        .retries = d->config->retries,
-                        .idempotent = true,
-                        .log_id = "cost",
-                        .log_path = rd->target,
-                };
+                rd->req = engine_request_own(d, "GET", rd->target, f->headers, "cost");
+                rd->req.log_path = rd->target;
                 f->pending++;
         }
         /* A call may end before engine_call_start() returns: fetch_finish() waits for the loop. */

@@ -32,7 +32,6 @@
 #include "common/client/upstream.h"
 #include "daemon/core/daemon.h"
 #include "daemon/upstream/engine.h"
-#include "denvrd-version.h"
 
 #define PAUSE_FIRST_SEC 2u
 #define PAUSE_MAX_SEC 300u
@@ -209,17 +208,10 @@ static void on_call_done(struct engine_call *c, struct engine_result *res, void 
 static void send_call(struct lease_job *j, const char *method) {
         struct daemon *d = j->keeper->daemon;
 
-        j->req = (struct engine_request) {
-                .method = method,
-                .target = j->target,
-                .headers = j->headers,
-                .body = j->body,
-                .body_len = j->body ? strlen(j->body) : 0,
-                .deadline = daemon_now(d) + (usec_t) d->config->request_timeout_sec * USEC_PER_SEC,
-                .retries = d->config->retries,
-                .idempotent = true,     /* stopping or destroying twice is the same as once */
-                .log_id = j->log_id,
-        };
+        /* Idempotent: stopping or destroying twice is the same as once. */
+        j->req = engine_request_own(d, method, j->target, j->headers, j->log_id);
+        j->req.body = j->body;
+        j->req.body_len = j->body ? strlen(j->body) : 0;
         if (!j->call && !(j->call = engine_call_new(d, on_call_done, j))) {
                 struct lease *l = lease_keeper_by_serial(j->keeper, j->serial);
 
@@ -336,11 +328,8 @@ static int job_new(struct lease_keeper *k, const struct lease *l, struct lease_j
         j->serial = l->serial;
         j->pause_sec = PAUSE_FIRST_SEC;
         snprintf(j->log_id, sizeof j->log_id, "lease-%" PRIu64, l->serial);
-        j->headers = curl_slist_append(NULL, "Accept: application/json");
-        if (!j->headers || !curl_slist_append(j->headers, "User-Agent: denvrd/" DENVRD_VERSION " (lease)") ||
-            !curl_slist_append(j->headers, "Content-Type: application/json") ||
-            !curl_slist_append(j->headers, "Expect:")) {
-                curl_slist_free_all(j->headers);
+        j->headers = engine_own_headers("lease", true);
+        if (!j->headers) {
                 free(j);
                 return -ENOMEM;
         }

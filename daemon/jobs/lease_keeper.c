@@ -10,9 +10,9 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "common/base/cleanup.h"
+#include "common/base/clock.h"
 #include "common/base/format.h"
 #include "common/base/log.h"
 #include "daemon/core/daemon.h"
@@ -95,10 +95,7 @@ struct lease_keeper *lease_keeper_free(struct lease_keeper *k) {
 }
 
 int64_t lease_keeper_now(const struct lease_keeper *k) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t) ts.tv_sec + (k ? k->clock_offset : 0);
+        return (int64_t) (clock_usec(CLOCK_REALTIME) / USEC_PER_SEC) + (k ? k->clock_offset : 0);
 }
 
 #ifdef DENVRD_TEST_HOOKS

@@ -16,6 +16,7 @@
 #include "daemon/core/daemon.h"
 #include "daemon/upstream/engine-internal.h"
 #include "daemon/upstream/failure_memory.h"
+#include "denvrd-version.h"
 
 #define RETRY_BASE_MS 500u
 #define RETRY_CAP_MS 8000u
@@ -329,4 +330,36 @@ void engine_call_start(struct engine_call *c, const struct engine_request *req) 
         c->req = req;
         c->replayed_401 = false;
         attempt(c);
+}
+
+struct engine_request engine_request_own(struct daemon *d, const char *method, const char *target,
+                                         struct curl_slist *headers, const char *log_id) {
+        return (struct engine_request) {
+                .method = method,
+                .target = target,
+                .headers = headers,
+                .deadline = daemon_now(d) + (usec_t) d->config->request_timeout_sec * USEC_PER_SEC,
+                .retries = d->config->retries,
+                .idempotent = true,
+                .log_id = log_id,
+        };
+}
+
+struct curl_slist *engine_own_headers(const char *who, bool json_body) {
+        char ua[96];
+        const char *const lines[] = { "Accept: application/json", ua,
+                                      json_body ? "Content-Type: application/json" : NULL, "Expect:" };
+        struct curl_slist *l = NULL;
+
+        snprintf(ua, sizeof ua, "User-Agent: denvrd/%s (%s)", DENVRD_VERSION, who);
+        for (size_t i = 0; i < ELEMENTSOF(lines); i++) {
+                struct curl_slist *n = lines[i] ? curl_slist_append(l, lines[i]) : l;
+
+                if (!n) {
+                        curl_slist_free_all(l);
+                        return NULL;
+                }
+                l = n;
+        }
+        return l;
 }

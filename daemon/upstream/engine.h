@@ -67,6 +67,17 @@ struct engine_result {
         char message[320];
 };
 
+/*
+ * The request of denvrd's own calls (a wait's poll, a lease, the cost): method
+ * and target, the configuration's deadline (request_timeout from now) and
+ * retries, idempotent.  Callers change what differs after.
+ */
+struct engine_request engine_request_own(struct daemon *d, const char *method, const char *target,
+                                         struct curl_slist *headers, const char *log_id);
+/* Their header list: "User-Agent: denvrd/VERSION (who)", Accept JSON (and Content-Type JSON
+ * for calls with a body), no Expect.  NULL: out of memory. */
+struct curl_slist *engine_own_headers(const char *who, bool json_body);
+
 typedef void (*engine_done_t)(struct engine_call *c, struct engine_result *res, void *userdata);
 
 struct engine_call *engine_call_new(struct daemon *d, engine_done_t done, void *userdata);

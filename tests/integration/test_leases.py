@@ -313,14 +313,13 @@ def test_deadline_passed_while_stopped(ld, mock, state):
 def test_unreadable_state_file_stops_the_start(ld, state, damage, words):
     f = state_file(state)
     f.parent.mkdir(mode=0o700)
-    if damage == "cut":
-        f.write_text('{"version": 1, "leases": [{"id": ')
-    elif damage == "version":
-        f.write_text('{"version": 2, "leases": []}')
-    elif damage == "bad lease":
-        f.write_text('{"version": 1, "leases": [{"service": "servers/virtual", "id": "vm-1"}]}')
-    else:
+    text = {"cut": '{"version": 1, "leases": [{"id": ',
+            "version": '{"version": 2, "leases": []}',
+            "bad lease": '{"version": 1, "leases": [{"service": "servers/virtual", "id": "vm-1"}]}'}
+    if damage == "loop":
         os.symlink(f.name, f)
+    else:
+        f.write_text(text[damage])
     before = f.read_text() if damage != "loop" else None
     d = ld(wait=False)
     assert d.wait_exit() == 1
