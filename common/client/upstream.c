@@ -278,6 +278,13 @@ static void easy_prepare(struct upstream *u, CURL *c) {
         /* Byte-exact: without this curl squashes "/./" and "/../" in the path. */
         curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long) UPSTREAM_CONNECT_TIMEOUT_MS);
+        /* Over TLS curl copies each request into an upload buffer it allocates
+         * for the request and frees after it: at the default 64 KiB that
+         * malloc() and free() (glibc consolidates its heap when a chunk that
+         * large is freed, then trims and regrows it) cost more than the rest of
+         * the request's allocations together.  16 KiB is curl's least; a larger
+         * body goes out in 16 KiB writes. */
+        curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, upstream_write_cb);
         curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, upstream_header_cb);
         curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, upstream_open_socket_cb);
