@@ -52,6 +52,8 @@ struct upstream {
         unsigned n_idle_easy;
         unsigned generation;
         bool no_proxy;                   /* no proxy in the environment at start */
+        void (*after_events)(void *userdata);
+        void *after_events_data;
 };
 
 /* The most body space reserved up front from an answer's Content-Length. */
@@ -63,7 +65,7 @@ void upstream_transfer_clear_response(struct upstream_transfer *t);
 size_t upstream_write_cb(char *data, size_t size, size_t n, void *userdata);
 size_t upstream_header_cb(char *data, size_t size, size_t n, void *userdata);
 
-/* upstream.c: hands finished transfers to their callers. */
+/* upstream.c: hands finished transfers to their callers, then runs the after_events hook. */
 void upstream_check_done(struct upstream *u);
 
 /* upstream_sockets.c: curl's socket, open and close callbacks, and the cleanup. */

@@ -136,6 +136,8 @@ void upstream_check_done(struct upstream *u) {
                 /* May free t or start it again: do not touch t afterwards. */
                 t->done(t, t->userdata);
         }
+        if (u->after_events)
+                u->after_events(u->after_events_data);
 }
 
 
@@ -233,6 +235,20 @@ void upstream_trim(struct upstream *u) {
         /* Each idle handle keeps curl's 16 KiB receive buffer. */
         while (u->n_idle_easy > 0)
                 curl_easy_cleanup(u->idle_easy[--u->n_idle_easy]);
+}
+
+void upstream_set_after_events(struct upstream *u, void (*fn)(void *userdata), void *userdata) {
+        u->after_events = fn;
+        u->after_events_data = userdata;
+}
+
+void upstream_run_now(struct upstream *u) {
+        int enabled;
+
+        if (sd_event_source_get_enabled(u->kick, &enabled) < 0 || enabled == SD_EVENT_OFF)
+                return;
+        (void) sd_event_source_set_enabled(u->kick, SD_EVENT_OFF);
+        (void) on_timeout(u);
 }
 
 unsigned long upstream_connections_opened(const struct upstream *u) {

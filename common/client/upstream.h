@@ -97,6 +97,19 @@ int upstream_reconfigure(struct upstream *u, const struct upstream_options *o);
  */
 void upstream_secret_header_free(struct curl_slist **node);
 
+/*
+ * Work finished by an event of the upstream's (a socket, a timer) may make
+ * work elsewhere ready at once, such as a reply to send: fn runs after each
+ * such event is handled, so the caller can do that work in the same loop
+ * iteration instead of the next (sd-event dispatches one source per
+ * iteration, each with its own epoll_wait()).  NULL turns it off.
+ */
+void upstream_set_after_events(struct upstream *u, void (*fn)(void *userdata), void *userdata);
+
+/* Runs what curl asked to run "now" (a transfer just added) at once rather
+ * than from the next loop iteration; a no-op when nothing is waiting. */
+void upstream_run_now(struct upstream *u);
+
 /* Frees what is kept only to make the next requests cheaper (idle handles). */
 void upstream_trim(struct upstream *u);
 

@@ -37,6 +37,8 @@ struct listener {
         sd_event_source *io_source;
         sd_event_source *timer_source;
         sd_event_source *wake_source;   /* runs MHD after a connection was resumed */
+        bool running;           /* inside server_run(): MHD_run() must not be entered again */
+        bool replied_resumed;   /* a resumed request was answered in this run (server.c) */
 };
 
 /* Opens "HOST:PORT" (IPv4, [IPv6] or localhost); loopback only unless allow_remote. */

@@ -16,6 +16,7 @@
 #include <netinet/tcp.h>
 
 #include "common/base/log.h"
+#include "common/client/upstream.h"
 #include "daemon/core/daemon.h"
 #include "daemon/core/peer.h"
 #include "daemon/core/peer_gate.h"
@@ -65,9 +66,10 @@ static void server_rearm_timer(struct listener *l) {
 
 /* Rounds of MHD_run() per wake-up while libmicrohttpd has more to do at once. */
 #define MHD_RUN_ROUNDS 4
+/* Passes of server_run() over libmicrohttpd and the upstream while answers come back at once. */
+#define SERVER_RUN_PASSES 4
 
-static int on_mhd_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        struct listener *l = userdata;
+static void mhd_rounds(struct listener *l) {
         MHD_UNSIGNED_LONG_LONG ms;
 
         /* A connection advances one state per MHD_run(): a resumed one needs
@@ -78,16 +80,65 @@ static int on_mhd_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 if (MHD_get_timeout(l->mhd, &ms) != MHD_YES || ms > 0)
                         break;
         }
+        /* libmicrohttpd takes a suspended connection out of its epoll set and puts
+         * it back once the reply is out, which reports the socket writable at once:
+         * one more round takes that news now rather than in a wake-up of its own. */
+        if (l->replied_resumed) {
+                l->replied_resumed = false;
+                (void) MHD_run(l->mhd);
+        }
+}
+
+static bool wake_pending(struct listener *l) {
+        int enabled;
+
+        return sd_event_source_get_enabled(l->wake_source, &enabled) >= 0 && enabled != SD_EVENT_OFF;
+}
+
+static void server_run(struct listener *l) {
+        l->running = true;
+        for (unsigned pass = 1;; pass++) {
+                mhd_rounds(l);
+                /* Requests this pass passed upstream go out now, not one iteration
+                 * later; an answer already there resumes its request at once, and
+                 * the next pass sends the reply (after the last, the wake-up does). */
+                upstream_run_now(l->daemon->upstream);
+                if (pass == SERVER_RUN_PASSES || !wake_pending(l) || upstream_running(l->daemon->upstream) > 0)
+                        break;
+                (void) sd_event_source_set_enabled(l->wake_source, SD_EVENT_OFF);
+        }
         server_rearm_timer(l);
+        l->running = false;
+}
+
+static int on_mhd_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        server_run(userdata);
         return 0;
 }
 
 static int on_mhd_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        return on_mhd_io(s, -1, 0, userdata);
+        server_run(userdata);
+        return 0;
 }
 
 static int on_mhd_wake(sd_event_source *s, void *userdata) {
-        return on_mhd_io(s, -1, 0, userdata);
+        server_run(userdata);
+        return 0;
+}
+
+void server_run_woken(struct daemon *d) {
+        /* With other transfers in flight their answers are due too: the wake-up,
+         * after the loop's other news (its lower priority), sends them together. */
+        if (upstream_running(d->upstream) > 0)
+                return;
+        for (size_t i = 0; i < d->n_listeners; i++) {
+                struct listener *l = d->listeners[i];
+
+                if (l->running || !l->wake_source || !wake_pending(l))
+                        continue;
+                (void) sd_event_source_set_enabled(l->wake_source, SD_EVENT_OFF);
+                server_run(l);
+        }
 }
 
 /* Who connected: asked of the kernel now, once for all the connection's requests. */
@@ -275,8 +326,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                 *upload_data_size = 0;
                 return on_body(r, upload_data, n);
         }
-        if (r->response)
+        if (r->response) {
+                r->listener->replied_resumed |= r->dispatched;
                 return queue_reply(r);
+        }
         if (r->dispatched)
                 return MHD_YES;   /* woken without a reply yet; keep waiting */
 
@@ -350,6 +403,10 @@ int server_start(struct listener *l) {
         if (r < 0)
                 return log_error_errno(r, "cannot add wake-up source for %s", l->address);
         (void) sd_event_source_set_enabled(l->wake_source, SD_EVENT_OFF);
+        /* After the news already pending (other answers, other requests), so that
+         * one run of libmicrohttpd serves them all; its own epoll fd stays at the
+         * normal priority, so a busy loop still sends replies. */
+        (void) sd_event_source_set_priority(l->wake_source, SD_EVENT_PRIORITY_NORMAL + 1);
         server_rearm_timer(l);
 
         log_info("listening on %s %s%s", l->kind == LISTENER_UNIX ? "unix" : "tcp", l->address,

@@ -218,6 +218,11 @@ static int open_leases(struct daemon *d) {
         return lease_keeper_start(d->leases);
 }
 
+/* An upstream answer resumed its request: the reply goes out in the same loop iteration. */
+static void on_upstream_events(void *userdata) {
+        server_run_woken(userdata);
+}
+
 int daemon_new(struct denvr_config *config, const struct config_overrides *o, struct daemon **ret) {
         struct upstream_options uo = {
                 .ca_file = config->ca_file,
@@ -256,6 +261,7 @@ int daemon_new(struct denvr_config *config, const struct config_overrides *o, st
         r = upstream_new(d->event, &uo, &d->upstream);
         if (r < 0)
                 return log_error_errno(r, "cannot set up the upstream client");
+        upstream_set_after_events(d->upstream, on_upstream_events, d);
         r = auth_new(d->event, d->upstream, d->config,
                      &(const struct auth_hooks) { .on_event = on_auth_event, .note = on_auth_note, .userdata = d },
                      &d->auth);
@@ -357,6 +363,8 @@ struct daemon *daemon_free(struct daemon *d) {
         if (!d)
                 return NULL;
         d->status_timer = sd_event_source_disable_unref(d->status_timer);
+        if (d->upstream)
+                upstream_set_after_events(d->upstream, NULL, NULL);
         daemon_stop_listeners(d);
         /* Run libmicrohttpd's shutdown of resumed connections before freeing. */
         for (size_t i = 0; i < d->n_listeners; i++)
