@@ -13,8 +13,8 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <stdbool.h>
 #include <microhttpd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -95,6 +95,12 @@ static bool wake_pending(struct listener *l) {
         return sd_event_source_get_enabled(l->wake_source, &enabled) >= 0 && enabled != SD_EVENT_OFF;
 }
 
+/* Other transfers in flight: their answers are due too, and the wake-up, after the
+ * loop's other news (its lower priority), sends them together. */
+static bool answers_due(struct daemon *d) {
+        return upstream_running(d->upstream) > 0;
+}
+
 static void server_run(struct listener *l) {
         l->running = true;
         for (unsigned pass = 1;; pass++) {
@@ -103,7 +109,7 @@ static void server_run(struct listener *l) {
                  * later; an answer already there resumes its request at once, and
                  * the next pass sends the reply (after the last, the wake-up does). */
                 upstream_run_now(l->daemon->upstream);
-                if (pass == SERVER_RUN_PASSES || !wake_pending(l) || upstream_running(l->daemon->upstream) > 0)
+                if (pass == SERVER_RUN_PASSES || !wake_pending(l) || answers_due(l->daemon))
                         break;
                 (void) sd_event_source_set_enabled(l->wake_source, SD_EVENT_OFF);
         }
@@ -127,9 +133,7 @@ static int on_mhd_wake(sd_event_source *s, void *userdata) {
 }
 
 void server_run_woken(struct daemon *d) {
-        /* With other transfers in flight their answers are due too: the wake-up,
-         * after the loop's other news (its lower priority), sends them together. */
-        if (upstream_running(d->upstream) > 0)
+        if (answers_due(d))
                 return;
         for (size_t i = 0; i < d->n_listeners; i++) {
                 struct listener *l = d->listeners[i];
