@@ -56,6 +56,9 @@ struct upstream {
         void *after_events_data;
 };
 
+/* The longest origin ("https://host:port") sent apart from its target. */
+#define UPSTREAM_ORIGIN_MAX 512
+
 /* The most body space reserved up front from an answer's Content-Length. */
 #define UPSTREAM_RESERVE_MAX (1024u * 1024u)
 
@@ -67,6 +70,11 @@ size_t upstream_header_cb(char *data, size_t size, size_t n, void *userdata);
 
 /* upstream.c: hands finished transfers to their callers, then runs the after_events hook. */
 void upstream_check_done(struct upstream *u);
+
+/* upstream_target.c: the target to send as CURLOPT_REQUEST_TARGET, with the
+ * origin (scheme and authority) copied into origin as the URL; NULL when curl
+ * must be given the whole URL to send the same request line. */
+const char *upstream_target_split(const char *url, char *origin, size_t origin_size);
 
 /* upstream_sockets.c: curl's socket, open and close callbacks, and the cleanup. */
 int upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp);

@@ -336,9 +336,12 @@ static void transfer_setup(struct upstream_transfer *t) {
         CURL *c = t->easy;
         bool has_body = t->body || strcmp(t->method, "POST") == 0 ||
                         strcmp(t->method, "PUT") == 0 || strcmp(t->method, "PATCH") == 0;
+        char origin[UPSTREAM_ORIGIN_MAX];
+        const char *target = upstream_target_split(t->url, origin, sizeof origin);
 
         curl_easy_setopt(c, CURLOPT_PRIVATE, (char *) t);
-        curl_easy_setopt(c, CURLOPT_URL, t->url);
+        curl_easy_setopt(c, CURLOPT_URL, target ? origin : t->url);
+        curl_easy_setopt(c, CURLOPT_REQUEST_TARGET, target);
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) t->timeout_ms);
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, t->errbuf);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, t);
