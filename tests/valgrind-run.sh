@@ -24,6 +24,11 @@ if [ ! -x "$bin" ]; then
         echo "$bin not found: build first (meson compile -C $builddir)" >&2
         exit 2
 fi
+if ldd "$bin" | grep -q libmimalloc; then
+        echo "$bin runs on mimalloc, whose allocation functions memcheck does not all follow:" \
+                "build it with -Dallocator=system (as tests/run-all.sh does)" >&2
+        exit 2
+fi
 if ! command -v valgrind >/dev/null; then
         echo "valgrind is not installed" >&2
         exit 2

@@ -5,7 +5,6 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -25,6 +24,7 @@
 #include "common/http/http_headers.h"
 #include "common/http/http_method.h"
 #include "daemon/core/daemon.h"
+#include "daemon/core/heap.h"
 #include "daemon/http/cors.h"
 #include "daemon/http/listener.h"
 #include "daemon/http/phase.h"
@@ -129,7 +129,7 @@ static int on_idle_trim(sd_event_source *s, uint64_t usec, void *userdata) {
         d->idle_trim_pending = false;
         if (d->n_requests == 0) {
                 upstream_trim(d->upstream);
-                (void) malloc_trim(0);
+                heap_trim();
         }
         else if (sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, IDLE_TRIM_USEC, 100000,
                                             on_idle_trim, d) >= 0)
