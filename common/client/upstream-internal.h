@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "common/client/upstream.h"
@@ -17,9 +18,10 @@ struct tracked_socket {
         int fd;
         dev_t dev;
         ino_t ino;
-        /* Its watch, kept while curl holds the connection idle in its pool: the
-         * next request on it costs no epoll_ctl() and no allocation. */
-        sd_event_source *io;
+        /* What it is registered for in the upstream's epoll set (0: not in it).
+         * Kept while curl holds the connection idle in its pool: the next
+         * request on it costs no epoll_ctl(). */
+        uint32_t events;
         bool idle;              /* curl removed it from its watch list: events are not curl's */
         bool answered;          /* curl once waited to read on it: a connection, not a failed connect */
 };
@@ -31,17 +33,18 @@ struct upstream {
         sd_event_source *kick;           /* curl's "call me now", without a timerfd */
         char *ca_file;
         unsigned running;
+        /* curl's sockets are watched in an epoll set of their own, itself one
+         * source of the loop: one loop turn takes every ready socket with one
+         * epoll_wait(), where a source per socket would cost a turn (and an
+         * epoll_wait()) each.  A socket's registration goes with its close. */
+        int epfd;
+        sd_event_source *epoll_source;
         struct tracked_socket *sockets;  /* sockets curl opened and may still hold */
         size_t n_sockets, sockets_alloc;
         /* Where each fd's entry is, 1 + its index (0: none): a socket event finds its
          * entry without a scan of every connection. */
         unsigned *slot_of_fd;
         size_t n_slots;
-        /* Watches of sockets closed behind our back: their fd may be another's by
-         * now, so they are not unregistered (which would remove the other's) but
-         * freed with the loop's end. */
-        sd_event_source **orphans;
-        size_t n_orphans;
         unsigned long sockets_opened; /* since start */
         /* Easy handles of freed transfers, with the options every transfer
          * shares already set (easy_prepare()), for the next ones: saves
@@ -76,7 +79,8 @@ void upstream_check_done(struct upstream *u);
  * must be given the whole URL to send the same request line. */
 const char *upstream_target_split(const char *url, char *origin, size_t origin_size);
 
-/* upstream_sockets.c: curl's socket, open and close callbacks, and the cleanup. */
+/* upstream_sockets.c: the epoll set, curl's socket, open and close callbacks, and the cleanup. */
+int upstream_sockets_init(struct upstream *u);
 int upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp);
 curl_socket_t upstream_open_socket_cb(void *userp, curlsocktype purpose, struct curl_sockaddr *a);
 int upstream_close_socket_cb(void *userp, curl_socket_t fd);

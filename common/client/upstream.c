@@ -158,6 +158,7 @@ int upstream_new(sd_event *e, const struct upstream_options *o, struct upstream 
         if (!u)
                 return -ENOMEM;
         u->event = sd_event_ref(e);
+        u->epfd = -1;
         u->no_proxy = !env_has_proxy();
         if (o->ca_file && !(u->ca_file = strdup(o->ca_file))) {
                 upstream_free(u);
@@ -178,6 +179,11 @@ int upstream_new(sd_event *e, const struct upstream_options *o, struct upstream 
         curl_multi_setopt(u->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) o->max_connections);
         curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, (long) o->max_connections);
 
+        r = upstream_sockets_init(u);
+        if (r < 0) {
+                upstream_free(u);
+                return r;
+        }
         r = sd_event_add_time(e, &u->timer, CLOCK_MONOTONIC, UINT64_MAX, 1000, on_timer, u);
         if (r < 0) {
                 upstream_free(u);

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The sockets curl opens, tracked: their count (the connections curl holds)
- * and their sd-event watches, kept while a connection idles in curl's pool.
+ * and their registration in the upstream's epoll set, kept while a
+ * connection idles in curl's pool.
  */
 #define LOG_MODULE "upstream"
 #include "common/client/upstream-internal.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -37,73 +39,112 @@ static bool slot_set(struct upstream *u, int fd, size_t i) {
         return true;
 }
 
-static int on_socket_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        struct upstream *u = userdata;
+/* Takes ts (or untracked fd) out of the epoll set. */
+static void epoll_forget(struct upstream *u, struct tracked_socket *ts, int fd) {
+        if (epoll_ctl(u->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 && errno != ENOENT && errno != EBADF)
+                log_debug_errno(-errno, "cannot unwatch socket %d", fd);
+        if (ts)
+                ts->events = 0;
+}
+
+static void socket_event(struct upstream *u, const struct epoll_event *ev) {
+        int fd = ev->data.fd, flags = 0, running;
         struct tracked_socket *ts = tracked_find(u, fd);
-        int flags = 0, running;
 
         if (ts && ts->idle) {
                 /* The peer closed (or spoke) on a connection curl keeps idle: curl finds
                  * out when it next picks it; until then no wake-ups (level-triggered). */
-                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
-                return 0;
+                epoll_forget(u, ts, fd);
+                return;
         }
-        if (revents & EPOLLIN)
+        if (ev->events & EPOLLIN)
                 flags |= CURL_CSELECT_IN;
-        if (revents & EPOLLOUT)
+        if (ev->events & EPOLLOUT)
                 flags |= CURL_CSELECT_OUT;
-        if (revents & (EPOLLERR | EPOLLHUP))
+        if (ev->events & (EPOLLERR | EPOLLHUP))
                 flags |= CURL_CSELECT_ERR;
-
         (void) curl_multi_socket_action(u->multi, fd, flags, &running);
-        upstream_check_done(u);
+}
+
+#define EVENTS_PER_TURN 64
+
+static int on_epoll(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        struct upstream *u = userdata;
+        struct epoll_event ev[EVENTS_PER_TURN];
+        int n;
+
+        n = epoll_wait(u->epfd, ev, EVENTS_PER_TURN, 0);
+        if (n < 0 && errno != EINTR)
+                log_debug_errno(-errno, "epoll_wait on curl's sockets");
+        /* A socket that curl closes while an earlier one is handled may give its
+         * number to a new one before its own event comes: curl takes that as a
+         * readiness that is not there, finds nothing to read and waits on. */
+        for (int i = 0; i < n; i++)
+                socket_event(u, &ev[i]);
+        if (n > 0)
+                upstream_check_done(u);
         return 0;
 }
 
-/* curl is done with fd for now: a pooled connection keeps its watch, anything else loses it. */
-static void socket_unwatch(struct upstream *u, struct tracked_socket *ts, curl_socket_t fd, sd_event_source *src) {
-        if (ts && ts->io && ts->answered) {
+int upstream_sockets_init(struct upstream *u) {
+        u->epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (u->epfd < 0)
+                return -errno;
+        return sd_event_add_io(u->event, &u->epoll_source, u->epfd, EPOLLIN, on_epoll, u);
+}
+
+/* curl is done with fd for now: a pooled connection stays in the set, anything else leaves it. */
+static void socket_unwatch(struct upstream *u, struct tracked_socket *ts, curl_socket_t fd, void *socketp) {
+        if (ts && ts->events && ts->answered)
                 ts->idle = true;
-                return;
-        }
-        if (ts && ts->io) {
-                src = ts->io;
-                ts->io = NULL;
-        } else if (src)
+        else if (ts && ts->events)
+                epoll_forget(u, ts, fd);
+        else if (!ts && socketp) {
+                epoll_forget(u, NULL, fd);
                 curl_multi_assign(u->multi, fd, NULL);
-        sd_event_source_disable_unref(src);
+        }
+}
+
+/* Puts fd in the set for events; *registered says whether it was in it. */
+static int socket_watch(struct upstream *u, curl_socket_t fd, uint32_t events, bool registered) {
+        struct epoll_event ev = { .events = events, .data.fd = fd };
+
+        if (epoll_ctl(u->epfd, registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) == 0)
+                return 0;
+        /* Our record and the kernel's disagree (the fd was closed and reused
+         * behind our back): do what the kernel's calls for. */
+        if (errno == ENOENT || errno == EEXIST) {
+                if (epoll_ctl(u->epfd, errno == ENOENT ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev) == 0)
+                        return 0;
+        }
+        return -errno;
 }
 
 int upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
         struct upstream *u = userp;
         struct tracked_socket *ts = tracked_find(u, fd);
-        sd_event_source *src = ts && ts->io ? ts->io : socketp;
         uint32_t events = 0;
         int r;
 
         if (what == CURL_POLL_REMOVE) {
-                socket_unwatch(u, ts, fd, src);
+                socket_unwatch(u, ts, fd, socketp);
                 return 0;
         }
         if (what & CURL_POLL_IN)
                 events |= EPOLLIN;
         if (what & CURL_POLL_OUT)
                 events |= EPOLLOUT;
-        if (ts) {
+        if (!ts) {
+                /* Not a socket curl opened through us: its socketp says it is in the set. */
+                r = socket_watch(u, fd, events, socketp != NULL);
+                if (r >= 0)
+                        curl_multi_assign(u->multi, fd, u);
+        } else {
                 ts->idle = false;
                 ts->answered |= (what & CURL_POLL_IN) != 0;
-        }
-        if (src) {
-                /* Both are no-ops (no system call) for a kept watch that wants what it had. */
-                r = sd_event_source_set_io_events(src, events);
-                if (r >= 0)
-                        r = sd_event_source_set_enabled(src, SD_EVENT_ON);
-        } else {
-                r = sd_event_add_io(u->event, &src, fd, events, on_socket_io, u);
-                if (r >= 0 && ts)
-                        ts->io = src;
-                else if (r >= 0)
-                        curl_multi_assign(u->multi, fd, src);
+                /* A kept registration that wants what it had costs no system call. */
+                r = ts->events == events ? 0 : socket_watch(u, fd, events, ts->events != 0);
+                ts->events = r >= 0 ? events : 0;
         }
         if (r < 0) {
                 log_debug_errno(r, "cannot watch socket %d", fd);
@@ -123,21 +164,9 @@ static bool socket_is(int fd, const struct tracked_socket *t) {
         return fstat(fd, &st) == 0 && st.st_dev == t->dev && st.st_ino == t->ino;
 }
 
-/* Forgets tracked socket i; fd_is_ours says whether its fd is still that socket
- * (its watch is then unregistered) or may be another's (the watch is orphaned). */
-static void sockets_forget(struct upstream *u, size_t i, bool fd_is_ours) {
-        sd_event_source *io = u->sockets[i].io;
-
-        if (io && fd_is_ours)
-                sd_event_source_disable_unref(io);
-        else if (io) {
-                sd_event_source **m = reallocarray(u->orphans, u->n_orphans + 1, sizeof *m);
-
-                if (m) {
-                        u->orphans = m;
-                        u->orphans[u->n_orphans++] = io;
-                }
-        }
+/* Forgets tracked socket i.  Its registration in the epoll set went with its
+ * close (curl's sockets are never dup()ed), or goes with it. */
+static void sockets_forget(struct upstream *u, size_t i) {
         u->slot_of_fd[u->sockets[i].fd] = 0;
         u->sockets[i] = u->sockets[--u->n_sockets];
         if (i < u->n_sockets)
@@ -155,10 +184,10 @@ curl_socket_t upstream_open_socket_cb(void *userp, curlsocktype purpose, struct 
                 return CURL_SOCKET_BAD;
         u->sockets_opened++;
         /* The kernel handed out the number of a socket curl closed without telling us:
-         * that one's watch is unregistered now (this fd is nobody's yet). */
+         * that one's registration went with it. */
         stale = tracked_find(u, fd);
         if (stale)
-                sockets_forget(u, (size_t) (stale - u->sockets), true);
+                sockets_forget(u, (size_t) (stale - u->sockets));
         if (u->n_sockets == u->sockets_alloc) {
                 size_t want = u->sockets_alloc ? u->sockets_alloc * 2 : 16;
                 struct tracked_socket *m = reallocarray(u->sockets, want, sizeof *m);
@@ -169,7 +198,7 @@ curl_socket_t upstream_open_socket_cb(void *userp, curlsocktype purpose, struct 
                 u->sockets_alloc = want;
         }
         if (fstat(fd, &st) == 0 && slot_set(u, fd, u->n_sockets))
-                u->sockets[u->n_sockets++] = (struct tracked_socket) { fd, st.st_dev, st.st_ino, NULL, false, false };
+                u->sockets[u->n_sockets++] = (struct tracked_socket) { fd, st.st_dev, st.st_ino, 0, false, false };
         return fd;
 }
 
@@ -178,7 +207,7 @@ int upstream_close_socket_cb(void *userp, curl_socket_t fd) {
         struct tracked_socket *ts = tracked_find(u, fd);
 
         if (ts)
-                sockets_forget(u, (size_t) (ts - u->sockets), socket_is(fd, ts));
+                sockets_forget(u, (size_t) (ts - u->sockets));
         return close(fd);
 }
 
@@ -187,18 +216,16 @@ long upstream_connections_open(struct upstream *u) {
                 if (socket_is(u->sockets[i].fd, &u->sockets[i]))
                         i++;
                 else
-                        sockets_forget(u, i, false);
+                        sockets_forget(u, i);
         return (long) u->n_sockets;
 }
 
 void upstream_sockets_free(struct upstream *u) {
-        /* curl_multi_cleanup() closed the connections (upstream_close_socket_cb() dropped
-         * their watches); what is left lost its socket behind our back. */
-        for (size_t i = 0; i < u->n_sockets; i++)
-                sd_event_source_unref(u->sockets[i].io);
-        for (size_t i = 0; i < u->n_orphans; i++)
-                sd_event_source_unref(u->orphans[i]);
-        free(u->orphans);
+        /* curl_multi_cleanup() has closed the connections. */
+        u->epoll_source = sd_event_source_disable_unref(u->epoll_source);
+        if (u->epfd >= 0)
+                (void) close(u->epfd);
+        u->epfd = -1;
         free(u->sockets);
         free(u->slot_of_fd);
 }

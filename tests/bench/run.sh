@@ -141,6 +141,7 @@ else
 fi
 ninja -C "$BUILD_DIR" daemon/denvrd >"$TMP/ninja.log" 2>&1 || { tail -30 "$TMP/ninja.log" >&2; die "build failed"; }
 DENVRD=$BUILD_DIR/daemon/denvrd
+say "denvrd's allocator: $(ldd "$DENVRD" | grep -q libmimalloc && echo mimalloc || echo "the C library's")"
 FLOOR=$BUILD_DIR/bench-floor
 # shellcheck disable=SC2046
 cc -O2 -o "$FLOOR" "$HERE/floor.c" $(pkg-config --cflags --libs libcurl libmicrohttpd libsystemd jansson) ||
