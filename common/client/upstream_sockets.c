@@ -105,14 +105,14 @@ static void socket_unwatch(struct upstream *u, struct tracked_socket *ts, curl_s
         }
 }
 
-/* Puts fd in the set for events; *registered says whether it was in it. */
+/* Puts fd in the set for events; registered says whether our record has it there. */
 static int socket_watch(struct upstream *u, curl_socket_t fd, uint32_t events, bool registered) {
         struct epoll_event ev = { .events = events, .data.fd = fd };
 
         if (epoll_ctl(u->epfd, registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) == 0)
                 return 0;
         /* Our record and the kernel's disagree (the fd was closed and reused
-         * behind our back): do what the kernel's calls for. */
+         * behind our back): the kernel's is right. */
         if (errno == ENOENT || errno == EEXIST) {
                 if (epoll_ctl(u->epfd, errno == ENOENT ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &ev) == 0)
                         return 0;
