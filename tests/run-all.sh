@@ -24,7 +24,7 @@ cd "$src"
 
 step() { printf '\n==== %s ====\n' "$*"; }
 
-setup() {   # setup DIR [meson options...]
+setup() {   # [SETUP_TARGETS="t ..."] setup DIR [meson options...]: builds those targets, or all
         local dir=$1; shift
         if [ ! -f "$dir/build.ninja" ]; then
                 meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
@@ -32,7 +32,8 @@ setup() {   # setup DIR [meson options...]
                 # An older build directory gets today's options (e.g. the gcc prefix).
                 meson configure "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
         fi
-        meson compile -C "$dir"
+        # shellcheck disable=SC2086 # a list of targets
+        meson compile -C "$dir" ${SETUP_TARGETS:-}
 }
 
 step "builds: gcc, ASan + UBSan, clang, fuzzers"
@@ -42,11 +43,7 @@ setup "$out/asan" -Db_sanitize=address,undefined -Db_lundef=false
 # valgrind's memcheck takes over the C library's malloc() family, not all of
 # mimalloc's (its reallocarray(), say): the valgrind subset runs a daemon built
 # with the C library's allocator.
-if [ ! -f "$out/valgrind-build/build.ninja" ]; then
-        meson setup "$out/valgrind-build" -Dallocator=system >"$out/valgrind-build.setup.log" 2>&1 ||
-                { cat "$out/valgrind-build.setup.log"; exit 1; }
-fi
-meson compile -C "$out/valgrind-build" daemon/denvrd
+SETUP_TARGETS=daemon/denvrd setup "$out/valgrind-build" -Dallocator=system
 CC=clang setup "$out/clang"
 CC=clang setup "$out/fuzz" -Dfuzzers=true -Db_lundef=false
 

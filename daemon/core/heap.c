@@ -3,15 +3,15 @@
 
 #ifdef DENVRD_MIMALLOC
 #include <mimalloc.h>
+#else
+#include <malloc.h>
+#endif
 #include <stdbool.h>
 
 void heap_trim(void) {
+#ifdef DENVRD_MIMALLOC
         mi_collect(true);
-}
 #else
-#include <malloc.h>
-
-void heap_trim(void) {
         (void) malloc_trim(0);
-}
 #endif
+}
