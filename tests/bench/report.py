@@ -99,6 +99,8 @@ def table(results_path, notes_path):
                    notes.get("run.duration"), notes.get("run.warmup"),
                    "%d rounds (medians)" % nrounds if nrounds > 1 else "1 round",
                    notes.get("machine.cpus"), notes.get("machine.load_before"), notes.get("machine.load_after")))
+    if notes.get("run.pinning"):
+        out.append("CPU placement: %s (BENCH_PIN=0 leaves it to the scheduler)." % notes["run.pinning"])
     out.append("denvrd runs with log_level=warning (no per-request access log); "
                "'denvrd h2, log info' has the access log on, for reference.  nginx's proxy module speaks "
                "only HTTP/1.1 upstream; denvrd is measured with both.%s" % (
@@ -170,7 +172,7 @@ def table(results_path, notes_path):
                     "%s %s" % (name, round_ratios(a, b))
                     for name, a, b in (("denvrd/go", d, g), ("denvrd/nginx", d, n), ("go/nginx", g, n)) if a and b)))
         if nrounds > 1:
-            out.append("  (a round's ratio compares two targets measured in that round, a few minutes apart)")
+            out.append("  (a round's ratio compares two targets measured in that round, seconds apart: each workload is measured on every target in turn)")
         out.append("")
 
     out.append("upstream connections opened (accepted by the upstream nginx, stub_status; the upstream "

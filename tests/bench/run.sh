@@ -24,9 +24,10 @@
 #   denvrd-h2    the same, upstream over HTTP/2
 #   denvrd-info  denvrd-h2 at log_level=info (access log on; reference)
 # Workloads: 1 connection (latency), 64 connections (throughput), 20 KB
-# answers at 16 connections.  Each round measures every target in turn (each
-# started afresh); the table gives the median of the rounds, then the targets
-# (PASS/MISS).
+# answers at 16 connections.  Each round starts every target afresh, then
+# measures each workload on one target after the other; the table gives the
+# median of the rounds, then the targets (PASS/MISS).  With two CPUs or more the
+# server measured has one to itself (BENCH_PIN).
 #
 # --profile (profile.sh): instructions per request under callgrind instead.
 #
@@ -43,6 +44,8 @@
 #   BENCH_MAX_LOAD=1.5  warn when the 1-minute load average is above this
 #   BENCH_WAIT_QUIET=0  seconds to wait (at most) for the load average to drop below it
 #   BENCH_MAX_UP        denvrd's max_upstream_connections (default: denvrd's default, 64)
+#   BENCH_PIN=1         loopback: the server measured alone on the last CPU, wrk, the upstream
+#                       and this script on the others (0: let the scheduler place them)
 #   BENCH_WAN_DELAY_MS=20  BENCH_WAN_CALLS=50  BENCH_WAN_CONC=64  (see wan.sh)
 set -euo pipefail
 
@@ -128,6 +131,30 @@ wait_http() {   # wait_http URL [curl args...]: until it answers anything
         done
         return 1
 }
+
+# --- CPU placement -----------------------------------------------------------
+
+# On a virtual machine a wake-up costs very different amounts depending on
+# whether the sleeper shares the waker's CPU: left to the scheduler, the same
+# target's CPU per request moved by a third from one round to the next.  So the
+# loopback part gives the server measured (each target alike) a CPU of its own
+# and keeps wrk, the upstream and this script on the others.
+SUT_CPU=
+LOAD_CPUS=
+ALL_CPUS=$(python3 -c 'import os; print(",".join(map(str, sorted(os.sched_getaffinity(0)))))')
+if [[ ${BENCH_PIN:-1} != 0 && $MODE != wan && $MODE != profile ]] && command -v taskset >/dev/null; then
+        SUT_CPU=${ALL_CPUS##*,}
+        LOAD_CPUS=${ALL_CPUS%,*}
+        [[ $LOAD_CPUS == "$ALL_CPUS" ]] && SUT_CPU= LOAD_CPUS=   # one CPU: nothing to separate
+fi
+# Prefixes that place a command (taskset execs it: $! stays the server's pid).
+ON_SUT=()
+ON_ALL=()
+if [[ -n $SUT_CPU ]]; then
+        taskset -pc "$LOAD_CPUS" $$ >/dev/null || die "taskset failed"
+        ON_SUT=(taskset -c "$SUT_CPU")
+        ON_ALL=(taskset -c "$ALL_CPUS")
+fi
 
 # --- build -------------------------------------------------------------------
 
@@ -237,8 +264,10 @@ http {
 }
 EOF
 
-start_nginx() {   # start_nginx DIR: runs nginx in the foreground (daemon off), records its pid
-        "$NGINX" -p "$1" -c "$1/nginx.conf" -e "$1/logs/error.log" -g 'daemon off;' >>"$1/logs/stdout.log" 2>&1 &
+start_nginx() {   # start_nginx DIR [PREFIX...]: runs nginx in the foreground (daemon off), records its pid
+        local dir=$1
+        shift
+        "$@" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" -g 'daemon off;' >>"$dir/logs/stdout.log" 2>&1 &
         PIDS+=($!)
         LAST_PID=$!
 }
@@ -258,9 +287,7 @@ wait_http "$UP_URL/" --cacert "$TMP/ca.pem" || die "upstream nginx did not start
 [[ $(curl -s -o /dev/null -w '%{http_code}' --cacert "$TMP/ca.pem" "$UP_URL/api/v1/servers/virtual/GetServers") == 401 ]] ||
         die "the upstream does not insist on Authorization"
 
-# Accepted connections at the upstream (stub_status); each reading is one, so
-# a count between two readings subtracts STATUS_READS, the readings made since.
-STATUS_READS=0
+# Accepted connections at the upstream (stub_status), this reading included.
 upstream_accepts() {
         curl -s --max-time 2 "http://127.0.0.1:$UP_STATUS_PORT/status" | awk 'NR==3 {print $1}'
 }
@@ -293,38 +320,51 @@ cpu_ticks() {
         echo "$sum"
 }
 
-# Upstream connections opened during the measured runs only (after each
-# warm-up), summed per target: a proxy that keeps its connections opens none.
-MEASURED_CONNS=0
-run_wrk() {   # run_wrk TARGET WORKLOAD CONNS THREADS URL
-        local target=$1 workload=$2 conns=$3 threads=$4 url=$5 out c0 c1 a0 a1
+# Per target, for the round being measured: its base URL, the pids whose CPU it
+# is charged, the header wrk sends (direct only), and the upstream connections
+# it opened, in all and during the measured runs only (after each warm-up): a
+# proxy that keeps its connections opens none during them.
+declare -A T_URL T_CPU_PIDS T_HEADER T_PID T_SAMPLER T_CONNS T_CONNS_MEASURED
+
+# A count between two upstream_accepts readings subtracts one (the later reading).
+run_wrk() {   # run_wrk TARGET WORKLOAD CONNS THREADS PATH
+        local target=$1 workload=$2 conns=$3 threads=$4 url=${T_URL[$1]}$5 hdr=${T_HEADER[$1]:-} out c0 c1 a a0 a1
         out="$TMP/wrk-$target-$workload-r$ROUND.txt"
-        wrk ${WRK_HEADER:+-H "$WRK_HEADER"} -t"$threads" -c"$conns" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
+        CPU_PIDS=${T_CPU_PIDS[$target]}
+        a=$(upstream_accepts)
+        wrk ${hdr:+-H "$hdr"} -t"$threads" -c"$conns" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
         a0=$(upstream_accepts)
         c0=$(cpu_ticks)
-        wrk ${WRK_HEADER:+-H "$WRK_HEADER"} -t"$threads" -c"$conns" -d"${DURATION}s" --timeout 10s --latency "$url" >"$out" 2>&1 ||
+        wrk ${hdr:+-H "$hdr"} -t"$threads" -c"$conns" -d"${DURATION}s" --timeout 10s --latency "$url" >"$out" 2>&1 ||
                 say "wrk failed for $target/$workload (see $out)"
         c1=$(cpu_ticks)
         a1=$(upstream_accepts)
-        STATUS_READS=$((STATUS_READS + 2))
-        MEASURED_CONNS=$((MEASURED_CONNS + a1 - a0 - 1))
+        T_CONNS_MEASURED[$target]=$(( ${T_CONNS_MEASURED[$target]:-0} + a1 - a0 - 1 ))
+        T_CONNS[$target]=$(( ${T_CONNS[$target]:-0} + a1 - a - 2 ))
         python3 "$HERE/report.py" parse "$target" "$workload" "$out" "$((c1 - c0))" "$ROUND" >>"$RESULTS"
 }
 
-WRK_HEADER=
-run_workloads() {   # run_workloads TARGET BASE-URL
-        MEASURED_CONNS=0
-        STATUS_READS=0
-        run_wrk "$1" c1 1 1 "$2$SERVERS_PATH"
-        run_wrk "$1" c64 64 2 "$2$SERVERS_PATH"
-        run_wrk "$1" big16 16 2 "$2$BIG_PATH"
+# The workloads: NAME CONNS WRK-THREADS PATH.
+WORKLOADS=("c1 1 1 $SERVERS_PATH" "c64 64 2 $SERVERS_PATH" "big16 16 2 $BIG_PATH")
+
+target_started() {   # target_started NAME URL PID A0: record a started target (A0: accepts before it started)
+        T_URL[$1]=$2
+        T_CPU_PIDS[$1]=$3
+        T_PID[$1]=$3
+        T_CONNS_MEASURED[$1]=0
+        T_CONNS[$1]=$(( $(upstream_accepts) - $4 - 1 ))
+}
+
+target_conns_note() {   # target_conns_note NAME
+        note "$1.upstream_conns" "${T_CONNS[$1]}"
+        note "$1.upstream_conns_measured" "${T_CONNS_MEASURED[$1]}"
 }
 
 note() { printf '%s\t%s\n' "$1" "$2" >>"$TMP/notes.tsv"; }
 : >"$TMP/notes.tsv"
 
-bench_nginx() {   # bench_nginx NAME WORKERS
-        local name=$1 workers=$2 dir="$TMP/$1" port a0 a1
+start_nginx_proxy() {   # start_nginx_proxy NAME WORKERS
+        local name=$1 workers=$2 dir="$TMP/$1" port a0
         port=$(free_port)
         mkdir -p "$dir/logs"
         cat >"$dir/nginx.conf" <<EOF
@@ -366,26 +406,25 @@ EOF
                 { cat "$dir/logs/test.log" >&2; die "$name: nginx config rejected"; }
         say "target $name: wrk -> nginx proxy (worker_processes $workers, upstream keepalive 128, HTTP/1.1) -> upstream"
         a0=$(upstream_accepts)
-        start_nginx "$dir"
+        if [[ $workers == 1 ]]; then start_nginx "$dir" "${ON_SUT[@]}"; else start_nginx "$dir" "${ON_ALL[@]}"; fi
         local pid=$LAST_PID
         wait_http "http://127.0.0.1:$port/" || die "$name: nginx did not start"
         check_answer "$name" "http://127.0.0.1:$port$SERVERS_PATH"
         check_answer "$name" "http://127.0.0.1:$port$BIG_PATH"
-        CPU_PIDS=$pid
-        run_workloads "$name" "http://127.0.0.1:$port"
-        a1=$(upstream_accepts)
-        note "$name.upstream_conns" "$((a1 - a0 - 1 - STATUS_READS))"
-        note "$name.upstream_conns_measured" "$MEASURED_CONNS"
-        stop_pid "$pid"
+        target_started "$name" "http://127.0.0.1:$port" "$pid" "$a0"
+}
+finish_nginx() {   # finish_nginx NAME
+        target_conns_note "$1"
+        stop_pid "${T_PID[$1]}"
 }
 
-bench_go() {   # bench_go NAME: the Go anchor (goproxy.go), one core
-        local name=$1 dir="$TMP/$1" port a0 a1 pid
+start_go() {   # start_go NAME: the Go anchor (goproxy.go), one core
+        local name=$1 dir="$TMP/$1" port a0 pid
         port=$(free_port)
         mkdir -p "$dir"
         say "target $name: wrk -> Go httputil.ReverseProxy (GOMAXPROCS=1, 128 idle upstream connections, HTTP/1.1) -> upstream"
         a0=$(upstream_accepts)
-        env -i PATH="$PATH" GOMAXPROCS=1 BENCH_PROXY_AUTH="ApiKey $APIKEY" \
+        "${ON_SUT[@]}" env -i PATH="$PATH" GOMAXPROCS=1 BENCH_PROXY_AUTH="ApiKey $APIKEY" \
                 "$GOPROXY_BIN" -listen "127.0.0.1:$port" -upstream "$UP1_URL" -ca "$TMP/ca.pem" -conns 128 \
                 >>"$dir/goproxy.log" 2>&1 &
         pid=$!
@@ -393,13 +432,12 @@ bench_go() {   # bench_go NAME: the Go anchor (goproxy.go), one core
         wait_http "http://127.0.0.1:$port/" || die "$name: the Go proxy did not start ($(tail -5 "$dir/goproxy.log"))"
         check_answer "$name" "http://127.0.0.1:$port$SERVERS_PATH"
         check_answer "$name" "http://127.0.0.1:$port$BIG_PATH"
-        CPU_PIDS=$pid
-        run_workloads "$name" "http://127.0.0.1:$port"
-        note_rss "$name" after "$pid"
-        a1=$(upstream_accepts)
-        note "$name.upstream_conns" "$((a1 - a0 - 1 - STATUS_READS))"
-        note "$name.upstream_conns_measured" "$MEASURED_CONNS"
-        stop_pid "$pid"
+        target_started "$name" "http://127.0.0.1:$port" "$pid" "$a0"
+}
+finish_go() {   # finish_go NAME
+        note_rss "$1" after "${T_PID[$1]}"
+        target_conns_note "$1"
+        stop_pid "${T_PID[$1]}"
 }
 
 rss_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
@@ -408,6 +446,26 @@ note_rss() {   # note_rss NAME WHEN PID: total, private (anonymous) and proporti
         note "$1.rss_${2}_kib" "$(rss_kib "$3" VmRSS)"
         note "$1.rss_${2}_anon_kib" "$(rss_kib "$3" RssAnon)"
         note "$1.rss_${2}_pss_kib" "$(pss_kib "$3")"
+}
+
+# rss_sampler PID DIR: the peaks of VmRSS and RssAnon, every 0.1 s, into DIR/rss_peak and
+# DIR/anon_peak.  Shell builtins only (a FIFO nobody writes to is the timer): a sampler that
+# forked would take CPU from wrk and the upstream while one target alone is measured.
+rss_sampler() {
+        local pid=$1 dir=$2 peak=0 apeak=0 v tick line lines
+        rm -f "$dir/tick"
+        mkfifo "$dir/tick" && exec {tick}<>"$dir/tick" || return
+        while kill -0 "$pid" 2>/dev/null; do
+                mapfile -t lines <"/proc/$pid/status" 2>/dev/null || break
+                for line in "${lines[@]}"; do
+                        v=${line//[!0-9]/}   # "VmRSS:   1776 kB"
+                        case $line in
+                        VmRSS:*)   (( v > peak )) && peak=$v && echo "$peak" >"$dir/rss_peak" ;;
+                        RssAnon:*) (( v > apeak )) && apeak=$v && echo "$apeak" >"$dir/anon_peak" ;;
+                        esac
+                done
+                read -rt 0.1 -u "$tick" _ || true
+        done
 }
 
 measure_floor() {   # the idle RSS of a program that only loads and initialises denvrd's libraries
@@ -444,14 +502,14 @@ EOF
         chmod 600 "$dir/denvr.toml"
 }
 
-bench_denvrd() {   # bench_denvrd NAME LOG-LEVEL UPSTREAM-URL
-        local name=$1 level=$2 server=$3 dir="$TMP/$1" port a0 a1 pid sampler
+start_denvrd() {   # start_denvrd NAME LOG-LEVEL UPSTREAM-URL
+        local name=$1 level=$2 server=$3 dir="$TMP/$1" port a0 pid
         port=$(free_port)
         write_config "$dir" "$server" "$port" "$level" "apikey = \"$APIKEY\"" \
                 "max_upstream_connections = $MAX_UP_CONNS"
         say "target $name: wrk -> denvrd (API key, log_level=$level) -> $server"
         a0=$(upstream_accepts)
-        env -i PATH="$PATH" HOME="$dir/home" LANG=C.UTF-8 \
+        "${ON_SUT[@]}" env -i PATH="$PATH" HOME="$dir/home" LANG=C.UTF-8 \
                 "$DENVRD" --config "$dir/denvr.toml" >"$dir/denvrd.log" 2>&1 &
         pid=$!
         PIDS+=("$pid")
@@ -464,15 +522,13 @@ bench_denvrd() {   # bench_denvrd NAME LOG-LEVEL UPSTREAM-URL
         # Sample RSS and its private part while under load (VmHWM gives the
         # true peak of RSS at the end; nothing does for RssAnon).
         rm -f "$dir/rss_peak" "$dir/anon_peak"
-        ( peak=0 apeak=0; while kill -0 "$pid" 2>/dev/null; do
-                v=$(rss_kib "$pid" VmRSS); (( v > peak )) && peak=$v && echo "$peak" >"$dir/rss_peak"
-                v=$(rss_kib "$pid" RssAnon); (( v > apeak )) && apeak=$v && echo "$apeak" >"$dir/anon_peak"
-                sleep 0.1
-          done ) &
-        sampler=$!
-        PIDS+=("$sampler")
-        CPU_PIDS=$pid
-        run_workloads "$name" "http://127.0.0.1:$port"
+        rss_sampler "$pid" "$dir" &
+        T_SAMPLER[$name]=$!
+        PIDS+=("$!")
+        target_started "$name" "http://127.0.0.1:$port" "$pid" "$a0"
+}
+finish_denvrd() {   # finish_denvrd NAME
+        local name=$1 dir="$TMP/$1" pid=${T_PID[$1]} port=${T_URL[$1]##*:}
         sleep 3   # denvrd trims its heap after 2 s without requests
         note_rss "$name" after "$pid"
         note "$name.rss_hwm_kib" "$(rss_kib "$pid" VmHWM)"
@@ -480,11 +536,9 @@ bench_denvrd() {   # bench_denvrd NAME LOG-LEVEL UPSTREAM-URL
         note "$name.anon_sampled_peak_kib" "$(cat "$dir/anon_peak" 2>/dev/null || echo 0)"
         curl -s --max-time 5 "http://127.0.0.1:$port/_denvrd/status" >"$dir/status.json" || true
         note "$name.status_conns_opened" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["upstream"]["connections_opened"])' "$dir/status.json" 2>/dev/null || echo '?')"
-        stop_pid "$sampler"
+        stop_pid "${T_SAMPLER[$name]}"
         stop_pid "$pid"
-        a1=$(upstream_accepts)
-        note "$name.upstream_conns" "$((a1 - a0 - 1 - STATUS_READS))"
-        note "$name.upstream_conns_measured" "$MEASURED_CONNS"
+        target_conns_note "$name"
         note "$name.log_lines" "$(wc -l <"$dir/denvrd.log")"
 }
 
@@ -497,7 +551,7 @@ while load_high && (( waited < ${BENCH_WAIT_QUIET:-0} )); do
 done
 load=$(cut -d' ' -f1 /proc/loadavg)
 note machine.load_before "$load"
-note machine.cpus "$(nproc)"
+note machine.cpus "$(tr ',' '\n' <<<"$ALL_CPUS" | wc -l)"
 note machine.clk_tck "$(getconf CLK_TCK)"
 if awk -v l="$load" -v m="$MAX_LOAD" 'BEGIN { exit !(l > m) }'; then
         say "warning: load average $load > $MAX_LOAD: the machine is busy, numbers will be noisy"
@@ -506,6 +560,7 @@ note run.duration "$DURATION"
 note run.warmup "$WARMUP"
 note run.max_upstream_connections "$MAX_UP_CONNS"
 note run.rounds "$ROUNDS"
+note run.pinning "${SUT_CPU:+server on CPU $SUT_CPU, wrk and the upstream on CPU $LOAD_CPUS}"
 
 if [[ $MODE == profile ]]; then
         # shellcheck source=profile.sh
@@ -515,29 +570,45 @@ fi
 
 if [[ $MODE != wan ]]; then
 measure_floor
-# Rounds outside, targets inside: each round measures every target once, so a
-# machine that grows busier weighs on all of them; the table takes medians.
-for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
-(( ROUNDS > 1 )) && say "round $ROUND of $ROUNDS"
-for t in $TARGETS; do
-        case $t in
+# Rounds outside; in each, every target is started afresh, then each workload is
+# measured on one target after the other, so that two targets' figures for a
+# workload are taken seconds apart, not minutes: the machine's speed drifts
+# over minutes (other guests of its host) and weighs on them alike.  The table
+# takes medians of the rounds.
+start_target() {   # start_target NAME
+        case $1 in
         direct)
                 say "target direct: wrk -> nginx upstream over HTTPS (wrk sends the Authorization)"
-                WRK_HEADER="Authorization: ApiKey $APIKEY"
-                check_answer direct "$UP_URL$SERVERS_PATH" -H "$WRK_HEADER"
-                check_answer direct "$UP_URL$BIG_PATH" -H "$WRK_HEADER"
-                CPU_PIDS=$UP_PID
-                run_workloads direct "$UP_URL"
-                WRK_HEADER= ;;
-        nginx-1w)    bench_nginx nginx-1w 1 ;;
-        nginx-auto)  bench_nginx nginx-auto auto ;;
-        go-1p)       bench_go go-1p ;;
-        denvrd-h1)   bench_denvrd denvrd-h1 warning "$UP1_URL" ;;
-        denvrd-h2)   bench_denvrd denvrd-h2 warning "$UP_URL" ;;
-        denvrd-info) bench_denvrd denvrd-info info "$UP_URL" ;;
-        *)           die "unknown target $t" ;;
+                T_HEADER[direct]="Authorization: ApiKey $APIKEY"
+                check_answer direct "$UP_URL$SERVERS_PATH" -H "${T_HEADER[direct]}"
+                check_answer direct "$UP_URL$BIG_PATH" -H "${T_HEADER[direct]}"
+                T_URL[direct]=$UP_URL
+                T_CPU_PIDS[direct]=$UP_PID ;;
+        nginx-1w)    start_nginx_proxy nginx-1w 1 ;;
+        nginx-auto)  start_nginx_proxy nginx-auto auto ;;
+        go-1p)       start_go go-1p ;;
+        denvrd-h1)   start_denvrd denvrd-h1 warning "$UP1_URL" ;;
+        denvrd-h2)   start_denvrd denvrd-h2 warning "$UP_URL" ;;
+        denvrd-info) start_denvrd denvrd-info info "$UP_URL" ;;
+        *)           die "unknown target $1" ;;
         esac
+}
+finish_target() {   # finish_target NAME
+        case $1 in
+        direct) ;;
+        nginx-*)  finish_nginx "$1" ;;
+        go-*)     finish_go "$1" ;;
+        denvrd-*) finish_denvrd "$1" ;;
+        esac
+}
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+(( ROUNDS > 1 )) && say "round $ROUND of $ROUNDS"
+for t in $TARGETS; do start_target "$t"; done
+for w in "${WORKLOADS[@]}"; do
+        read -r wname wconns wthreads wpath <<<"$w"
+        for t in $TARGETS; do run_wrk "$t" "$wname" "$wconns" "$wthreads" "$wpath"; done
 done
+for t in $TARGETS; do finish_target "$t"; done
 done
 note machine.load_after "$(cut -d' ' -f1 /proc/loadavg)"
 
@@ -545,6 +616,11 @@ python3 "$HERE/report.py" table "$RESULTS" "$TMP/notes.tsv"
 fi
 
 if [[ $MODE != loopback ]]; then
+        # The WAN part measures callers, not one server: every CPU for everyone again.
+        if [[ -n $SUT_CPU ]]; then
+                taskset -pc "$ALL_CPUS" $$ >/dev/null
+                for p in $UP_PID $(pgrep -P "$UP_PID"); do taskset -pc "$ALL_CPUS" "$p" >/dev/null; done
+        fi
         # shellcheck source=wan.sh
         . "$HERE/wan.sh"
 fi
