@@ -449,8 +449,8 @@ note_rss() {   # note_rss NAME WHEN PID: total, private (anonymous) and proporti
 }
 
 # rss_sampler PID DIR: the peaks of VmRSS and RssAnon, every 0.1 s, into DIR/rss_peak and
-# DIR/anon_peak.  Shell builtins only (a FIFO nobody writes to is the timer): a sampler that
-# forked would take CPU from wrk and the upstream while one target alone is measured.
+# DIR/anon_peak.  Shell builtins only (a FIFO nobody writes to is the timer): it runs through
+# every target's measurements, on the CPUs of wrk and the upstream, and must take nothing from them.
 rss_sampler() {
         local pid=$1 dir=$2 peak=0 apeak=0 v tick line lines
         rm -f "$dir/tick"
