@@ -142,10 +142,11 @@ wait_http() {   # wait_http URL [curl args...]: until it answers anything
 SUT_CPU=
 LOAD_CPUS=
 ALL_CPUS=$(python3 -c 'import os; print(",".join(map(str, sorted(os.sched_getaffinity(0)))))')
-if [[ ${BENCH_PIN:-1} != 0 && $MODE != wan && $MODE != profile ]] && command -v taskset >/dev/null; then
+# (With one CPU there is nothing to separate.)
+if [[ ${BENCH_PIN:-1} != 0 && $MODE != wan && $MODE != profile && $ALL_CPUS == *,* ]] &&
+        command -v taskset >/dev/null; then
         SUT_CPU=${ALL_CPUS##*,}
         LOAD_CPUS=${ALL_CPUS%,*}
-        [[ $LOAD_CPUS == "$ALL_CPUS" ]] && SUT_CPU= LOAD_CPUS=   # one CPU: nothing to separate
 fi
 # Prefixes that place a command (taskset execs it: $! stays the server's pid).
 ON_SUT=()
@@ -320,17 +321,18 @@ cpu_ticks() {
         echo "$sum"
 }
 
-# Per target, for the round being measured: its base URL, the pids whose CPU it
-# is charged, the header wrk sends (direct only), and the upstream connections
+# Per target, for the round being measured: its base URL, the pid whose CPU (with
+# its children's) it is charged, the header wrk sends (direct only), the RSS
+# sampler (denvrd only), and the upstream connections
 # it opened, in all and during the measured runs only (after each warm-up): a
 # proxy that keeps its connections opens none during them.
-declare -A T_URL T_CPU_PIDS T_HEADER T_PID T_SAMPLER T_CONNS T_CONNS_MEASURED
+declare -A T_URL T_PID T_HEADER T_SAMPLER T_CONNS T_CONNS_MEASURED
 
 # A count between two upstream_accepts readings subtracts one (the later reading).
 run_wrk() {   # run_wrk TARGET WORKLOAD CONNS THREADS PATH
         local target=$1 workload=$2 conns=$3 threads=$4 url=${T_URL[$1]}$5 hdr=${T_HEADER[$1]:-} out c0 c1 a a0 a1
         out="$TMP/wrk-$target-$workload-r$ROUND.txt"
-        CPU_PIDS=${T_CPU_PIDS[$target]}
+        CPU_PIDS=${T_PID[$target]}
         a=$(upstream_accepts)
         wrk ${hdr:+-H "$hdr"} -t"$threads" -c"$conns" -d"${WARMUP}s" "$url" >/dev/null 2>&1 || true
         a0=$(upstream_accepts)
@@ -349,7 +351,6 @@ WORKLOADS=("c1 1 1 $SERVERS_PATH" "c64 64 2 $SERVERS_PATH" "big16 16 2 $BIG_PATH
 
 target_started() {   # target_started NAME URL PID A0: record a started target (A0: accepts before it started)
         T_URL[$1]=$2
-        T_CPU_PIDS[$1]=$3
         T_PID[$1]=$3
         T_CONNS_MEASURED[$1]=0
         T_CONNS[$1]=$(( $(upstream_accepts) - $4 - 1 ))
@@ -457,11 +458,10 @@ rss_sampler() {
         mkfifo "$dir/tick" && exec {tick}<>"$dir/tick" || return
         while kill -0 "$pid" 2>/dev/null; do
                 mapfile -t lines <"/proc/$pid/status" 2>/dev/null || break
-                for line in "${lines[@]}"; do
-                        v=${line//[!0-9]/}   # "VmRSS:   1776 kB"
+                for line in "${lines[@]}"; do   # "VmRSS:   1776 kB"
                         case $line in
-                        VmRSS:*)   (( v > peak )) && peak=$v && echo "$peak" >"$dir/rss_peak" ;;
-                        RssAnon:*) (( v > apeak )) && apeak=$v && echo "$apeak" >"$dir/anon_peak" ;;
+                        VmRSS:*)   v=${line//[!0-9]/}; (( v > peak )) && peak=$v && echo "$peak" >"$dir/rss_peak" ;;
+                        RssAnon:*) v=${line//[!0-9]/}; (( v > apeak )) && apeak=$v && echo "$apeak" >"$dir/anon_peak" ;;
                         esac
                 done
                 read -rt 0.1 -u "$tick" _ || true
@@ -583,7 +583,7 @@ start_target() {   # start_target NAME
                 check_answer direct "$UP_URL$SERVERS_PATH" -H "${T_HEADER[direct]}"
                 check_answer direct "$UP_URL$BIG_PATH" -H "${T_HEADER[direct]}"
                 T_URL[direct]=$UP_URL
-                T_CPU_PIDS[direct]=$UP_PID ;;
+                T_PID[direct]=$UP_PID ;;   # the upstream's CPU; finish_target leaves it running
         nginx-1w)    start_nginx_proxy nginx-1w 1 ;;
         nginx-auto)  start_nginx_proxy nginx-auto auto ;;
         go-1p)       start_go go-1p ;;
