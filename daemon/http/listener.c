@@ -17,7 +17,11 @@
 
 #include "common/base/log.h"
 
-#define LISTEN_BACKLOG 1024
+/* As deep as the kernel allows (net.core.somaxconn caps it), as systemd's
+ * sockets are: a local caller that opens connections faster than they are
+ * accepted must not fill the queue, where another caller's SYN would be dropped
+ * and retried only a second later. */
+#define LISTEN_BACKLOG SOMAXCONN
 
 static struct listener *listener_alloc(enum listener_kind kind) {
         struct listener *l = calloc(1, sizeof *l);
