@@ -46,6 +46,9 @@ struct upstream {
         unsigned *slot_of_fd;
         size_t n_slots;
         unsigned long sockets_opened; /* since start */
+        unsigned untracked_watched;      /* sockets curl watches that it did not open through us */
+        /* The loop turn of the last event taken without epoll_wait() (on_epoll()). */
+        uint64_t unasked_iteration;
         /* Easy handles of freed transfers, with the options every transfer
          * shares already set (easy_prepare()), for the next ones: saves
          * curl_easy_init(), curl_easy_reset() and a dozen curl_easy_setopt()

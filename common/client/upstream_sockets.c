@@ -68,11 +68,55 @@ static void socket_event(struct upstream *u, const struct epoll_event *ev) {
 
 #define EVENTS_PER_TURN 64
 
+/* The one socket curl waits on, when a single transfer runs and every other
+ * socket in the set is an idle connection's; else NULL. */
+static const struct tracked_socket *lone_socket(const struct upstream *u) {
+        const struct tracked_socket *lone = NULL;
+
+        if (u->running != 1 || u->untracked_watched > 0)
+                return NULL;
+        for (size_t i = 0; i < u->n_sockets; i++) {
+                const struct tracked_socket *ts = &u->sockets[i];
+
+                if (ts->events == 0 || ts->idle)
+                        continue;
+                if (lone)
+                        return NULL;
+                lone = ts;
+        }
+        return lone;
+}
+
+/*
+ * With one transfer running (one caller at a time), the set's news is that
+ * transfer's socket, whose answer arrived: curl is told so without asking the
+ * set (one epoll_wait() less per request).  Any other ready socket is an idle
+ * connection's, whose news may wait; the set stays readable (level-triggered)
+ * while it holds such news, and a set that is ready again on the very next
+ * loop turn is asked.
+ */
+static bool take_lone_socket(struct upstream *u) {
+        const struct tracked_socket *ts = lone_socket(u);
+        uint64_t iteration = 0;
+
+        if (!ts || sd_event_get_iteration(u->event, &iteration) < 0)
+                return false;
+        if (u->unasked_iteration != 0 && iteration == u->unasked_iteration + 1)
+                return false;
+        u->unasked_iteration = iteration;
+        socket_event(u, &(struct epoll_event) { .events = ts->events, .data.fd = ts->fd });
+        return true;
+}
+
 static int on_epoll(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         struct upstream *u = userdata;
         struct epoll_event ev[EVENTS_PER_TURN];
         int n;
 
+        if (take_lone_socket(u)) {
+                upstream_check_done(u);
+                return 0;
+        }
         n = epoll_wait(u->epfd, ev, EVENTS_PER_TURN, 0);
         if (n < 0 && errno != EINTR)
                 log_debug_errno(-errno, "epoll_wait on curl's sockets");
@@ -102,6 +146,7 @@ static void socket_unwatch(struct upstream *u, struct tracked_socket *ts, curl_s
         else if (!ts && socketp) {
                 epoll_forget(u, NULL, fd);
                 curl_multi_assign(u->multi, fd, NULL);
+                u->untracked_watched--;
         }
 }
 
@@ -137,8 +182,10 @@ int upstream_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void
         if (!ts) {
                 /* Not a socket curl opened through us: its socketp says it is in the set. */
                 r = socket_watch(u, fd, events, socketp != NULL);
-                if (r >= 0)
+                if (r >= 0 && !socketp) {
                         curl_multi_assign(u->multi, fd, u);
+                        u->untracked_watched++;
+                }
         } else {
                 ts->idle = false;
                 ts->answered |= (what & CURL_POLL_IN) != 0;
