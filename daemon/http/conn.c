@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "daemon/http/conn.h"
 
+#include <errno.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -16,16 +17,19 @@
  */
 /* The request line and headers denvrd accepts at most (request.c), and a margin. */
 #define HEAD_PEEK_BYTES (8192u + 16384u + 1024u)
-void conn_peek_head(struct conn_ctx *ctx) {
+bool conn_peek_head(struct conn_ctx *ctx) {
         char buf[HEAD_PEEK_BYTES];
         ssize_t n;
 
         /* Only a head's first part starts at its request line. */
         if (ctx->request || ctx->head_seen || ctx->fd < 0)
-                return;
+                return false;
         n = recv(ctx->fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
-        if (n <= 0)
-                return;
+        if (n < 0)
+                return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+        if (n == 0)
+                return true;
         ctx->head_seen = true;
         ctx->head_problem = http_head_problem(buf, (size_t) n);
+        return false;
 }

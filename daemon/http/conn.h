@@ -8,7 +8,6 @@
  */
 
 #include <stdbool.h>
-#include <systemd/sd-event.h>
 
 #include "common/base/fair_ledger.h"
 #include "daemon/core/peer.h"
@@ -22,11 +21,13 @@ struct conn_ctx {
         int fd;
         struct peer peer;
         char *raw_uri;          /* request line's target, byte-exact, for the next request */
-        /* Watches the socket for the peer's FIN/RST for the connection's whole
-         * life: edge-triggered, so it costs no system call per request. */
-        sd_event_source *hangup_watch;
-        bool peer_closed;       /* seen by hangup_watch */
-        bool hangup_level;      /* hangup_watch is level-triggered for now (request.c) */
+        /* In the listener's watch set (conn_watch.h) for the connection's whole
+         * life, for its heads and the peer's FIN/RST: edge-triggered, so it
+         * costs no system call per request. */
+        bool watched;
+        struct conn_ctx *prev, *next;   /* the listener's watched connections */
+        bool peer_closed;       /* seen by the watch */
+        bool hangup_level;      /* the watch is level-triggered for now (request.c) */
         bool linger;            /* answered with the body unread: close lingering (linger.c) */
         bool head_seen;         /* the next request's head was peeked at (request.c) */
         const char *head_problem;   /* ... and refused for this (static text), or NULL */
@@ -35,5 +36,6 @@ struct conn_ctx {
 };
 
 /* Peeks at the next request's head on ctx, before libmicrohttpd reads it: its
- * raw problem, if any, is kept for the framing phase (framing.h). */
-void conn_peek_head(struct conn_ctx *ctx);
+ * raw problem, if any, is kept for the framing phase (framing.h).  True when
+ * the peek found the peer gone instead (end of stream or reset). */
+bool conn_peek_head(struct conn_ctx *ctx);

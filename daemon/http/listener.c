@@ -29,6 +29,7 @@ static struct listener *listener_alloc(enum listener_kind kind) {
         if (l) {
                 l->kind = kind;
                 l->fd = -1;
+                l->watch_fd = -1;
         }
         return l;
 }
@@ -38,6 +39,8 @@ void listener_free(struct listener *l) {
                 return;
         if (l->fd >= 0)
                 (void) close(l->fd);
+        if (l->watch_fd >= 0)
+                (void) close(l->watch_fd);
         if (l->unlink_path)
                 (void) unlink(l->unlink_path);
         free(l->unlink_path);

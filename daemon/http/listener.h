@@ -13,6 +13,7 @@
 
 #include "common/config/config.h"
 
+struct conn_ctx;
 struct daemon;
 struct MHD_Daemon;
 
@@ -34,6 +35,12 @@ struct listener {
         bool allow_remote;      /* TCP */
         mode_t socket_mode;     /* unix */
         struct MHD_Daemon *mhd;
+        /* libmicrohttpd's epoll fd and the connections' sockets (conn_watch.h),
+         * the loop's io_source. */
+        int watch_fd;
+        struct conn_ctx *watched;
+        unsigned n_watched;
+        uint64_t unasked_iteration;     /* the loop turn the set was last not asked in */
         sd_event_source *io_source;
         sd_event_source *timer_source;
         sd_event_source *wake_source;   /* runs MHD after a connection was resumed */

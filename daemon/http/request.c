@@ -25,6 +25,7 @@
 #include "common/http/http_method.h"
 #include "daemon/core/daemon.h"
 #include "daemon/core/heap.h"
+#include "daemon/http/conn_watch.h"
 #include "daemon/http/cors.h"
 #include "daemon/http/listener.h"
 #include "daemon/http/phase.h"
@@ -450,13 +451,12 @@ static void request_hangup(struct request *r) {
         request_abort(r, REQUEST_END_HANGUP);
 }
 
-static int on_conn_event(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        struct conn_ctx *ctx = userdata;
-
-        if (revents & EPOLLIN)
-                conn_peek_head(ctx);
+void request_conn_event(struct conn_ctx *ctx, uint32_t revents) {
+        /* A peek that finds the peer gone is its hangup (conn_watch.c asks no more). */
+        if ((revents & EPOLLIN) && conn_peek_head(ctx))
+                revents |= EPOLLRDHUP;
         if (!(revents & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-                return 0;
+                return;
         ctx->peer_closed = true;
         if (ctx->request && ctx->request->watch_hangup)
                 request_hangup(ctx->request);
@@ -464,26 +464,21 @@ static int on_conn_event(sd_event_source *s, int fd, uint32_t revents, void *use
          * only then: every change re-arms the edge, which would fire again at once. */
         if (ctx->hangup_level) {
                 ctx->hangup_level = false;
-                (void) sd_event_source_set_io_events(s, CONN_EVENTS | EPOLLET);
+                conn_watch_change(ctx, CONN_EVENTS | EPOLLET);
         }
-        return 0;
 }
 
-int request_conn_watch(struct conn_ctx *ctx, sd_event *e) {
-        int k;
-
-        assert(ctx && ctx->fd >= 0 && !ctx->hangup_watch);
+int request_conn_watch(struct conn_ctx *ctx) {
+        assert(ctx && ctx->fd >= 0);
         /* Edge-triggered: an idle connection the peer half-closed reports once,
-         * not on every iteration until libmicrohttpd gets to closing it. */
-        k = sd_event_add_io(e, &ctx->hangup_watch, ctx->fd, CONN_EVENTS | EPOLLET, on_conn_event, ctx);
-        if (k < 0)
-                return k;
-        /* Before libmicrohttpd's source, so that the head is peeked before it is read. */
-        return sd_event_source_set_priority(ctx->hangup_watch, SD_EVENT_PRIORITY_IMPORTANT);
+         * not on every iteration until libmicrohttpd gets to closing it.  The
+         * set is read before libmicrohttpd runs, so the head is peeked before
+         * it is read. */
+        return conn_watch_add(ctx, CONN_EVENTS | EPOLLET);
 }
 
 void request_conn_unwatch(struct conn_ctx *ctx) {
-        ctx->hangup_watch = sd_event_source_disable_unref(ctx->hangup_watch);
+        conn_watch_remove(ctx);
 }
 
 void request_watch_hangup(struct request *r) {
@@ -494,9 +489,9 @@ void request_watch_hangup(struct request *r) {
         r->watch_hangup = true;
         /* The edge came before this request did (headers and FIN together):
          * level-triggered, the watch reports it again on the next iteration. */
-        if (ctx->peer_closed && ctx->hangup_watch) {
+        if (ctx->peer_closed && ctx->watched) {
                 ctx->hangup_level = true;
-                (void) sd_event_source_set_io_events(ctx->hangup_watch, EPOLLRDHUP);
+                conn_watch_change(ctx, EPOLLRDHUP);
         }
 }
 

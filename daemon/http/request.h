@@ -144,9 +144,12 @@ bool request_has_body(const struct request *r);
 int request_send_now(struct request *r);
 /* Runs the body phases (phase.h) once the whole body is in. */
 void request_dispatch(struct request *r);
-/* A new connection's hangup watch, for all its requests; removed before it closes. */
-int request_conn_watch(struct conn_ctx *ctx, sd_event *e);
+/* A new connection's watch (its heads and hangup), for all its requests, in its
+ * listener's watch set (conn_watch.h); removed before it closes. */
+int request_conn_watch(struct conn_ctx *ctx);
 void request_conn_unwatch(struct conn_ctx *ctx);
+/* What the watch saw on ctx's socket (epoll events). */
+void request_conn_event(struct conn_ctx *ctx, uint32_t revents);
 /* Stops watching for the client going away. */
 void request_unwatch_hangup(struct request *r);
 /* Suspends the connection until a reply is set. */

@@ -20,6 +20,7 @@
 #include "daemon/core/daemon.h"
 #include "daemon/core/peer.h"
 #include "daemon/core/peer_gate.h"
+#include "daemon/http/conn_watch.h"
 #include "daemon/http/fairness.h"
 #include "daemon/http/linger.h"
 #include "daemon/http/listener.h"
@@ -101,7 +102,20 @@ static bool answers_due(struct daemon *d) {
         return upstream_running(d->upstream) > 0;
 }
 
+/* The watch set's news (conn_watch.h), handed out before libmicrohttpd runs:
+ * each head is peeked at before it is read. */
+static void server_take_watch(struct listener *l) {
+        /* No run of libmicrohttpd (which may close connections) meanwhile. */
+        l->running = true;
+        conn_watch_take(l, request_conn_event);
+        l->running = false;
+}
+
 static void server_run(struct listener *l) {
+        /* The set was ready in this loop turn, and its turn has not come yet
+         * (an upstream answer runs libmicrohttpd first): its news first. */
+        if (sd_event_source_get_pending(l->io_source) > 0)
+                server_take_watch(l);
         l->running = true;
         for (unsigned pass = 1;; pass++) {
                 mhd_rounds(l);
@@ -118,7 +132,10 @@ static void server_run(struct listener *l) {
 }
 
 static int on_mhd_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        server_run(userdata);
+        struct listener *l = userdata;
+
+        server_take_watch(l);
+        server_run(l);
         return 0;
 }
 
@@ -213,10 +230,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                 /* libmicrohttpd does not watch suspended connections; this does,
                  * so a client that goes away aborts its upstream transfer at once.
                  * Without it (no memory) a hangup is seen when the reply is sent. */
-                if (ctx->fd >= 0 && request_conn_watch(ctx, l->daemon->event) < 0)
-                        ctx->hangup_watch = sd_event_source_disable_unref(ctx->hangup_watch);
+                if (ctx->fd >= 0)
+                        (void) request_conn_watch(ctx);
                 /* The first head may be here already, before libmicrohttpd reads it. */
-                conn_peek_head(ctx);
+                (void) conn_peek_head(ctx);
                 if (l->kind == LISTENER_TCP && ctx->fd >= 0)
                         set_nodelay(ctx->fd);
                 peer_fill(ctx, conn);
@@ -396,7 +413,10 @@ int server_start(struct listener *l) {
         if (!di)
                 return log_error_errno(EIO, "no epoll fd from libmicrohttpd for %s", l->address);
 
-        r = sd_event_add_io(d->event, &l->io_source, di->epoll_fd, EPOLLIN, on_mhd_io, l);
+        r = conn_watch_open(l, di->epoll_fd);
+        if (r < 0)
+                return log_error_errno(r, "cannot watch the connections of %s", l->address);
+        r = sd_event_add_io(d->event, &l->io_source, l->watch_fd, EPOLLIN, on_mhd_io, l);
         if (r < 0)
                 return log_error_errno(r, "cannot watch HTTP server of %s", l->address);
         r = sd_event_add_time(d->event, &l->timer_source, CLOCK_MONOTONIC, UINT64_MAX, 1000,
@@ -426,4 +446,5 @@ void server_stop(struct listener *l) {
                 MHD_stop_daemon(l->mhd);
                 l->mhd = NULL;
         }
+        conn_watch_close(l);
 }
