@@ -47,8 +47,7 @@ struct upstream {
         size_t n_slots;
         unsigned long sockets_opened; /* since start */
         unsigned untracked_watched;      /* sockets curl watches that it did not open through us */
-        /* The loop turn of the last event taken without epoll_wait() (on_epoll()). */
-        uint64_t unasked_iteration;
+        uint64_t ask_turn;               /* loop_turn.h: when the set must be asked */
         /* Easy handles of freed transfers, with the options every transfer
          * shares already set (easy_prepare()), for the next ones: saves
          * curl_easy_init(), curl_easy_reset() and a dozen curl_easy_setopt()

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "common/base/log.h"
+#include "common/base/loop_turn.h"
 
 static struct tracked_socket *tracked_find(struct upstream *u, int fd) {
         if (fd < 0 || (size_t) fd >= u->n_slots || u->slot_of_fd[fd] == 0)
@@ -90,20 +91,14 @@ static const struct tracked_socket *lone_socket(const struct upstream *u) {
 /*
  * With one transfer running (one caller at a time), the set's news is that
  * transfer's socket, whose answer arrived: curl is told so without asking the
- * set (one epoll_wait() less per request).  Any other ready socket is an idle
- * connection's, whose news may wait; the set stays readable (level-triggered)
- * while it holds such news, and a set that is ready again on the very next
- * loop turn is asked.
+ * set (loop_turn.h).  Any other ready socket is an idle connection's, whose
+ * news may wait.
  */
 static bool take_lone_socket(struct upstream *u) {
         const struct tracked_socket *ts = lone_socket(u);
-        uint64_t iteration = 0;
 
-        if (!ts || sd_event_get_iteration(u->event, &iteration) < 0)
+        if (!ts || !loop_turn_may_skip_ask(u->event, &u->ask_turn))
                 return false;
-        if (u->unasked_iteration != 0 && iteration == u->unasked_iteration + 1)
-                return false;
-        u->unasked_iteration = iteration;
         socket_event(u, &(struct epoll_event) { .events = ts->events, .data.fd = ts->fd });
         return true;
 }

@@ -10,6 +10,7 @@
 
 #include "common/base/list.h"
 #include "common/base/log.h"
+#include "common/base/loop_turn.h"
 #include "daemon/core/daemon.h"
 #include "daemon/http/conn.h"
 #include "daemon/http/listener.h"
@@ -43,7 +44,6 @@ int conn_watch_add(struct conn_ctx *ctx, uint32_t events) {
                 return -errno;
         ctx->watched = true;
         LIST_PREPEND(l->watched, ctx);
-        l->n_watched++;
         return 0;
 }
 
@@ -63,29 +63,20 @@ void conn_watch_remove(struct conn_ctx *ctx) {
                 log_debug_errno(-errno, "cannot unwatch socket %d", ctx->fd);
         ctx->watched = false;
         LIST_REMOVE(l->watched, ctx);
-        l->n_watched--;
 }
 
 /*
  * One caller on one connection: between its requests the only news the set can
  * hold for that socket is the next request (libmicrohttpd's fd is woken by it
  * too, and runs next anyway) or its hangup, and the head's peek tells which
- * (conn_peek_head()): the set is not asked (one epoll_wait() less per request).  Its edge stays queued in the
- * set, which stays ready while the socket is; a set that is ready again on the
- * very next loop turn is asked, and that drains it.
+ * (conn_peek_head()): the set is not asked (loop_turn.h).
  */
 static struct conn_ctx *lone_idle_conn(struct listener *l) {
         struct conn_ctx *ctx = l->watched;
-        uint64_t iteration;
 
-        if (l->n_watched != 1 || ctx->request || ctx->head_seen || ctx->peer_closed)
+        if (!ctx || ctx->next || ctx->request || ctx->head_seen || ctx->peer_closed)
                 return NULL;
-        if (sd_event_get_iteration(l->daemon->event, &iteration) < 0)
-                return NULL;
-        if (l->unasked_iteration != 0 && iteration == l->unasked_iteration + 1)
-                return NULL;
-        l->unasked_iteration = iteration;
-        return ctx;
+        return loop_turn_may_skip_ask(l->daemon->event, &l->ask_turn) ? ctx : NULL;
 }
 
 #define EVENTS_PER_TURN 64

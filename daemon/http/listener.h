@@ -39,8 +39,7 @@ struct listener {
          * the loop's io_source. */
         int watch_fd;
         struct conn_ctx *watched;
-        unsigned n_watched;
-        uint64_t unasked_iteration;     /* the loop turn the set was last not asked in */
+        uint64_t ask_turn;              /* loop_turn.h: when the set must be asked */
         sd_event_source *io_source;
         sd_event_source *timer_source;
         sd_event_source *wake_source;   /* runs MHD after a connection was resumed */

@@ -477,10 +477,6 @@ int request_conn_watch(struct conn_ctx *ctx) {
         return conn_watch_add(ctx, CONN_EVENTS | EPOLLET);
 }
 
-void request_conn_unwatch(struct conn_ctx *ctx) {
-        conn_watch_remove(ctx);
-}
-
 void request_watch_hangup(struct request *r) {
         struct conn_ctx *ctx = r->conn_ctx;
 

@@ -145,9 +145,8 @@ int request_send_now(struct request *r);
 /* Runs the body phases (phase.h) once the whole body is in. */
 void request_dispatch(struct request *r);
 /* A new connection's watch (its heads and hangup), for all its requests, in its
- * listener's watch set (conn_watch.h); removed before it closes. */
+ * listener's watch set (conn_watch.h); conn_watch_remove() before it closes. */
 int request_conn_watch(struct conn_ctx *ctx);
-void request_conn_unwatch(struct conn_ctx *ctx);
 /* What the watch saw on ctx's socket (epoll events). */
 void request_conn_event(struct conn_ctx *ctx, uint32_t revents);
 /* Stops watching for the client going away. */

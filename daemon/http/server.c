@@ -245,7 +245,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 
         if (ctx) {
                 /* Before libmicrohttpd closes the fd, whose number may be reused at once. */
-                request_conn_unwatch(ctx);
+                conn_watch_remove(ctx);
                 fairness_conn_close(ctx);
                 if (ctx->fd >= 0 && (ctx->linger || unread_bytes(ctx->fd)))
                         (void) linger_start(l->daemon, ctx->fd);
