@@ -32,6 +32,10 @@ struct conn_ctx {
         bool head_seen;         /* the next request's head was peeked at (request.c) */
         const char *head_problem;   /* ... and refused for this (static text), or NULL */
         struct request *request;   /* the one in progress on it, if any */
+        /* Its last request is done and no next one has begun (server.c): all
+         * libmicrohttpd may still owe it is a read, which can wait until the
+         * socket has something to read. */
+        bool between_requests;
         struct fair_conn fair;     /* fairness.c: its caller's count, header and idle deadlines */
 };
 

@@ -40,14 +40,52 @@
  * at once and the connection closed lingering. */
 #define BODY_DRAIN_MAX_BYTES (4u * 1024u * 1024u)
 
+/*
+ * One connection, between requests.  After a reply libmicrohttpd takes the
+ * socket as readable whatever it holds (a resumed connection always), so it
+ * asks to run at once: it would read, find nothing, put the socket back in its
+ * epoll set and take that change's own event, four system calls a request.
+ * What it may hold unread is at most the start of a request line: a whole one
+ * would have begun a request (on_uri()) when the last one ended.  The rest of
+ * that line, like any next request or hangup, reaches the socket, which the
+ * watch set reports (conn_watch.h), and only then does libmicrohttpd run.  Any
+ * run for another reason, or the fallback timer, does the read as before.
+ */
+#define PARKED_FALLBACK_MS 1000u
+
+static bool server_parked(struct listener *l) {
+        const struct conn_ctx *ctx = l->watched;
+        const union MHD_DaemonInfo *di;
+
+        if (!ctx || ctx->next || !ctx->between_requests || ctx->request || ctx->head_seen ||
+            ctx->peer_closed)
+                return false;
+        /* Every connection libmicrohttpd has, not only the watched ones. */
+        di = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        return di && di->num_connections == 1;
+}
+
+/* Whether the timer is set to fire by at anyway.  A later deadline leaves it
+ * alone: it fires early, libmicrohttpd runs and says its deadline again.  The
+ * parked fallback and the in-flight deadline would otherwise take turns, and
+ * move the timerfd on every request. */
+static bool timer_due_by(struct listener *l, uint64_t at) {
+        uint64_t armed;
+        int enabled;
+
+        return sd_event_source_get_enabled(l->timer_source, &enabled) >= 0 && enabled != SD_EVENT_OFF &&
+               sd_event_source_get_time(l->timer_source, &armed) >= 0 && armed <= at;
+}
+
 static void server_rearm_timer(struct listener *l) {
         MHD_UNSIGNED_LONG_LONG ms;
         uint64_t now;
 
-        if (MHD_get_timeout(l->mhd, &ms) != MHD_YES) {
-                (void) sd_event_source_set_enabled(l->timer_source, SD_EVENT_OFF);
+        /* No deadline (a request in flight has none): one still set is left to fire. */
+        if (MHD_get_timeout(l->mhd, &ms) != MHD_YES)
                 return;
-        }
+        if (ms == 0 && server_parked(l))
+                ms = PARKED_FALLBACK_MS;
         /* libmicrohttpd says 0 whenever it has work left (e.g. a request already
          * buffered): run it on the next iteration, from the defer source, which
          * unlike a timer costs no system call. */
@@ -56,7 +94,7 @@ static void server_rearm_timer(struct listener *l) {
                 listener_wake(l);
                 return;
         }
-        if (sd_event_now(l->daemon->event, CLOCK_MONOTONIC, &now) < 0)
+        if (sd_event_now(l->daemon->event, CLOCK_MONOTONIC, &now) < 0 || timer_due_by(l, now + ms * 1000))
                 return;
         /* Its other timeouts are idle connections' (seconds): a coarse timer
          * lets sd-event leave the timerfd alone while requests come and go. */
@@ -78,6 +116,10 @@ static void mhd_rounds(struct listener *l) {
          * otherwise take an event-loop iteration and a timer each. */
         for (unsigned i = 0; i < MHD_RUN_ROUNDS; i++) {
                 (void) MHD_run(l->mhd);
+                if (server_parked(l)) {
+                        l->replied_resumed = false;
+                        return;
+                }
                 if (MHD_get_timeout(l->mhd, &ms) != MHD_YES || ms > 0)
                         break;
         }
@@ -268,6 +310,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
         struct conn_ctx *ctx = conn_ctx_of(conn);
 
         if (ctx) {
+                ctx->between_requests = false;
                 free(ctx->raw_uri);
                 ctx->raw_uri = strdup(uri);
                 fairness_conn_request_line(ctx);
@@ -371,8 +414,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                 request_free(r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK || r->sent_now);
                 *con_cls = NULL;
         }
-        if (ctx)
+        if (ctx) {
+                ctx->between_requests = true;
                 fairness_conn_request_end(ctx);
+        }
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) _printf_(2, 0);
