@@ -226,9 +226,10 @@ def test_acted_on_at_the_deadline(ld, mock, action, op):
 def test_application_stopped(ld, mock):
     d = ld()
     # an application has no namespace: one in the query is not the lease's
+    # Counted from before the PUT: a deadline is kept in whole seconds, so "1s" may be due at once.
+    seq = upstream_seq(mock)
     st, _, js = put(d, "jupyter-msc1", {"expires_in": "1s"}, "servers/applications", namespace="zzz")
     assert st == 200 and js["namespace"] is None, js
-    seq = upstream_seq(mock)
     wait_state(d, "jupyter-msc1", "done")
     acts = ops_since(mock, seq, "StopApplication")
     assert [(a["id"], a["cluster"]) for a in acts] == [("jupyter-msc1", "Msc1")]
@@ -254,7 +255,8 @@ def test_already_stopped_and_gone_are_done(ld, mock):
 @pytest.mark.parametrize("fault", ["503", "reset"])
 def test_upstream_down_at_the_deadline(ld, mock, fault):
     d = ld()
-    assert put(d, "vm-u1", {"expires_in": "1s"})[0] == 200
+    # "2s": a deadline is kept in whole seconds, and "1s" may be due before the fault is set.
+    assert put(d, "vm-u1", {"expires_in": "2s"})[0] == 200
     if fault == "503":
         mock.fail(count=-1, status=503, path=V)
     else:   # the connection dies before any answer
@@ -273,9 +275,11 @@ def test_upstream_down_at_the_deadline(ld, mock, fault):
 
 def test_refused_by_upstream_fails_once(ld, mock):
     d = ld()
-    assert put(d, "vm-f1", {"expires_in": "1s"})[0] == 200
+    # Before the PUT (which asks only GetServer): a deadline is kept in whole seconds, so
+    # "1s" may be due at once.
     mock.fail(count=-1, status=403, path=V + "StopServer",
               body=json.dumps({"success": False, "error": {"message": "You are not allowed"}}))
+    assert put(d, "vm-f1", {"expires_in": "1s"})[0] == 200
     failed = wait_state(d, "vm-f1", "failed")
     assert "403" in failed["last_error"] and "You are not allowed" in failed["last_error"]
     seq = upstream_seq(mock)
