@@ -5,7 +5,8 @@
 #   1. builds: gcc, AddressSanitizer + UBSan, clang (-Werror), libFuzzer (clang);
 #   2. in parallel: the full suite (C unit tests, integration suite, systemd
 #      unit checks) on the gcc build and on the ASan+UBSan build (each with
-#      the integration files that wait on denvrd's timers beside the rest), an
+#      the integration tests that wait on denvrd's timers beside the rest,
+#      niced), an
 #      integration subset under valgrind --leak-check=full, and a short run of
 #      every fuzz target.  Most integration time is spent waiting on timers,
 #      so the suites share the two cores well; valgrind and the fuzzers run
@@ -53,8 +54,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 suites() {   # suites BUILD: its suites, the integration files waiting on timers beside the rest
         local b=$1 rc=0
-        meson test -C "$out/$b" --no-rebuild --print-errorlogs --num-processes 1 --suite integration-timers \
-                --logbase timers >"$out/$b-timers.log" 2>&1 &
+        nice -n 5 meson test -C "$out/$b" --no-rebuild --print-errorlogs --num-processes 1 \
+                --suite integration-timers --logbase timers >"$out/$b-timers.log" 2>&1 &
         local timers_pid=$!
         meson test -C "$out/$b" --no-rebuild --print-errorlogs --num-processes 1 --no-suite systemd-boot \
                 --no-suite integration-timers >"$out/$b.log" 2>&1 || rc=$?
