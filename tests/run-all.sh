@@ -52,7 +52,7 @@ CC=clang setup "$out/fuzz" -Dfuzzers=true -Db_lundef=false
 step "suites (gcc, ASan + UBSan), valgrind subset and fuzzers, in parallel"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-suites() {   # suites BUILD: its suites, the integration files waiting on timers beside the rest
+suites() {   # suites BUILD: its suites, the integration tests idle on timers (niced) beside the rest
         local b=$1 rc=0
         nice -n 5 meson test -C "$out/$b" --no-rebuild --print-errorlogs --num-processes 1 \
                 --suite integration-timers --logbase timers >"$out/$b-timers.log" 2>&1 &

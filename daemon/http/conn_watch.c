@@ -65,6 +65,14 @@ void conn_watch_remove(struct conn_ctx *ctx) {
         LIST_REMOVE(l->watched, ctx);
 }
 
+struct conn_ctx *conn_watch_lone_idle(const struct listener *l) {
+        struct conn_ctx *ctx = l->watched;
+
+        if (!ctx || ctx->next || ctx->request || ctx->head_seen || ctx->peer_closed)
+                return NULL;
+        return ctx;
+}
+
 /*
  * One caller on one connection: between its requests the only news the set can
  * hold for that socket is the next request (libmicrohttpd's fd is woken by it
@@ -72,11 +80,9 @@ void conn_watch_remove(struct conn_ctx *ctx) {
  * (conn_peek_head()): the set is not asked (loop_turn.h).
  */
 static struct conn_ctx *lone_idle_conn(struct listener *l) {
-        struct conn_ctx *ctx = l->watched;
+        struct conn_ctx *ctx = conn_watch_lone_idle(l);
 
-        if (!ctx || ctx->next || ctx->request || ctx->head_seen || ctx->peer_closed)
-                return NULL;
-        return loop_turn_may_skip_ask(l->daemon->event, &l->ask_turn) ? ctx : NULL;
+        return ctx && loop_turn_may_skip_ask(l->daemon->event, &l->ask_turn) ? ctx : NULL;
 }
 
 #define EVENTS_PER_TURN 64

@@ -24,6 +24,10 @@ int conn_watch_add(struct conn_ctx *ctx, uint32_t events);
 void conn_watch_change(struct conn_ctx *ctx, uint32_t events);
 void conn_watch_remove(struct conn_ctx *ctx);
 
+/* The listener's one watched connection when it is idle (no request, no next
+ * head peeked at, its peer still there), else NULL. */
+struct conn_ctx *conn_watch_lone_idle(const struct listener *l);
+
 /* Hands the set's news to on_conn, connection by connection; libmicrohttpd's
  * own is left to the caller, which runs it next. */
 void conn_watch_take(struct listener *l, void (*on_conn)(struct conn_ctx *ctx, uint32_t events));

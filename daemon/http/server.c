@@ -54,11 +54,10 @@
 #define PARKED_FALLBACK_MS 1000u
 
 static bool server_parked(struct listener *l) {
-        const struct conn_ctx *ctx = l->watched;
+        const struct conn_ctx *ctx = conn_watch_lone_idle(l);
         const union MHD_DaemonInfo *di;
 
-        if (!ctx || ctx->next || !ctx->between_requests || ctx->request || ctx->head_seen ||
-            ctx->peer_closed)
+        if (!ctx || !ctx->between_requests)
                 return false;
         /* Every connection libmicrohttpd has, not only the watched ones. */
         di = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
