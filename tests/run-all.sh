@@ -4,9 +4,7 @@
 # Every test of the project, as CI runs it (README's second command):
 #   1. builds: gcc, AddressSanitizer + UBSan, clang (-Werror), libFuzzer (clang);
 #   2. in parallel: the full suite (C unit tests, integration suite, systemd
-#      unit checks) on the gcc build and on the ASan+UBSan build (each with
-#      the integration tests that wait on denvrd's timers beside the rest,
-#      niced), an
+#      unit checks) on the gcc build and on the ASan+UBSan build, an
 #      integration subset under valgrind --leak-check=full, and a short run of
 #      every fuzz target.  Most integration time is spent waiting on timers,
 #      so the suites share the two cores well; valgrind and the fuzzers run
@@ -52,20 +50,11 @@ CC=clang setup "$out/fuzz" -Dfuzzers=true -Db_lundef=false
 step "suites (gcc, ASan + UBSan), valgrind subset and fuzzers, in parallel"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-suites() {   # suites BUILD: its suites, the integration tests idle on timers (niced) beside the rest
-        local b=$1 rc=0
-        nice -n 5 meson test -C "$out/$b" --no-rebuild --print-errorlogs --num-processes 1 \
-                --suite integration-timers --logbase timers >"$out/$b-timers.log" 2>&1 &
-        local timers_pid=$!
-        meson test -C "$out/$b" --no-rebuild --print-errorlogs --num-processes 1 --no-suite systemd-boot \
-                --no-suite integration-timers >"$out/$b.log" 2>&1 || rc=$?
-        wait "$timers_pid" || rc=$?
-        cat "$out/$b-timers.log" >>"$out/$b.log"
-        return "$rc"
-}
-suites gcc &
+meson test -C "$out/gcc" --no-rebuild --print-errorlogs --num-processes 1 --no-suite systemd-boot \
+        >"$out/gcc.log" 2>&1 &
 gcc_pid=$!
-suites asan &
+meson test -C "$out/asan" --no-rebuild --print-errorlogs --num-processes 1 --no-suite systemd-boot \
+        >"$out/asan.log" 2>&1 &
 asan_pid=$!
 nice -n 10 tests/valgrind-run.sh "$out/valgrind-build" >"$out/valgrind.log" 2>&1 &
 valgrind_pid=$!
@@ -99,9 +88,8 @@ printf 'gcc suite: %s\nASan+UBSan suite: %s\nvalgrind: %s\nfuzzers: %s\nsystemd 
         "$gcc_rc" "$asan_rc" "$valgrind_rc" "$fuzz_rc" "$units_rc" "$boot_rc" "$clang_rc"
 # Individual test counts: meson's own tests, with the integration suite's
 # pytest cases counted one by one.
-/usr/bin/python3 - "$out/gcc/meson-logs/testlog.json" "$out/gcc/meson-logs/timers.json" \
-        "$out/gcc/meson-logs/systemd-boot.json" "$out/asan/meson-logs/testlog.json" \
-        "$out/asan/meson-logs/timers.json" "$out/clang/meson-logs/testlog.json" <<'PY' || true
+/usr/bin/python3 - "$out/gcc/meson-logs/testlog.json" "$out/gcc/meson-logs/systemd-boot.json" \
+        "$out/asan/meson-logs/testlog.json" "$out/clang/meson-logs/testlog.json" <<'PY' || true
 import json, re, sys
 passed = failed = 0
 for log in sys.argv[1:]:
@@ -113,7 +101,7 @@ for log in sys.argv[1:]:
         t = json.loads(line)
         out = t.get("stdout") or ""
         final = [l for l in out.splitlines() if re.search(r"\d+ passed", l)]
-        if re.search(r"/ integration(-timers)?$", t["name"]) and final:
+        if t["name"].endswith("/ integration") and final:
             passed += int(re.search(r"(\d+) passed", final[-1]).group(1))
             failed += sum(int(x) for x in re.findall(r"(\d+) (?:failed|errors?)\b", final[-1]))
         elif t["result"] == "OK":
